@@ -1,0 +1,86 @@
+"""Shared fixtures: external corpora, real Redis and PostgreSQL, a clean environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FSBRAIN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _need_service(name: str, host: str, port: int) -> None:
+    if _port_open(host, port):
+        return
+    msg = f"{name} is not reachable on {host}:{port}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{msg}; CI must provide it (.ci/run starts it)")
+    pytest.skip(f"{msg}; start it to run this test")
+
+
+@pytest.fixture
+def shared_data():
+    """Return a function ``(name) -> Path`` of a corpus under ../shared/data, skipping when absent."""
+
+    def get(name: str) -> Path:
+        p = SHARED_DATA / name
+        if not p.exists():
+            pytest.skip(f"external corpus ../shared/data/{name} is absent (a fresh clone has no ../shared); "
+                        "CI always has it")
+        return p
+
+    return get
+
+
+@pytest.fixture
+def redis_url():
+    """URL of the real Redis server, on a database index reserved for tests; flushed before and after."""
+    _need_service("Redis", "127.0.0.1", 6379)
+    import redis
+
+    url = os.environ.get("FSBRAIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+    yield url
+    r.flushdb()
+    r.close()
+
+
+@pytest.fixture
+def postgres_url():
+    """URL of a fresh, empty schema in the real PostgreSQL database ``test``; dropped afterwards."""
+    _need_service("PostgreSQL", "127.0.0.1", 5432)
+    import sqlalchemy as sa
+
+    base = os.environ.get("FSBRAIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    eng = sa.create_engine(base)
+    with eng.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{base}?options=-csearch_path%3D{schema}"
+    with eng.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch, tmp_path):
+    """Each test gets its own FSBRAIN_HOME and a fixed pseudonymisation key."""
+    for k in list(os.environ):
+        if k.startswith("FSBRAIN_") and k not in ("FSBRAIN_SHARED_DATA", "FSBRAIN_TEST_REDIS_URL",
+                                                   "FSBRAIN_TEST_POSTGRES_URL"):
+            monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("FSBRAIN_HOME", str(tmp_path / "fsbrain-home"))
+    monkeypatch.setenv("FSBRAIN_PII_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
