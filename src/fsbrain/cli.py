@@ -1,4 +1,8 @@
-"""The ``fsbrain`` command. Thin: every command calls the same engine API the service uses."""
+"""The ``fsbrain`` command. Thin: every command calls the same engine API the service uses.
+
+Commands come from modules that define ``register(app: typer.Typer) -> None``; each is attached either to
+the top-level app or to a named command group (``fsbrain web ...``, ``fsbrain host ...``).
+"""
 
 from __future__ import annotations
 
@@ -10,25 +14,43 @@ import typer
 
 app = typer.Typer(help="fsbrain: financial security brain", no_args_is_help=True, add_completion=False)
 
-# Domain packs contribute sub-commands: (command name, module exposing a typer app named ``app``).
-DOMAIN_CLIS = [
+GROUP_HELP = {
+    "simulate": "Generate realistic labelled event streams.",
+    "web": "Web security: exploits, bad bots and CC floods.",
+    "host": "Host security: brute force, security baseline, trojans and webshells.",
+    "flow": "DDoS and network-flow detection.",
+}
+
+# (command group or None for top level, module defining register(app))
+CLI_MODULES: list[tuple[str | None, str]] = [
+    (None, "fsbrain.cli_core"),
+    ("simulate", "fsbrain.domains.credit.cli"),
     ("web", "fsbrain.domains.web.cli"),
-    ("host", "fsbrain.domains.host.cli"),
+    ("web", "fsbrain.domains.web.cli_crs"),
+    ("host", "fsbrain.domains.host.cli_bruteforce"),
+    ("host", "fsbrain.domains.host.cli_audit"),
     ("flow", "fsbrain.domains.flow.cli"),
 ]
 
-CORE_CLIS = [
-    "fsbrain.cli_core",
-]
+_registered = False
 
 
 def _register() -> None:
-    for mod in CORE_CLIS:
-        if importlib.util.find_spec(mod) is not None:
-            importlib.import_module(mod).register(app)
-    for name, mod in DOMAIN_CLIS:
-        if importlib.util.find_spec(mod) is not None:
-            app.add_typer(importlib.import_module(mod).app, name=name)
+    global _registered
+    if _registered:
+        return
+    groups: dict[str, typer.Typer] = {}
+    for group, mod in CLI_MODULES:
+        if importlib.util.find_spec(mod) is None:
+            continue
+        target = app
+        if group is not None:
+            if group not in groups:
+                groups[group] = typer.Typer(help=GROUP_HELP.get(group), no_args_is_help=True)
+                app.add_typer(groups[group], name=group)
+            target = groups[group]
+        importlib.import_module(mod).register(target)
+    _registered = True
 
 
 def main() -> None:
