@@ -1,0 +1,293 @@
+"""The evaluator: event → features → lists → models → rules → score → outcome, with reasons.
+
+The API, the CLI, backtests and shadow runs all call :meth:`Engine.decide`; there is one evaluator.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fsbrain.core.errors import BackendError, InputError, UnknownEventTypeError
+from fsbrain.core.model import Decision, Reason
+from fsbrain.engine.lists import LIST_TYPES, ListHit, ListIndex
+from fsbrain.engine.models import ModelSlot, load_model_slots
+from fsbrain.engine.policy import CompiledFeature, CompiledPolicy
+from fsbrain.state.base import StateBackend, WindowOp, WindowRead
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Features of the live and shadow policies of one event type, deduplicated by state namespace."""
+
+    features: list[CompiledFeature]
+    live: CompiledPolicy
+    shadows: list[CompiledPolicy]
+    models: dict[str, dict[str, ModelSlot]]
+
+
+class EngineStats:
+    """Counters exported on /metrics."""
+
+    def __init__(self) -> None:
+        self.rule_errors = 0
+        self.state_errors = 0
+        self.feature_errors = 0
+
+
+class Engine:
+    """Holds the live (and shadow) policies per event type, the state backend and the list index.
+
+    Policy swaps are atomic: a decision in flight finishes on the policy it started with.
+
+    Args:
+        state: where windowed features live.
+        lists: black/white/grey list index (empty by default).
+    """
+
+    def __init__(self, *, state: StateBackend, lists: ListIndex | None = None) -> None:
+        self.state = state
+        self.lists = lists or ListIndex()
+        self.stats = EngineStats()
+        self._plans: dict[str, _Plan] = {}
+        self._lock = threading.Lock()
+        self.on_rule_error: Callable[[str, str], None] | None = None
+
+    # -- policy management ---------------------------------------------------------------------
+    def set_policy(self, policy: CompiledPolicy, *, shadows: list[CompiledPolicy] | None = None) -> None:
+        """Install ``policy`` as live for its event type (and optionally replace its shadows)."""
+        with self._lock:
+            old = self._plans.get(policy.event_type)
+            sh = list(shadows) if shadows is not None else (old.shadows if old else [])
+            self._plans[policy.event_type] = self._build_plan(policy, sh)
+
+    def set_shadows(self, event_type: str, shadows: list[CompiledPolicy]) -> None:
+        with self._lock:
+            plan = self._plans.get(event_type)
+            if plan is None:
+                raise UnknownEventTypeError(f"no live policy for event type {event_type!r}")
+            for s in shadows:
+                if s.event_type != event_type:
+                    raise InputError(f"shadow policy {s.ref} is for {s.event_type!r}, not {event_type!r}")
+            self._plans[event_type] = self._build_plan(plan.live, shadows)
+
+    @staticmethod
+    def _build_plan(live: CompiledPolicy, shadows: list[CompiledPolicy]) -> _Plan:
+        seen: dict[str, CompiledFeature] = {}
+        for pol in [live, *shadows]:
+            for f in pol.features:
+                seen.setdefault(f.spec.name, f)
+        models = {p.ref: load_model_slots(p) for p in [live, *shadows]}
+        return _Plan(features=list(seen.values()), live=live, shadows=list(shadows), models=models)
+
+    def policy(self, event_type: str) -> CompiledPolicy:
+        plan = self._plans.get(event_type)
+        if plan is None:
+            raise UnknownEventTypeError(
+                f"unknown event type {event_type!r} (known: {sorted(self._plans) or 'none'})")
+        return plan.live
+
+    def shadows(self, event_type: str) -> list[CompiledPolicy]:
+        plan = self._plans.get(event_type)
+        return list(plan.shadows) if plan else []
+
+    @property
+    def event_types(self) -> list[str]:
+        return sorted(self._plans)
+
+    # -- deciding ------------------------------------------------------------------------------
+    def decide(self, event_type: str, data: dict[str, Any], *, event_id: str, timestamp: float,
+               ) -> tuple[Decision, list[Decision]]:
+        """Decide on one event with the live policy; also run every shadow policy.
+
+        Returns:
+            The live decision and the shadow decisions (to be stored and compared, never returned).
+        """
+        t0 = time.perf_counter()
+        plan = self._plans.get(event_type)
+        if plan is None:
+            raise UnknownEventTypeError(
+                f"unknown event type {event_type!r} (known: {sorted(self._plans) or 'none'})")
+        fvalues, ferrors = self._features(plan, data, timestamp)
+        live = self._decide_policy(plan, plan.live, data, fvalues, ferrors, event_id, timestamp, t0)
+        shadows = []
+        for pol in plan.shadows:
+            t1 = time.perf_counter()
+            d = self._decide_policy(plan, pol, data, fvalues, ferrors, event_id, timestamp, t1)
+            d.shadow = True
+            shadows.append(d)
+        return live, shadows
+
+    def _features(self, plan: _Plan, data: dict[str, Any], ts: float,
+                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        ops: list[WindowOp] = []
+        op_names: list[str] = []
+        reads: list[WindowRead] = []
+        read_names: list[str] = []
+        values: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        ectx: dict[str, Any] | None = None
+        for f in plan.features:
+            key = f.key_of(data)
+            if key is None:
+                values[f.spec.name] = f.spec.empty_value()
+                continue
+            observe = True
+            if f.when is not None:
+                if ectx is None:
+                    ectx = {"e": data}
+                try:
+                    observe = bool(f.when.evaluate(ectx))
+                except RuntimeError as exc:
+                    errors.append({"feature": f.name, "error": _zen_msg(exc)})
+                    self.stats.feature_errors += 1
+                    observe = False
+            value: Any = 1
+            if observe and f.value_getter is not None:
+                value = f.value_getter(data)
+                if value is None:
+                    observe = False
+                elif f.agg == "distinct":
+                    value = str(value)
+                else:
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        try:
+                            value = float(value)
+                        except (TypeError, ValueError):
+                            errors.append({"feature": f.name, "error": f"value {value!r} is not a number"})
+                            self.stats.feature_errors += 1
+                            observe = False
+            if observe:
+                ops.append(WindowOp(f.spec, key, value))
+                op_names.append(f.spec.name)
+            else:
+                reads.append(WindowRead(f.spec, key))
+                read_names.append(f.spec.name)
+        try:
+            if ops:
+                for n, v in zip(op_names, self.state.update_get(ops, ts), strict=True):
+                    values[n] = v
+            if reads:
+                for n, v in zip(read_names, self.state.get(reads, ts), strict=True):
+                    values[n] = v
+        except BackendError:
+            self.stats.state_errors += 1
+            raise
+        except Exception as exc:  # a backend bug must surface as a clear 503, not a crash
+            self.stats.state_errors += 1
+            raise BackendError(f"state backend {self.state.name} failed: {exc}") from exc
+        return values, errors
+
+    def _list_context(self, pol: CompiledPolicy, data: dict[str, Any], ts: float,
+                      ) -> tuple[dict[str, Any], list[ListHit]]:
+        ctx: dict[str, Any] = {t: [] for t in LIST_TYPES}
+        hits: list[ListHit] = []
+        if len(self.lists):
+            for chk in pol.definition.lists:
+                v = _get_path(data, chk.field)
+                if v is None or v == "":
+                    continue
+                for h in self.lists.lookup(chk.entity_type, str(v), ts):
+                    hits.append(h)
+                    if chk.entity_type not in ctx[h.list_type]:
+                        ctx[h.list_type].append(chk.entity_type)
+        for t in LIST_TYPES:
+            ctx[f"{t}_any"] = bool(ctx[t])
+        return ctx, hits
+
+    def _decide_policy(self, plan: _Plan, pol: CompiledPolicy, data: dict[str, Any],
+                       fvalues: dict[str, Any], ferrors: list[dict[str, Any]], event_id: str,
+                       ts: float, t0: float) -> Decision:
+        f = {cf.name: fvalues.get(cf.spec.name) for cf in pol.features}
+        lctx, lhits = self._list_context(pol, data, ts)
+        errors = list(ferrors)
+        wl = pol.definition.whitelist
+        if lctx["white_any"] and wl.short_circuit:
+            reasons = [Reason(source="list", id=f"white:{h.entity_type}", feature=h.entity_type,
+                              message=h.reason or "whitelisted") for h in lhits if h.list_type == "white"]
+            return Decision(event_id=event_id, event_type=pol.event_type, outcome=wl.outcome, score=0,
+                            labels=[], reasons=reasons, policy=pol.ref, features=f, errors=errors,
+                            latency_ms=(time.perf_counter() - t0) * 1000, event_time=ts)
+        m: dict[str, Any] = {}
+        for name, slot in plan.models.get(pol.ref, {}).items():
+            try:
+                m[name] = slot.score(f, data)
+            except InputError as exc:
+                errors.append({"model": name, "error": exc.message})
+                m[name] = None
+        ctx = {"e": data, "f": f, "l": lctx, "m": m}
+        hits = self._evaluate_rules(pol, ctx, errors)
+        return self._score(pol, hits, f, m, lctx, errors, event_id, ts, t0)
+
+    def _evaluate_rules(self, pol: CompiledPolicy, ctx: dict[str, Any], errors: list[dict[str, Any]]) -> list[bool]:
+        try:
+            return [r is True for r in pol.combined.evaluate(ctx)]
+        except RuntimeError:
+            pass
+        out = []
+        for rule in pol.rules:
+            try:
+                out.append(rule.expr.evaluate(ctx) is True)
+            except RuntimeError as exc:
+                msg = _zen_msg(exc)
+                if "Unsupported type" in msg:
+                    msg += " (a field or feature the rule reads is missing, null or of another type; use `x ?? default`)"
+                errors.append({"rule": rule.id, "error": msg})
+                self.stats.rule_errors += 1
+                if self.on_rule_error is not None:
+                    self.on_rule_error(pol.ref, rule.id)
+                out.append(False)
+        return out
+
+    @staticmethod
+    def _score(pol: CompiledPolicy, hits: list[bool], f: dict[str, Any], m: dict[str, Any],
+               lctx: dict[str, Any], errors: list[dict[str, Any]], event_id: str, ts: float,
+               t0: float) -> Decision:
+        total = 0
+        forced = 0
+        label_weight: dict[str, int] = {}
+        reasons: list[Reason] = []
+        for rule, hit in zip(pol.rules, hits, strict=True):
+            if not hit:
+                continue
+            total += rule.weight
+            label_weight[rule.label] = label_weight.get(rule.label, 0) + rule.weight
+            if rule.outcome is not None:
+                forced = max(forced, pol.outcome_rank(rule.outcome))
+            value: Any = None
+            if rule.feature is not None:
+                value = f.get(rule.feature, m.get(rule.feature))
+            elif "l." in rule.source:
+                value = {t: lctx[t] for t in LIST_TYPES if lctx[t]}
+            reasons.append(Reason(source="rule", id=rule.id, label=rule.label, feature=rule.feature,
+                                  value=value, threshold=rule.threshold, weight=rule.weight,
+                                  message=rule.description or None))
+        score = max(0, min(1000, total))
+        outcome = pol.outcome_for(score)
+        if forced > pol.outcome_rank(outcome):
+            outcome = pol.outcomes[forced][0]
+        labels = [lab for lab, w in sorted(label_weight.items(), key=lambda kv: -kv[1]) if w > 0]
+        reasons.sort(key=lambda r: -r.weight)
+        return Decision(event_id=event_id, event_type=pol.event_type, outcome=outcome, score=score,
+                        labels=labels, reasons=reasons, policy=pol.ref, features=f, errors=errors,
+                        latency_ms=(time.perf_counter() - t0) * 1000, event_time=ts)
+
+
+def _get_path(data: dict[str, Any], path: str) -> Any:
+    cur: Any = data
+    for p in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
+def _zen_msg(exc: Exception) -> str:
+    import re
+
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    m = re.search(r'"source":"([^"]*)"', msg)
+    return m.group(1) if m else msg[:300]
