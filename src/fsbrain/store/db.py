@@ -1,0 +1,183 @@
+"""Database connection: engine setup per dialect, transactional sessions, error translation, migrations.
+
+SQLite (the default) runs in WAL mode with a busy timeout; write transactions start with
+``BEGIN IMMEDIATE`` so concurrent writers queue on the lock instead of failing on a stale snapshot, while
+reads use deferred transactions and never block writers. PostgreSQL uses psycopg 3 with pre-ping.
+
+Every database failure surfaces as :class:`~fsbrain.core.errors.BackendError`; a transaction either
+commits whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from fsbrain.core.errors import BackendError, ConflictError, FsbrainError, InputError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "fsbrain_alembic_version"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_PG_MIGRATION_LOCK = 7_310_482_661  # arbitrary advisory-lock key shared by all fsbrain processes
+
+
+def default_url() -> str:
+    """``sqlite:///{FSBRAIN_HOME or .fsbrain}/fsbrain.db``, creating the folder."""
+    home = Path(os.environ.get("FSBRAIN_HOME", ".fsbrain"))
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'fsbrain.db'}"
+
+
+def _redact(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _schema_hint(err: BaseException) -> str:
+    text = str(err).lower()
+    if "no such table" in text or "undefinedtable" in text or "does not exist" in text:
+        return " (the schema is missing or old: run Store.migrate())"
+    return ""
+
+
+class Database:
+    """An engine plus read and write session factories.
+
+    Args:
+        url: SQLAlchemy URL; ``None`` means the default SQLite file under ``FSBRAIN_HOME``.
+
+    Raises:
+        InputError: the URL cannot be parsed or names an unsupported database.
+        BackendError: the driver cannot be loaded.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        raw = url or default_url()
+        try:
+            self.url = make_url(raw)
+        except exc.ArgumentError as err:
+            raise InputError(f"store url: cannot parse {raw!r}: {err}") from err
+        self.dialect = self.url.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise InputError(f"store url: unsupported database {self.dialect!r} (sqlite or postgresql)")
+        try:
+            self.engine = self._create_engine()
+        except (ImportError, exc.ArgumentError) as err:
+            raise BackendError(f"store: cannot open {_redact(self.url)}: {err}") from err
+        writer = self.engine.execution_options(fsbrain_write=True)
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(writer, expire_on_commit=False)
+        self._closed = threading.Event()
+
+    def _create_engine(self) -> Engine:
+        if self.dialect == "postgresql":
+            return sa.create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        database = self.url.database or ""
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if database in ("", ":memory:"):
+            kwargs["poolclass"] = StaticPool
+        else:
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(self.url, **kwargs)
+        memory = database in ("", ":memory:")
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            immediate = conn.get_execution_options().get("fsbrain_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session; database failures become :class:`BackendError`."""
+        with self._guard(), self._read() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one transaction, committed on success and rolled back on any error."""
+        with self._guard(), self._write() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        if self._closed.is_set():
+            raise BackendError("store: already closed")
+        try:
+            yield
+        except FsbrainError:
+            raise
+        except exc.IntegrityError as err:
+            raise ConflictError(f"store: constraint violated: {err.orig}") from err
+        except exc.SQLAlchemyError as err:
+            detail = getattr(err, "orig", None) or err
+            raise BackendError(f"store: database error on {_redact(self.url)}: {detail}"
+                               f"{_schema_hint(err)}") from err
+
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` with the packaged alembic migrations.
+
+        On PostgreSQL an advisory lock serialises concurrent migrators; on SQLite the write lock does.
+
+        Raises:
+            BackendError: the database failed or a migration could not be applied.
+        """
+        from alembic import command
+
+        with self._guard(), self.engine.execution_options(fsbrain_write=True).begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            cfg = self.alembic_config(conn)
+            command.upgrade(cfg, revision)
+
+    def current_revision(self) -> str | None:
+        """The schema revision the database is at, or ``None`` for an empty database."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self._guard(), self.engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            return ctx.get_current_revision()
+
+    @staticmethod
+    def head_revision() -> str | None:
+        """The newest revision shipped in the package."""
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(Database.alembic_config()).get_current_head()
+
+    @staticmethod
+    def alembic_config(connection: sa.Connection | None = None) -> Any:
+        """An alembic ``Config`` pointing at the packaged migrations (no ini file needed)."""
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["connection"] = connection
+        cfg.attributes["version_table"] = VERSION_TABLE
+        return cfg
+
+    def close(self) -> None:
+        """Release every pooled connection; later calls raise :class:`BackendError`."""
+        self._closed.set()
+        self.engine.dispose()

@@ -1,0 +1,257 @@
+"""Decision log: live decisions (idempotent per event), shadow decisions and their comparison."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.orm import Session
+
+from fsbrain.core.errors import ConflictError, InputError, NotFoundError
+from fsbrain.core.model import Decision
+from fsbrain.store import validate as v
+from fsbrain.store.db import Database
+from fsbrain.store.tables import DecisionLabelRow, DecisionRow, ShadowDecisionRow
+
+_Row = DecisionRow | ShadowDecisionRow
+
+
+def _json_field(value: Any, name: str) -> Any:
+    """Check that ``value`` is strict JSON (no NaN/Infinity, no objects) and return it unchanged."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name}: not JSON-serialisable ({err})") from err
+    return value
+
+
+def _row_from_decision(d: Decision, event_data: dict[str, Any]) -> _Row:
+    if not isinstance(d, Decision):
+        raise InputError(f"decision: expected a Decision, got {type(d).__name__}")
+    if not isinstance(event_data, dict):
+        raise InputError(f"event_data: must be a JSON object, got {type(event_data).__name__}")
+    if isinstance(d.score, bool) or not isinstance(d.score, int) or not 0 <= d.score <= 1000:
+        raise InputError(f"decision.score: must be an integer 0..1000, got {d.score!r}")
+    policy = v.text(d.policy, "decision.policy", max_len=160, allow_empty=True)
+    name, version = v.split_policy(policy)
+    data = d.to_dict()
+    for field in ("labels", "reasons", "features", "errors"):
+        _json_field(data[field], f"decision.{field}")
+    _json_field(event_data, "event_data")
+    v.require_no_raw_identity(event_data, "event_data")
+    v.require_no_raw_identity(data["features"], "decision.features")
+    for label in d.labels:
+        v.text(label, "decision.labels[]", max_len=64)
+    cls = ShadowDecisionRow if d.shadow else DecisionRow
+    return cls(
+        decision_id=v.text(d.decision_id, "decision.decision_id", max_len=64),
+        event_id=v.text(d.event_id, "decision.event_id", max_len=128),
+        event_type=v.text(d.event_type, "decision.event_type", max_len=64),
+        outcome=v.text(d.outcome, "decision.outcome", max_len=32),
+        score=d.score,
+        labels=data["labels"],
+        reasons=data["reasons"],
+        policy=policy,
+        policy_name=name[:128],
+        policy_version=version[:32],
+        latency_ms=float(d.latency_ms),
+        features=data["features"],
+        errors=data["errors"],
+        created_at=v.timestamp(d.created_at, "decision.created_at", optional=False),
+        event_time=v.timestamp(d.event_time, "decision.event_time"),
+        event_data=event_data,
+    )
+
+
+def _decision_from_row(row: _Row) -> Decision:
+    return Decision.from_dict({
+        "decision_id": row.decision_id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "outcome": row.outcome,
+        "score": row.score,
+        "labels": row.labels,
+        "reasons": row.reasons,
+        "policy": row.policy,
+        "latency_ms": row.latency_ms,
+        "features": row.features,
+        "errors": row.errors,
+        "created_at": row.created_at,
+        "event_time": row.event_time,
+        "shadow": isinstance(row, ShadowDecisionRow),
+    })
+
+
+def _find_by_event(s: Session, row: _Row) -> _Row | None:
+    cls = type(row)
+    q = sa.select(cls).where(cls.event_type == row.event_type, cls.event_id == row.event_id)
+    if isinstance(row, ShadowDecisionRow):
+        q = q.where(ShadowDecisionRow.policy == row.policy)
+    return s.scalars(q).one_or_none()
+
+
+class DecisionRepository:
+    """Decision methods of :class:`fsbrain.store.Store`."""
+
+    _db: Database
+
+    def save_decision(self, decision: Decision, event_data: dict[str, Any]) -> Decision:
+        """Store a decision and the pseudonymised event it was made on.
+
+        Live decisions are idempotent on ``(event_type, event_id)``: when one is already stored (even by a
+        concurrent writer) the stored one is returned and nothing is written. Shadow decisions
+        (``decision.shadow``) go to their own table, one per ``(event_type, event_id, policy)``.
+
+        Args:
+            decision: the engine's decision, features included.
+            event_data: the event payload with identity fields already pseudonymised.
+
+        Returns:
+            The stored decision: ``decision`` itself, or the earlier one for a repeated event.
+
+        Raises:
+            InputError: a field is invalid, not strict JSON, or a raw ID/mobile number is present.
+            ConflictError: the decision id is already used by another event.
+            BackendError: the database failed.
+        """
+        row = _row_from_decision(decision, event_data)
+        labels = list(dict.fromkeys(decision.labels))
+        with self._db.write() as s:
+            try:
+                with s.begin_nested():
+                    s.add(row)
+                    if isinstance(row, DecisionRow):
+                        s.flush()
+                        s.add_all(DecisionLabelRow(decision_id=row.decision_id, label=lb) for lb in labels)
+                    s.flush()
+            except exc.IntegrityError:
+                existing = _find_by_event(s, row)
+                if existing is None:
+                    raise ConflictError(f"decision id {row.decision_id} is already stored") from None
+                return _decision_from_row(existing)
+        return decision
+
+    def get_decision(self, decision_id: str) -> Decision:
+        """A live or shadow decision by id.
+
+        Raises:
+            NotFoundError: no decision has this id.
+        """
+        with self._db.read() as s:
+            row: _Row | None = s.get(DecisionRow, decision_id) or s.get(ShadowDecisionRow, decision_id)
+            if row is None:
+                raise NotFoundError(f"decision {decision_id!r} not found")
+            return _decision_from_row(row)
+
+    def get_event_data(self, decision_id: str) -> dict[str, Any]:
+        """The pseudonymised event payload stored with a decision.
+
+        Raises:
+            NotFoundError: no decision has this id.
+        """
+        with self._db.read() as s:
+            row: _Row | None = s.get(DecisionRow, decision_id) or s.get(ShadowDecisionRow, decision_id)
+            if row is None:
+                raise NotFoundError(f"decision {decision_id!r} not found")
+            return dict(row.event_data)
+
+    def get_decision_by_event(self, event_type: str, event_id: str) -> Decision | None:
+        """The live decision for an event, or ``None``."""
+        with self._db.read() as s:
+            row = s.scalars(sa.select(DecisionRow).where(
+                DecisionRow.event_type == event_type, DecisionRow.event_id == event_id)).one_or_none()
+            return _decision_from_row(row) if row else None
+
+    def list_decisions(self, event_type: str | None = None, outcome: str | None = None,
+                       label: str | None = None, since: float | None = None, until: float | None = None,
+                       limit: int = 100, offset: int = 0, policy: str | None = None) -> list[Decision]:
+        """Live decisions, newest first, filtered by type, outcome, label, policy and time.
+
+        Args:
+            since: inclusive lower bound on ``created_at`` (epoch seconds).
+            until: exclusive upper bound on ``created_at``.
+            policy: ``name@version`` or just ``name``.
+        """
+        limit, offset = v.page(limit, offset)
+        since, until = v.timestamp(since, "since"), v.timestamp(until, "until")
+        q = sa.select(DecisionRow)
+        if label is not None:
+            q = q.join(DecisionLabelRow, DecisionLabelRow.decision_id == DecisionRow.decision_id).where(
+                DecisionLabelRow.label == label)
+        if event_type is not None:
+            q = q.where(DecisionRow.event_type == event_type)
+        if outcome is not None:
+            q = q.where(DecisionRow.outcome == outcome)
+        if policy is not None:
+            q = q.where(DecisionRow.policy == policy if "@" in policy else DecisionRow.policy_name == policy)
+        if since is not None:
+            q = q.where(DecisionRow.created_at >= since)
+        if until is not None:
+            q = q.where(DecisionRow.created_at < until)
+        q = q.order_by(DecisionRow.created_at.desc(), DecisionRow.decision_id.desc()).limit(limit).offset(offset)
+        with self._db.read() as s:
+            return [_decision_from_row(r) for r in s.scalars(q)]
+
+    def list_shadow_decisions(self, policy: str, event_id: str | None = None, since: float | None = None,
+                              limit: int = 100, offset: int = 0) -> list[Decision]:
+        """Shadow decisions of one candidate policy (``name@version`` or ``name``), newest first."""
+        limit, offset = v.page(limit, offset)
+        since = v.timestamp(since, "since")
+        S = ShadowDecisionRow
+        q = sa.select(S).where(S.policy == policy if "@" in policy else S.policy_name == policy)
+        if event_id is not None:
+            q = q.where(S.event_id == event_id)
+        if since is not None:
+            q = q.where(S.created_at >= since)
+        q = q.order_by(S.created_at.desc(), S.decision_id.desc()).limit(limit).offset(offset)
+        with self._db.read() as s:
+            return [_decision_from_row(r) for r in s.scalars(q)]
+
+    def shadow_comparison(self, policy: str, since: float | None = None) -> dict[str, Any]:
+        """Compare a shadow policy's decisions with the live decisions on the same events.
+
+        Args:
+            policy: the shadow policy, ``name@version`` or ``name`` (all its versions).
+            since: only shadow decisions made at or after this time.
+
+        Returns:
+            ``compared`` (events with both), ``agree`` / ``disagree`` on outcome, ``agreement_rate``,
+            ``confusion`` (``{live_outcome: {shadow_outcome: count}}``), ``mean_score_delta``
+            (shadow minus live), ``unmatched_shadow`` (shadow decisions without a live one).
+        """
+        v.text(policy, "policy", max_len=160)
+        since = v.timestamp(since, "since")
+        S, D = ShadowDecisionRow, DecisionRow
+        cond = [S.policy == policy if "@" in policy else S.policy_name == policy]
+        if since is not None:
+            cond.append(S.created_at >= since)
+        joined = (
+            sa.select(D.outcome, S.outcome, sa.func.count(), sa.func.sum(S.score - D.score))
+            .join(D, sa.and_(D.event_type == S.event_type, D.event_id == S.event_id))
+            .where(*cond).group_by(D.outcome, S.outcome)
+        )
+        with self._db.read() as s:
+            cells = s.execute(joined).all()
+            total_shadow = s.scalar(sa.select(sa.func.count()).select_from(S).where(*cond)) or 0
+        confusion: dict[str, dict[str, int]] = {}
+        compared = agree = 0
+        delta_sum = 0.0
+        for live, shadow, count, delta in cells:
+            confusion.setdefault(live, {})[shadow] = int(count)
+            compared += int(count)
+            delta_sum += float(delta or 0)
+            if live == shadow:
+                agree += int(count)
+        return {
+            "policy": policy,
+            "since": since,
+            "compared": compared,
+            "agree": agree,
+            "disagree": compared - agree,
+            "agreement_rate": agree / compared if compared else None,
+            "confusion": confusion,
+            "mean_score_delta": delta_sum / compared if compared else None,
+            "unmatched_shadow": int(total_shadow) - compared,
+        }
