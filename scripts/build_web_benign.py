@@ -1,0 +1,278 @@
+"""Build the benign web-traffic corpus shipped with fsbrain (training and evaluation of the web pillar).
+
+Generates realistic requests a bank or brokerage site receives: form posts (login with strong passwords,
+transfers, applications with Chinese and English names and addresses, feedback with free text that uses
+SQL and HTML words in plain language), JSON APIs, search queries in Chinese and English, static assets and
+multipart file uploads. Two disjoint seeds produce a *train* split and an *eval* split; the eval split also
+uses template variants the train split never sees (``_EVAL_ONLY``) so evaluation is not on memorised text.
+
+Usage::
+
+    python scripts/build_web_benign.py            # writes src/fsbrain/domains/web/data/benign_{train,eval}.jsonl.gz
+
+Output: gzipped JSON lines ``{"method","uri","headers","body"}``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import string
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "src" / "fsbrain" / "domains" / "web" / "data"
+
+ZH_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史黎贺顾毛郝龚邵万钱覃武戴孔汤庞樊兰殷施陶洪翟安颜倪严牛温芦季俞章鲁葛伍申尤毕聂柴焦向柳邢骆岳齐沿梅莫庄辛管祝左涂谷祁时舒耿牟卜路詹关苗凌费纪靳盛童欧甄项曲成游阳裴席卫查屈鲍位覃霍翁隋植甘景薄单包司柏宁柯阮桂闵欧阳解强丛华车冉房边"
+ZH_GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国建华志强海燕晓东子涵浩然一诺梓萱欣怡思远宇轩雨桐佳琪俊杰文博嘉怡天佑"
+EN_FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
+            "William", "Barbara", "Sean", "Siobhan", "Zoë", "José", "François", "Anne-Marie", "Mei", "Wei",
+            "Aarav", "Priya", "Olga", "Björn", "Chloé", "Liam", "Noah", "Emma", "Ava", "Sophia"]
+EN_LAST = ["Smith", "Johnson", "O'Brien", "O'Neil", "D'Angelo", "Müller", "García", "Nguyen", "van der Berg",
+           "Smith-Jones", "MacDonald", "Wang", "Li", "Chen", "Kowalski", "Ivanov", "Dubois", "Rossi", "Kim"]
+ZH_CITIES = ["北京市朝阳区", "上海市浦东新区", "广州市天河区", "深圳市南山区", "杭州市西湖区", "成都市武侯区",
+             "南京市鼓楼区", "武汉市洪山区", "西安市雁塔区", "重庆市渝中区", "苏州市工业园区", "天津市和平区"]
+ZH_ROADS = ["建国路", "中山路", "人民路", "解放路", "科技园南路", "世纪大道", "长安街", "滨江大道", "学院路"]
+EN_STREETS = ["Main St.", "Oak Avenue", "Park Rd", "King's Road", "Elm Street, Apt #4B", "5th Ave, Suite 300",
+              "Rue de l'Église", "Broadway", "Queen's Gate", "Baker St. (rear entrance)"]
+ZH_QUERIES = ["信用卡 还款", "房贷利率 2024", "理财产品 收益率 排行", "如何开通网上银行", "外汇 牌价 美元",
+              "定期存款 利息 计算", "基金定投 怎么 选", "养老金 账户 查询", "手机银行 转账 限额", "贷款 提前还款 违约金",
+              "招商银行 网点 营业时间", "黄金 价格 走势", "大额存单 起存金额", "ETF 和 LOF 的区别", "个人所得税 专项附加扣除",
+              "信用报告 怎么 查", "汇率换算 人民币 日元", "数字人民币 钱包", "保险 理赔 流程", "港股通 开户 条件",
+              "转账 失败 原因", "银行卡 挂失 补办", "公积金 贷款 额度", "股票 分红 除权", "开户行 查询"]
+EN_QUERIES = ["mortgage rates today", "how to open a savings account", "best credit card for travel",
+              "wire transfer fees international", "what is an ETF", "select a checking account",
+              "union bank routing number", "drop in interest rates 2024", "where can I find my IBAN",
+              "401(k) vs IRA", "is 1 = 1 in boolean logic", "C# or Java for banking apps", "AT&T bill pay",
+              "rates > 5% savings", "script for calling the bank", "Q&A: what's a CD?", "S&P 500 index fund",
+              "how do I update my address?", "order by date my statements", "exec summary annual report",
+              "from 2019 to 2024 returns", "and/or conditions in loans", "alert('fraud') meaning", "<3 my bank",
+              "Johnson & Johnson dividend", "Berkshire Hathaway class B", "cash-out refinance"]
+FEEDBACK = ["The app keeps logging me out -- please fix it!", "Can't find the \"transfer\" button; where is it?",
+            "I'd like to drop the overdraft protection and select the basic plan.",
+            "Great service :) thanks to Ms. O'Connor at the Main St. branch.",
+            "Why was my card declined at 3:45pm? Ref #A-2291 (amount: $1,200.00)",
+            "Please update my e-mail; old one is /dev/null basically, it doesn't work.",
+            "客服态度很好，但是转账到账太慢了（超过2小时）。", "建议增加夜间模式；另外密码规则太复杂了！",
+            "我的信用卡账单显示“未知商户”扣款￥299.00，请核实。", "app闪退，版本号 5.2.1 (build 1034)，华为 Mate 60。",
+            "Union members get a discount? Select one: yes/no.", "I or my wife will visit; is 1 = 1 appointment ok?",
+            "Statement for Jan–Mar: total = 4,500; fee = 12.50; net = 4,487.50",
+            "Use <b>bold</b> in the PDF? no, just plain text please.", "See https://example.com/help?id=42 for details.",
+            "Meeting @ 10:00 -- bring ID & proof of address; 'originals' only."]
+FILES = ["报表 2024(1).xlsx", "IMG_20240512_093011.jpg", "passport scan.pdf", "工资流水-3月.pdf", "contract_v2 final.docx",
+         "bank statement (Jan).pdf", "身份证正面.png", "avatar.webp", "invoice#2291.pdf", "d'Angelo resume.pdf"]
+UAS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47",
+    "Mozilla/5.0 (Linux; Android 14; 23013RK75C) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.230 Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36 Edg/122.0.0.0",
+]
+LANGS = ["zh-CN,zh;q=0.9,en;q=0.8", "en-US,en;q=0.9", "zh-CN,zh;q=0.9", "en-GB,en;q=0.8,fr;q=0.5", "zh-TW,zh;q=0.9"]
+STATIC = ["/static/js/app.3f9a1c.js", "/static/css/main.css", "/favicon.ico", "/static/img/logo@2x.png",
+          "/assets/fonts/PingFang.woff2", "/static/js/vendor.chunk.js"]
+
+# Template variants used only by the eval split (held out from training).
+_EVAL_ONLY = {"memo_extra": ["房租 5月份", "Dinner @ Joe's (split 3 ways)", "Refund; order #88-1201", "学费/书本费",
+                             "gift for mom <3", "rent -- May", "Payment for 'Project X' (phase 2)"]}
+
+
+def _stdlib_sentences() -> list[str]:
+    """English sentences: the first line of docstrings in a fixed set of Python standard-library modules."""
+    import importlib
+    import inspect
+
+    out: set[str] = set()
+    for mod_name in ("string", "textwrap", "calendar", "datetime", "decimal", "fractions", "statistics",
+                     "collections", "email.message", "http.cookies", "csv", "json", "logging", "argparse",
+                     "pathlib", "shutil", "tarfile", "zipfile", "gettext", "locale", "difflib", "smtplib"):
+        mod = importlib.import_module(mod_name)
+        for _, obj in inspect.getmembers(mod):
+            doc = inspect.getdoc(obj) or ""
+            first = doc.strip().split("\n\n")[0].replace("\n", " ").strip()
+            if 20 <= len(first) <= 200 and not first.startswith((">>>", "Return", "str(")):
+                out.add(first)
+    return sorted(out)
+
+
+def _jieba_words() -> list[str]:
+    """Frequent Chinese words from jieba's dictionary (a dependency of fsbrain)."""
+    import jieba
+
+    words = []
+    with open(Path(jieba.__file__).with_name("dict.txt"), encoding="utf-8") as f:
+        for line in f:
+            w, freq, _ = (line.split(" ") + ["", ""])[:3]
+            if int(freq or 0) >= 2000 and all("\u4e00" <= ch <= "\u9fff" for ch in w):
+                words.append(w)
+    return words
+
+
+_SENT: list[str] = []
+_ZH_WORDS: list[str] = []
+
+
+def _sentence(r: random.Random, split: str) -> str:
+    pool = [s for s in _SENT if _held(s) == (split == "eval")]
+    return r.choice(pool)
+
+
+def _held(text: str) -> bool:
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8")).digest()[0] % 10 < 3
+
+
+def _zh_query(r: random.Random) -> str:
+    sep = r.choice(["", " ", " ", "，"])
+    return sep.join(r.choice(_ZH_WORDS) for _ in range(r.randint(1, 4)))
+
+
+def _en_query(r: random.Random, split: str) -> str:
+    words = [w.strip(".,;:()'\"").lower() for w in _sentence(r, split).split()]
+    words = [w for w in words if w]
+    k = r.randint(1, min(5, len(words)))
+    i = r.randint(0, len(words) - k)
+    return " ".join(words[i:i + k])
+
+
+def _zh_name(r: random.Random) -> str:
+    return r.choice(ZH_SURNAMES) + "".join(r.choice(ZH_GIVEN) for _ in range(r.randint(1, 2)))
+
+
+def _en_name(r: random.Random) -> str:
+    return f"{r.choice(EN_FIRST)} {r.choice(EN_LAST)}"
+
+
+def _password(r: random.Random) -> str:
+    alphabet = string.ascii_letters + string.digits + "!@#$%^&*()-_=+[]{};:'\",.<>/?\\|`~"
+    return "".join(r.choice(alphabet) for _ in range(r.randint(8, 20)))
+
+
+def _phone(r: random.Random) -> str:
+    return r.choice(["13", "15", "18", "17"]) + "".join(r.choice(string.digits) for _ in range(9))
+
+
+def _address(r: random.Random) -> str:
+    if r.random() < 0.5:
+        return f"{r.choice(ZH_CITIES)}{r.choice(ZH_ROADS)}{r.randint(1, 999)}号{r.randint(1, 30)}栋{r.randint(101, 2505)}室"
+    return f"{r.randint(1, 9999)} {r.choice(EN_STREETS)}, Springfield, IL {r.randint(10000, 99999)}"
+
+
+def _memo(r: random.Random, split: str) -> str:
+    pool = FEEDBACK[:8] + ["工资", "房租", "还款", "AA制 聚餐", "lunch", "Invoice 2024-05", "for Mary's gift",
+                           _zh_query(r), _en_query(r, split), _sentence(r, split)[:60]]
+    if split == "eval":
+        pool = pool + _EVAL_ONLY["memo_extra"]
+    return r.choice(pool)
+
+
+def _headers(r: random.Random, *, json_body: bool = False, form: bool = False) -> dict[str, str]:
+    h = {"Host": "bank.example.com", "User-Agent": r.choice(UAS),
+         "Accept": "application/json" if json_body else "text/html,application/xhtml+xml,*/*;q=0.8",
+         "Accept-Language": r.choice(LANGS), "Accept-Encoding": "gzip, deflate, br",
+         "Cookie": f"SESSIONID={uuid.UUID(int=r.getrandbits(128)).hex}; lang=zh_CN; _ga=GA1.2.{r.randint(10**8, 10**9)}.{r.randint(10**9, 2 * 10**9)}"}
+    if json_body:
+        h["Content-Type"] = "application/json"
+    elif form:
+        h["Content-Type"] = "application/x-www-form-urlencoded"
+    if r.random() < 0.6:
+        h["Referer"] = "https://bank.example.com/" + r.choice(["", "home", "account/overview", "search?q=help"])
+    return h
+
+
+def _req(method: str, uri: str, headers: dict[str, str], body: str = "") -> dict[str, object]:
+    return {"method": method, "uri": uri, "headers": headers, "body": body}
+
+
+def make_request(r: random.Random, split: str) -> dict[str, object]:
+    """One realistic benign request."""
+    kind = r.choices(["search", "login", "transfer", "apply", "feedback", "api", "static", "page", "upload",
+                      "api_get"], weights=[14, 8, 10, 8, 6, 16, 14, 12, 4, 8])[0]
+    if kind == "search":
+        q = r.choice([r.choice(ZH_QUERIES + EN_QUERIES), _zh_query(r), _en_query(r, split), _en_query(r, split)])
+        return _req("GET", "/search?" + urlencode({"q": q, "page": r.randint(1, 5), "sort": r.choice(["relevance", "date"])}),
+                    _headers(r))
+    if kind == "login":
+        form = {"username": r.choice([_phone(r), f"user{r.randint(1, 99999)}", _en_name(r).split()[0].lower()]),
+                "password": _password(r), "captcha": "".join(r.choices(string.ascii_uppercase + string.digits, k=4)),
+                "remember": r.choice(["on", "off"])}
+        return _req("POST", "/login", _headers(r, form=True), urlencode(form))
+    if kind == "transfer":
+        form = {"from_account": "6222" + "".join(r.choices(string.digits, k=15)),
+                "to_account": "6217" + "".join(r.choices(string.digits, k=15)),
+                "payee": r.choice([_zh_name(r), _en_name(r)]), "amount": f"{r.uniform(1, 50000):.2f}",
+                "currency": r.choice(["CNY", "USD", "HKD"]), "memo": _memo(r, split)}
+        return _req("POST", "/transfer/submit", _headers(r, form=True), urlencode(form))
+    if kind == "apply":
+        form = {"name": r.choice([_zh_name(r), _en_name(r)]), "mobile": _phone(r), "address": _address(r),
+                "email": f"{r.choice(EN_FIRST).lower()}.{r.randint(1, 999)}@{r.choice(['qq.com', '163.com', 'gmail.com', 'example.org'])}",
+                "income": str(r.randint(3000, 80000)), "employer": r.choice(["阿里巴巴(中国)有限公司", "Smith & Sons Ltd.",
+                                                                              "中国平安保险（集团）股份有限公司", "O'Reilly Media, Inc."]),
+                "purpose": r.choice(["装修", "购车", "education", "home improvement / repairs", "消费"])}
+        return _req("POST", "/loan/apply", _headers(r, form=True), urlencode(form))
+    if kind == "feedback":
+        form = {"subject": r.choice(["登录问题", "Card declined", "建议", "Statement question"]),
+                "message": r.choice([" ".join(r.sample(FEEDBACK, r.randint(1, 3))), _sentence(r, split),
+                                     _sentence(r, split) + " " + _zh_query(r)]), "contact": _phone(r)}
+        return _req("POST", "/feedback", _headers(r, form=True), urlencode(form))
+    if kind == "api":
+        body = {"amount": round(r.uniform(1, 99999), 2), "currency": r.choice(["CNY", "USD"]),
+                "payee": {"name": r.choice([_zh_name(r), _en_name(r)]), "account": "6222" + "".join(r.choices(string.digits, k=12)),
+                          "bank": r.choice(["中国工商银行", "招商银行", "Bank of America", "HSBC (Hong Kong)"])},
+                "memo": _memo(r, split), "client_ts": f"2024-0{r.randint(1, 9)}-1{r.randint(0, 9)}T10:{r.randint(10, 59)}:00+08:00",
+                "device": {"os": r.choice(["iOS 17.4", "Android 14"]), "id": uuid.UUID(int=r.getrandbits(128)).hex},
+                "tags": r.sample(["monthly", "family", "rent", "工资", "投资"], 2)}
+        return _req("POST", r.choice(["/api/v1/payments", "/api/v2/transfer", "/api/v1/orders"]),
+                    _headers(r, json_body=True), json.dumps(body, ensure_ascii=r.random() < 0.5))
+    if kind == "static":
+        return _req("GET", r.choice(STATIC) + (f"?v={r.randint(1, 999)}" if r.random() < 0.5 else ""), _headers(r))
+    if kind == "page":
+        path = r.choice(["/", "/account/overview", "/cards/credit", "/wealth/funds", "/help/faq", "/news/2024/05/rates",
+                         "/zh-cn/个人业务/储蓄", "/products/mortgage", f"/news/{r.randint(2015, 2025)}/{r.randint(1, 12):02d}/"
+                         + "-".join(_en_query(r, split).split()), f"/branch/{_zh_query(r)}", f"/u/{r.randint(1, 10**6)}/profile",
+                         "/docs/" + r.choice(FILES)])
+        return _req("GET", quote(path, safe="/"), _headers(r))
+    if kind == "upload":
+        b = "----WebKitFormBoundary" + "".join(r.choices(string.ascii_letters, k=16))
+        fname = r.choice(FILES)
+        body = (f"--{b}\r\nContent-Disposition: form-data; name=\"doc_type\"\r\n\r\n{r.choice(['id_card', 'income_proof'])}\r\n"
+                f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{fname}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n%PDF-1.4 binary-ish content {r.random()}\r\n--{b}--\r\n")
+        h = _headers(r)
+        h["Content-Type"] = f"multipart/form-data; boundary={b}"
+        return _req("POST", "/upload", h, body)
+    params = {"start": f"2024-0{r.randint(1, 9)}-01", "end": f"2024-0{r.randint(1, 9)}-28",
+              "account": "6222****" + "".join(r.choices(string.digits, k=4)), "fields": "date,amount,payee,memo",
+              "filter": r.choice(["amount>100", "type:debit", "payee:星巴克", "status=settled", "category in (food,travel)"]),
+              "callback_url": "https://partner.example.com/notify?order=" + str(r.randint(1, 10**6))}
+    return _req("GET", "/api/v1/transactions?" + urlencode(params), _headers(r, json_body=True))
+
+
+def build(split: str, n: int) -> list[dict[str, object]]:
+    """``n`` requests for ``split`` (``train`` or ``eval``), deterministic."""
+    if not _SENT:
+        _SENT.extend(_stdlib_sentences())
+        _ZH_WORDS.extend(_jieba_words())
+    r = random.Random({"train": 20240501, "eval": 99173}[split])
+    return [make_request(r, split) for _ in range(n)]
+
+
+def main(argv: list[str]) -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", 6000), ("eval", 3000)):
+        path = OUT / f"benign_{split}.jsonl.gz"
+        lines = "".join(json.dumps(req, ensure_ascii=False) + "\n" for req in build(split, n))
+        with gzip.GzipFile(path, "wb", mtime=0) as f:
+            f.write(lines.encode("utf-8"))
+        print(f"wrote {path} ({n} requests)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

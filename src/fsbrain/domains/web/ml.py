@@ -1,0 +1,426 @@
+"""The learned half of the web engine: a character n-gram model over each request parameter.
+
+Each parameter value is normalised (URL-decoded up to twice, HTML entities decoded, lower-cased, digits
+folded to ``0``, CJK ideographs folded to one symbol, whitespace collapsed), cut into character 1..4-grams
+(binary, L2-normalised; ``^`` and ``$`` mark the start and end of the value in explanations), and scored by a multinomial logistic regression over the classes ``benign``,
+``sqli``, ``xss``, ``rce``, ``lfi``, ``rfi``, ``php``, ``java`` and ``ssrf``. The explanation for a value is
+the n-grams that pushed it most towards its predicted attack class.
+
+The shipped model lives in ``models/web_ngram.json.gz``: plain JSON (vocabulary, float32 weights in base64,
+bias, training metadata) — no pickle, nothing executable. Build it with ``scripts/build_web_model.py``;
+retrain on your own traffic with ``fsbrain web train`` (:func:`train_model`).
+
+>>> m = WebModel.load_default()
+>>> m.score_value("1' or '1'='1' -- ").attack_class
+'sqli'
+>>> m.score_value("招商银行 网点 营业时间").p_attack < 0.5
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import html
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+import numpy as np
+import re2
+
+from fsbrain.core.errors import InputError
+
+MODEL_FORMAT = "fsbrain-web-ngram-lr"
+MODEL_VERSION = 1
+CLASSES = ("benign", "sqli", "xss", "rce", "lfi", "rfi", "php", "java", "ssrf")
+NGRAM_RANGE = (1, 4)
+MAX_MODEL_CHARS = 4096
+DEFAULT_MODEL_PATH = Path(__file__).with_name("models") / "web_ngram.json.gz"
+DATA_DIR = Path(__file__).with_name("data")
+
+_CJK_LO, _CJK_HI = 0x3400, 0x9FFF
+_FOLD = {i: "0" for i in range(ord("0"), ord("9") + 1)}
+_FOLD.update({ord(c): " " for c in "\t\r\n\v\f"})
+
+
+def normalize(value: str) -> str:
+    """Fold a raw parameter value into the form the model sees.
+
+    >>> normalize("%2527%20OR%201%3D1")
+    "' or 0=0"
+    >>> normalize("上海市 88号")
+    '一一一 00一'
+    """
+    v = value[:MAX_MODEL_CHARS]
+    for _ in range(2):
+        if "%" not in v and "+" not in v:
+            break
+        dec = unquote_plus(v, errors="replace")
+        if dec == v:
+            break
+        v = dec
+    if "&" in v:
+        v = html.unescape(v)
+    v = v.lower().translate(_FOLD)
+    if any(_CJK_LO <= ord(ch) <= _CJK_HI for ch in v):
+        v = "".join("一" if _CJK_LO <= ord(ch) <= _CJK_HI else ch for ch in v)
+    return " ".join(v.split(" ")) if "  " not in v else " ".join(v.split())
+
+
+def ngrams(norm: str) -> set[str]:
+    """Distinct character n-grams (``NGRAM_RANGE``) of a normalised value, with boundary markers."""
+    s = f"\x02{norm}\x03"
+    lo, hi = NGRAM_RANGE
+    n_s = len(s)
+    return {s[i:i + n] for n in range(lo, hi + 1) for i in range(n_s - n + 1)}
+
+
+_PLAIN = re2.compile(r"^[\p{L}\p{N}_.@,:+-]{0,256}$")
+
+
+def is_plain(value: str) -> bool:
+    """Values made only of letters, digits and ``_.@,:+-`` (no spaces, quotes, brackets, slashes …) carry
+    no injection syntax; the model scores them 0 without looking (fast path, and no false positives on
+    identifiers, amounts, dates, e-mail addresses and Chinese words).
+
+    >>> is_plain("张三"), is_plain("2024-05-01"), is_plain("1 or 1")
+    (True, True, False)
+    """
+    return bool(_PLAIN.match(value))
+
+
+def heldout(key: str) -> bool:
+    """The evaluation split used for the shipped model: about 30% of keys (by SHA-1) are held out."""
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).digest()[0] % 10 < 3
+
+
+@dataclass(slots=True)
+class ValueScore:
+    """The model's view of one parameter value.
+
+    Args:
+        p_attack: probability mass on all attack classes (0..1).
+        attack_class: the most likely attack class (``benign`` when no attack class is more likely).
+        top_ngrams: the n-grams that pushed most towards ``attack_class``, with their weights.
+    """
+
+    p_attack: float
+    attack_class: str
+    top_ngrams: list[tuple[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"p_attack": round(self.p_attack, 4), "class": self.attack_class,
+                "top_ngrams": [[g, round(w, 3)] for g, w in self.top_ngrams]}
+
+
+class WebModel:
+    """A trained n-gram logistic-regression model (see the module docstring).
+
+    Args:
+        vocab: n-gram strings in weight-row order.
+        weights: ``len(vocab) x len(classes)`` float32 matrix.
+        bias: per-class intercepts.
+        classes: class names; ``classes[0]`` must be ``benign``.
+        meta: training metadata (sources, split, evaluation) kept with the model.
+    """
+
+    def __init__(self, *, vocab: Sequence[str], weights: np.ndarray, bias: Sequence[float],
+                 classes: Sequence[str] = CLASSES, meta: dict[str, Any] | None = None) -> None:
+        if weights.shape != (len(vocab), len(classes)):
+            raise InputError(f"web model: weights shape {weights.shape} != ({len(vocab)}, {len(classes)})")
+        if not classes or classes[0] != "benign":
+            raise InputError("web model: the first class must be 'benign'")
+        self.vocab = list(vocab)
+        self.weights = weights.astype(np.float32)
+        self.bias = np.asarray(bias, dtype=np.float32)
+        self.classes = tuple(classes)
+        self.meta = meta or {}
+        self._index = {g: i for i, g in enumerate(self.vocab)}
+
+    # -- persistence -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "classes": list(self.classes),
+                "ngram_range": list(NGRAM_RANGE), "vocab": self.vocab,
+                "weights_f32_b64": base64.b64encode(self.weights.astype("<f4").tobytes()).decode("ascii"),
+                "bias": [float(b) for b in self.bias], "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> WebModel:
+        if data.get("format") != MODEL_FORMAT:
+            raise InputError(f"{source}: not a web n-gram model (format {data.get('format')!r})")
+        if data.get("version") != MODEL_VERSION:
+            raise InputError(f"{source}: unsupported web model version {data.get('version')!r}")
+        if list(data.get("ngram_range", [])) != list(NGRAM_RANGE):
+            raise InputError(f"{source}: model n-gram range {data.get('ngram_range')} != {list(NGRAM_RANGE)}")
+        try:
+            vocab, classes = list(data["vocab"]), list(data["classes"])
+            raw = base64.b64decode(data["weights_f32_b64"], validate=True)
+            w = np.frombuffer(raw, dtype="<f4").reshape(len(vocab), len(classes))
+            return cls(vocab=vocab, weights=w, bias=data["bias"], classes=classes, meta=data.get("meta") or {})
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InputError(f"{source}: corrupt web model: {exc}") from exc
+
+    def save(self, path: str | Path) -> None:
+        """Write the model as gzipped JSON (deterministic bytes)."""
+        body = json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        with gzip.GzipFile(str(path), "wb", mtime=0) as f:
+            f.write(body)
+
+    @classmethod
+    def load(cls, path: str | Path) -> WebModel:
+        """Load a model written by :meth:`save`."""
+        p = Path(path)
+        try:
+            with gzip.open(p, "rb") as f:
+                data = json.loads(f.read().decode("utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"web model file {p} does not exist") from None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"{p}: cannot read web model: {exc}") from exc
+        return cls.from_dict(data, source=str(p))
+
+    @classmethod
+    def load_default(cls) -> WebModel:
+        """The model shipped inside the package (cached)."""
+        return _default_model()
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def _logits(self, grams: Iterable[str]) -> tuple[np.ndarray, list[int]]:
+        idx = [i for g in grams if (i := self._index.get(g)) is not None]
+        if not idx:
+            return self.bias.copy(), idx
+        return self.bias + self.weights[idx].sum(axis=0) / math.sqrt(len(idx)), idx
+
+    def score_value(self, value: str, *, explain: bool = True, top: int = 5) -> ValueScore:
+        """Score one raw parameter value.
+
+        Args:
+            value: the value as received (URL-encoded or not).
+            explain: compute the top n-grams (skip for speed when the verdict is not shown).
+            top: how many n-grams to report.
+        """
+        logits, idx = self._logits(ngrams(normalize(value)))
+        z = logits - logits.max()
+        p = np.exp(z)
+        p /= p.sum()
+        k = int(np.argmax(p[1:])) + 1
+        p_attack = float(1.0 - p[0])
+        cls_name = self.classes[k] if p[k] > p[0] or p_attack >= 0.5 else "benign"
+        out = ValueScore(p_attack=p_attack, attack_class=cls_name)
+        if explain and idx and cls_name != "benign":
+            contrib = self.weights[idx, k] - self.weights[idx, 0]
+            order = np.argsort(-contrib)[:top]
+            out.top_ngrams = [(self.vocab[idx[j]].replace("\x02", "^").replace("\x03", "$"), float(contrib[j]))
+                              for j in order if contrib[j] > 0]
+        return out
+
+    def score_params(self, params: Iterable[tuple[str, str]], *, explain: bool = True
+                     ) -> list[tuple[str, ValueScore]]:
+        """Score ``(name, value)`` pairs, highest attack probability first."""
+        scored = [(name, self.score_value(value, explain=explain)) for name, value in params
+                  if value and not is_plain(value)]
+        scored.sort(key=lambda t: -t[1].p_attack)
+        return scored
+
+
+@lru_cache(maxsize=1)
+def _default_model() -> WebModel:
+    return WebModel.load(DEFAULT_MODEL_PATH)
+
+
+def train_model(samples: Sequence[tuple[str, str]], *, c: float = 4.0, min_df: int = 2,
+                max_vocab: int = 60000, meta: dict[str, Any] | None = None,
+                sample_weight: Sequence[float] | None = None) -> WebModel:
+    """Fit a model on ``(class, raw_value)`` samples (scikit-learn is used only here).
+
+    Args:
+        samples: labelled values; every class must be one of :data:`CLASSES` and ``benign`` must occur.
+        c: inverse L2 regularisation strength.
+        min_df: drop n-grams seen in fewer values.
+        max_vocab: keep at most this many n-grams (most frequent first).
+        meta: metadata stored with the model.
+        sample_weight: optional per-sample weights (e.g. to up-weight a user's own benign traffic).
+
+    Raises:
+        InputError: unknown class, no benign samples, or fewer than two classes.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import normalize as l2_normalize
+
+    classes = [c_ for c_ in CLASSES if any(lab == c_ for lab, _ in samples)]
+    bad = sorted({lab for lab, _ in samples} - set(CLASSES))
+    if bad:
+        raise InputError(f"unknown training class(es) {bad} (one of {list(CLASSES)})")
+    if "benign" not in classes or len(classes) < 2:
+        raise InputError(f"training needs benign values and at least one attack class (got {classes})")
+    docs = [normalize(v) for _, v in samples]
+    y = np.array([CLASSES.index(lab) for lab, _ in samples])
+    vec = CountVectorizer(analyzer=lambda d: list(ngrams(d)), binary=True, min_df=min_df,
+                          max_features=max_vocab, dtype=np.float32)
+    x = l2_normalize(vec.fit_transform(docs))
+    n_benign = int((y == 0).sum())
+    attack_w = n_benign / max(1, len(y) - n_benign)
+    clf = LogisticRegression(C=c, max_iter=3000,
+                             class_weight={k: (1.0 if k == 0 else attack_w) for k in set(y.tolist())})
+    clf.fit(x, y, sample_weight=None if sample_weight is None else np.asarray(sample_weight))
+    vocab = list(vec.get_feature_names_out())
+    w = np.zeros((len(vocab), len(CLASSES)), dtype=np.float32)
+    b = np.full(len(CLASSES), -30.0, dtype=np.float32)
+    coef = clf.coef_ if len(clf.classes_) > 2 else np.vstack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
+    inter = clf.intercept_ if len(clf.classes_) > 2 else np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
+    for row, k in enumerate(clf.classes_):
+        w[:, k] = coef[row]
+        b[k] = inter[row]
+    return WebModel(vocab=vocab, weights=w, bias=b, classes=CLASSES, meta=dict(meta or {}))
+
+
+# -- parameters of a request, as the model sees them ---------------------------------------------------
+MAX_PARAMS = 256
+_SKIP_HEADERS = frozenset({"host", "accept", "accept-encoding", "accept-language", "connection", "content-length",
+                           "content-type", "cookie", "cache-control", "pragma", "upgrade-insecure-requests",
+                           "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user", "te",
+                           "if-none-match", "if-modified-since", "dnt", "origin", "authorization"})
+
+
+def _json_leaves(obj: Any, prefix: str, out: list[tuple[str, str]]) -> None:
+    if len(out) >= MAX_PARAMS:
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.append((f"{prefix}.{k}:name", str(k)))
+            _json_leaves(v, f"{prefix}.{k}", out)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _json_leaves(v, f"{prefix}[{i}]", out)
+    elif isinstance(obj, str):
+        out.append((prefix, obj))
+
+
+def _split_form(text: str, prefix: str, out: list[tuple[str, str]]) -> None:
+    for part in text.split("&"):
+        if not part or len(out) >= MAX_PARAMS:
+            continue
+        name, eq, value = part.partition("=")
+        out.append((f"{prefix}:{unquote_plus(name, errors='replace')}", value if eq else name))
+
+
+def _multipart(body: str, ctype: str, out: list[tuple[str, str]]) -> None:
+    _, _, boundary = ctype.partition("boundary=")
+    boundary = boundary.split(";")[0].strip().strip('"')
+    if not boundary:
+        out.append(("REQUEST_BODY", body))
+        return
+    for part in body.split("--" + boundary)[1:]:
+        head, _, content = part.partition("\r\n\r\n")
+        if not content and "\n\n" in part:
+            head, _, content = part.partition("\n\n")
+        name = ""
+        for token in head.replace("\r\n", ";").replace("\n", ";").split(";"):
+            key, _, val = token.strip().partition("=")
+            if key.lower() == "name":
+                name = val.strip('"')
+            elif key.lower() == "filename":
+                out.append((f"FILES:{name}", val.strip('"')))
+        if name and "filename=" not in head.lower() and len(out) < MAX_PARAMS:
+            out.append((f"ARGS_POST:{name}", content.rstrip("\r\n")))
+
+
+def request_params(req: dict[str, Any], *, headers: bool = False) -> list[tuple[str, str]]:
+    """The ``(name, raw_value)`` pairs of a request dict ``{"method","uri","headers","body"}`` that the model
+    scores: the path, query arguments, body arguments (urlencoded, JSON leaves and keys, multipart fields and
+    file names, or the raw body) and, with ``headers=True``, cookie values and free-form headers
+    (User-Agent, Referer, X-…). Headers are left to the rules by default: the model was trained on values.
+
+    >>> request_params({"uri": "/a?q=1%27", "headers": {"Cookie": "s=x"}, "body": ""}, headers=True)
+    [('REQUEST_FILENAME', '/a'), ('ARGS_GET:q', '1%27'), ('REQUEST_COOKIES:s', 'x')]
+    """
+    out: list[tuple[str, str]] = []
+    uri = str(req.get("uri") or "/")
+    path, _, query = uri.partition("?")
+    out.append(("REQUEST_FILENAME", path))
+    if query:
+        _split_form(query, "ARGS_GET", out)
+    hdrs = req.get("headers") or {}
+    items = hdrs.items() if isinstance(hdrs, dict) else hdrs
+    ctype = ""
+    for k, v in items:
+        lk = str(k).lower()
+        if lk == "content-type":
+            ctype = str(v).lower()
+        elif not headers:
+            continue
+        elif lk == "cookie":
+            for c in str(v).split(";"):
+                n, _, cv = c.strip().partition("=")
+                if n and len(out) < MAX_PARAMS:
+                    out.append((f"REQUEST_COOKIES:{n}", cv))
+        elif lk not in _SKIP_HEADERS and len(out) < MAX_PARAMS:
+            out.append((f"REQUEST_HEADERS:{k}", str(v)))
+    body = req.get("body") or ""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if body:
+        if "json" in ctype or (not ctype and body.lstrip()[:1] in ("{", "[")):
+            try:
+                _json_leaves(json.loads(body), "json", out)
+            except ValueError:
+                out.append(("REQUEST_BODY", body))
+        elif "multipart/form-data" in ctype:
+            _multipart(body, ctype, out)
+        elif "x-www-form-urlencoded" in ctype or (not ctype and "=" in body):
+            _split_form(body, "ARGS_POST", out)
+        else:
+            out.append(("REQUEST_BODY", body))
+    return out[:MAX_PARAMS]
+
+
+def read_value_file(path: str | Path, *, default_class: str) -> list[tuple[str, str]]:
+    """Read training values: JSON-lines requests (every parameter becomes a value), ``class<TAB>value``
+    lines, or plain lines (one value each, of ``default_class``).
+
+    Raises:
+        InputError: unreadable file, unknown class, or a malformed JSON line (with its line number).
+    """
+    p = Path(path)
+    try:
+        opener = gzip.open if p.suffix == ".gz" else open
+        with opener(p, "rt", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read training file {p}: {exc}") from exc
+    out: list[tuple[str, str]] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                req = json.loads(line)
+            except ValueError as exc:
+                raise InputError(f"{p}:{n}: invalid JSON request line: {exc}") from exc
+            if not isinstance(req, dict):
+                raise InputError(f"{p}:{n}: a request line must be a JSON object")
+            out.extend((default_class, v) for _, v in request_params(req) if v)
+            continue
+        label, tab, value = line.partition("\t")
+        if tab and label in CLASSES:
+            out.append((label, value))
+        elif tab and label and label.isidentifier():
+            raise InputError(f"{p}:{n}: unknown class {label!r} (one of {list(CLASSES)})")
+        else:
+            out.append((default_class, line))
+    return out
+
+
+def shipped_training_values() -> list[tuple[str, str]]:
+    """The labelled values the shipped model was trained on (``data/*_train*.gz``)."""
+    out = read_value_file(DATA_DIR / "attacks_train.txt.gz", default_class="sqli")
+    out += read_value_file(DATA_DIR / "benign_train.jsonl.gz", default_class="benign")
+    return out
