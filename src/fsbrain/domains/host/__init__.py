@@ -1,0 +1,1 @@
+"""Host security: brute-force detection, security baseline audit, trojan and webshell scanning."""
