@@ -6,7 +6,8 @@ See docs/storage.md for the tables.
 
 from __future__ import annotations
 
+from fsbrain.store.cases import CASE_STATUSES, RESOLUTIONS
 from fsbrain.store.lists import LIST_TYPES
 from fsbrain.store.store import Store
 
-__all__ = ["LIST_TYPES", "Store"]
+__all__ = ["CASE_STATUSES", "LIST_TYPES", "RESOLUTIONS", "Store"]

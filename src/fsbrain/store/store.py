@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from fsbrain.store.alerts import AlertRepository
 from fsbrain.store.audit import AuditRepository
+from fsbrain.store.cases import CaseRepository
 from fsbrain.store.db import Database
 from fsbrain.store.decisions import DecisionRepository
+from fsbrain.store.keys import ApiKeyRepository
 from fsbrain.store.lists import ListRepository
 
 
-class Store(DecisionRepository, ListRepository, AuditRepository):
+class Store(DecisionRepository, AlertRepository, ListRepository, AuditRepository, ApiKeyRepository,
+            CaseRepository):
     """Decisions, alerts, lists, audit log, API keys, cases and policy versions in one SQL database.
 
     SQLite by default (``{FSBRAIN_HOME or .fsbrain}/fsbrain.db``), PostgreSQL by URL
