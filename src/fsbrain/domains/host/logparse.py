@@ -1,0 +1,243 @@
+"""Apply a compiled filter to log lines: date, prefix, failregex, ignoreregex, multi-line ids.
+
+Processing one line (bytes; never decoded as a whole):
+
+1. lines longer than :data:`MAX_LINE` bytes are cut there (counted as ``truncated``);
+2. the date is found and cut out of the line (fail2ban semantics: failregex sees the line without it);
+3. ``prefregex`` (if any) must match; failregex then runs on its ``<F-CONTENT>`` group;
+4. the first failregex that matches wins, unless an ignoreregex matches the line;
+5. connection ids (``<F-MLFID>``) tie lines together: a failure without a host waits for a later line
+   of the same connection that names it; ``<F-NOFAIL>`` lines only remember the host and user;
+   ``<F-MLFFORGET>`` closes the connection; ``<F-MLFGAINED>`` is a successful login, which is a failure
+   when that connection already tried several user names.
+
+Each line gets a :class:`LineResult` with a status: ``failure``, ``success``, ``ignored``, ``nofail``
+(matched a helper regex), ``missed`` (no regex), ``nodate`` is counted on the side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from fsbrain.core.errors import PolicyError
+from fsbrain.domains.host.dates import DateParser
+from fsbrain.domains.host.fail2ban import FilterDefinition
+from fsbrain.domains.host.fail2ban_regex import ByteRegex, RegexSet, compile_failregex
+
+MAX_LINE = 16384
+MLFID_CACHE = 10000
+
+
+@dataclass(slots=True)
+class LineResult:
+    """What one line means.
+
+    Args:
+        status: ``failure``, ``success``, ``ignored``, ``nofail`` or ``missed``.
+        host: address or name of the remote side (text), when known.
+        user: account name tried, when the filter captures it.
+        time: epoch seconds from the line's date (``None`` when the line has none).
+        regex: index of the failregex (or successregex) that matched.
+        fid: failure id when the filter uses ``<F-ID>`` instead of a host.
+        attempts: failed attempts this failure stands for (multi-line connections).
+    """
+
+    status: str
+    host: str | None = None
+    user: str | None = None
+    time: float | None = None
+    regex: int | None = None
+    fid: str | None = None
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class _Conn:
+    host: str | None = None
+    users: list[str] = field(default_factory=list)
+    nofail: int = 0
+    pending: bool = False
+    pending_user: str | None = None
+
+
+def _text(b: bytes | None) -> str | None:
+    return None if b is None else b.decode("utf-8", "replace")
+
+
+class LogFilter:
+    """A filter ready to run; keeps per-connection state between lines.
+
+    Args:
+        definition: the loaded filter.
+        tz: zone for dates without one (``None``: local).
+        now: reference time for year inference (``None``: the clock).
+
+    Attributes:
+        counts: ``lines``, ``failure``, ``success``, ``ignored``, ``nofail``, ``missed``, ``nodate``,
+            ``truncated`` so far.
+    """
+
+    def __init__(self, definition: FilterDefinition, *, tz: dt.tzinfo | None = None,
+                 now: float | None = None) -> None:
+        self.definition = definition
+        self.name = definition.name
+        where = definition.source
+
+        def comp(rx: str) -> ByteRegex:
+            try:
+                return compile_failregex(rx, multiline=definition.maxlines > 1)
+            except PolicyError as exc:
+                raise PolicyError(exc.message, source=where) from exc
+
+        self.failregex = [comp(r) for r in definition.failregex]
+        self.ignoreregex = [comp(r) for r in definition.ignoreregex]
+        self.successregex = [comp(r) for r in definition.successregex]
+        self.prefregex = comp(definition.prefregex) if definition.prefregex else None
+        if self.prefregex is not None and "content" not in self.prefregex.groupindex:
+            raise PolicyError("prefregex has no <F-CONTENT> group", source=where)
+        self._fail_set = RegexSet(self.failregex)
+        self._ign_set = RegexSet(self.ignoreregex) if self.ignoreregex else None
+        self._succ_set = RegexSet(self.successregex) if self.successregex else None
+        self.dates = DateParser(definition.datepattern, tz=tz, now=now)
+        self.maxlines = definition.maxlines
+        self._buffer: list[bytes] = []
+        self._conns: OrderedDict[bytes, _Conn] = OrderedDict()
+        self.counts = dict.fromkeys(
+            ("lines", "failure", "success", "ignored", "nofail", "missed", "nodate", "truncated"), 0)
+        all_rx = [*self.failregex, *self.ignoreregex, *self.successregex]
+        if self.prefregex:
+            all_rx.append(self.prefregex)
+        self.fallback_regexes = [r.pattern for r in all_rx if r.engine != "re2"]
+
+    @property
+    def engines(self) -> dict[str, int]:
+        """How many of this filter's regexes run on RE2 and on bounded Python ``re``."""
+        n = len(self.failregex) + len(self.ignoreregex) + len(self.successregex) + (1 if self.prefregex else 0)
+        return {"re2": n - len(self.fallback_regexes), "python_re": len(self.fallback_regexes)}
+
+    def reset(self) -> None:
+        """Forget connection state and counts (a new file)."""
+        self._conns.clear()
+        self._buffer.clear()
+        for k in self.counts:
+            self.counts[k] = 0
+
+    def process(self, line: bytes) -> LineResult:
+        """Classify one line (without its trailing newline)."""
+        c = self.counts
+        c["lines"] += 1
+        if len(line) > MAX_LINE:
+            line = line[:MAX_LINE]
+            c["truncated"] += 1
+        ts = None
+        if self.dates.has_dates:
+            found = self.dates.find(line)
+            if found is None:
+                c["nodate"] += 1
+            else:
+                (s, e), ts = found
+                line = line[:s] + line[e:]
+        if self.maxlines > 1:
+            self._buffer.append(line)
+            if len(self._buffer) > self.maxlines:
+                del self._buffer[0]
+            text = b"\n".join(self._buffer)
+        else:
+            text = line
+        res = self._classify(text, ts)
+        if self.maxlines > 1 and res.status in ("failure", "success"):
+            self._buffer.clear()
+        c[res.status] += 1
+        return res
+
+    def _classify(self, text: bytes, ts: float | None) -> LineResult:
+        pre: dict[str, bytes] = {}
+        body = text
+        if self.prefregex is not None:
+            spans = self.prefregex.spans(text)
+            if spans is None:
+                return LineResult("missed", time=ts)
+            pre = self.prefregex.groups_from(text, spans)
+            body = pre.pop("content", b"")
+        hit = self._fail_set.first(body)
+        if hit is None:
+            if self._succ_set is not None:
+                shit = self._succ_set.first(body)
+                if shit is not None:
+                    g = {**pre, **self.successregex[shit[0]].groups_from(body, shit[1])}
+                    return LineResult("success", host=_host(g), user=_text(g.get("user")), time=ts, regex=shit[0])
+            return LineResult("missed", time=ts)
+        idx, spans = hit
+        if self._ign_set is not None and self._ign_set.first(text) is not None:
+            return LineResult("ignored", time=ts, regex=idx)
+        g = self.failregex[idx].groups_from(body, spans)
+        if pre:
+            g = {**pre, **g}
+        mlfid = g.get("mlfid")
+        if mlfid is not None:
+            return self._merge(mlfid, g, ts, idx)
+        if "mlfgained" in g:
+            return LineResult("success", host=_host(g), user=_text(g.get("user")), time=ts, regex=idx)
+        if "nofail" in g:
+            return LineResult("nofail", host=_host(g), user=_text(g.get("user")), time=ts, regex=idx)
+        host = _host(g)
+        fid = _text(g.get("fid"))
+        if host is None and fid is None:
+            return LineResult("nofail", time=ts, regex=idx)
+        return LineResult("failure", host=host or fid, user=_text(g.get("user")), time=ts, regex=idx,
+                          fid=fid)
+
+    def _merge(self, mlfid: bytes, g: dict[str, bytes], ts: float | None, idx: int) -> LineResult:
+        conn = self._conns.get(mlfid)
+        if conn is None:
+            conn = _Conn()
+        else:
+            self._conns.move_to_end(mlfid)
+        host = _host(g)
+        if host is not None:
+            conn.host = host
+        user = _text(g.get("user")) or _text(g.get("alt_user"))
+        if user and user not in conn.users:
+            conn.users.append(user)
+        gained = "mlfgained" in g
+        nofail = "nofail" in g or gained
+        if len(conn.users) > 1 and ("nofail" in g and not gained or gained):
+            nofail = False  # several names tried on one connection: each further try is a failure
+        forget = "mlfforget" in g
+        result: LineResult
+        if not nofail:
+            attempts = conn.nofail + 1
+            if conn.host is None:
+                conn.pending, conn.pending_user = True, user
+                result = LineResult("nofail", time=ts, regex=idx, user=user)
+            else:
+                conn.nofail = 0
+                result = LineResult("failure", host=conn.host, user=user or (conn.users[-1] if conn.users else None),
+                                    time=ts, regex=idx, attempts=attempts)
+        elif conn.pending and conn.host is not None:
+            conn.pending = False
+            result = LineResult("failure", host=conn.host, user=conn.pending_user or user, time=ts,
+                                regex=idx, attempts=conn.nofail + 1)
+            conn.nofail = 0
+        elif gained:
+            result = LineResult("success", host=conn.host, user=user, time=ts, regex=idx)
+        else:
+            conn.nofail += 1
+            result = LineResult("nofail", host=conn.host, user=user, time=ts, regex=idx)
+        if forget:
+            self._conns.pop(mlfid, None)
+        else:
+            self._conns[mlfid] = conn
+            if len(self._conns) > MLFID_CACHE:
+                self._conns.popitem(last=False)
+        return result
+
+
+def _host(g: dict[str, bytes]) -> str | None:
+    for k in ("ip4", "ip6", "dns"):
+        v = g.get(k)
+        if v is not None:
+            return v.decode("ascii", "replace")
+    return None
