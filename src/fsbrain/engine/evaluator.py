@@ -129,7 +129,6 @@ class Engine:
         read_names: list[str] = []
         values: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
-        ectx: dict[str, Any] | None = None
         for f in plan.features:
             key = f.key_of(data)
             if key is None:
@@ -137,10 +136,8 @@ class Engine:
                 continue
             observe = True
             if f.when is not None:
-                if ectx is None:
-                    ectx = {"e": data}
                 try:
-                    observe = bool(f.when.evaluate(ectx))
+                    observe = f.when.evaluate(data) is True
                 except RuntimeError as exc:
                     errors.append({"feature": f.name, "error": _zen_msg(exc)})
                     self.stats.feature_errors += 1
@@ -218,9 +215,12 @@ class Engine:
             except InputError as exc:
                 errors.append({"model": name, "error": exc.message})
                 m[name] = None
-        ctx = {"e": data, "f": f, "l": lctx, "m": m}
+        ctx = dict(data)
+        ctx["f"] = f
+        ctx["l"] = lctx
+        ctx["m"] = m
         hits = self._evaluate_rules(pol, ctx, errors)
-        return self._score(pol, hits, f, m, lctx, errors, event_id, ts, t0)
+        return self._score(pol, hits, f, m, lctx, data, errors, event_id, ts, t0)
 
     def _evaluate_rules(self, pol: CompiledPolicy, ctx: dict[str, Any], errors: list[dict[str, Any]]) -> list[bool]:
         try:
@@ -244,8 +244,8 @@ class Engine:
 
     @staticmethod
     def _score(pol: CompiledPolicy, hits: list[bool], f: dict[str, Any], m: dict[str, Any],
-               lctx: dict[str, Any], errors: list[dict[str, Any]], event_id: str, ts: float,
-               t0: float) -> Decision:
+               lctx: dict[str, Any], data: dict[str, Any], errors: list[dict[str, Any]], event_id: str,
+               ts: float, t0: float) -> Decision:
         total = 0
         forced = 0
         label_weight: dict[str, int] = {}
@@ -259,7 +259,12 @@ class Engine:
                 forced = max(forced, pol.outcome_rank(rule.outcome))
             value: Any = None
             if rule.feature is not None:
-                value = f.get(rule.feature, m.get(rule.feature))
+                if rule.feature in f:
+                    value = f[rule.feature]
+                elif rule.feature in m:
+                    value = m[rule.feature]
+                else:
+                    value = _get_path(data, rule.feature)
             elif "l." in rule.source:
                 value = {t: lctx[t] for t in LIST_TYPES if lctx[t]}
             reasons.append(Reason(source="rule", id=rule.id, label=rule.label, feature=rule.feature,

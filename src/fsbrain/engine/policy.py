@@ -29,7 +29,10 @@ from fsbrain.state.base import WindowSpec
 _FEATURE_REF = re.compile(r"\bf\.([A-Za-z_][A-Za-z0-9_]*)")
 _MODEL_REF = re.compile(r"\bm\.([A-Za-z_][A-Za-z0-9_]*)")
 _AUTO_REASON = re.compile(r"\bf\.([A-Za-z_][A-Za-z0-9_]*)\s*(>=|>|<=|<|==)\s*(-?\d+(?:\.\d+)?)")
-_VALID_ROOTS = ("e", "f", "l", "m")
+_AUTO_FIELD = re.compile(
+    r"(?<![.\w])([A-Za-z_][A-Za-z0-9_]*)\s*(?:\?\?\s*[^)\s]+\s*\)\s*)?(>=|>|<=|<|==|!=)\s*"
+    r"(-?\d+(?:\.\d+)?|true|false|'[^']*'|\"[^\"]*\")")
+RESERVED_ROOTS = ("f", "l", "m")  # features, list hits, model scores; event fields are top-level names
 
 Getter = Callable[[dict[str, Any]], Any]
 
@@ -68,7 +71,7 @@ class CompiledFeature:
     spec: WindowSpec
     key_getters: list[Getter]
     value_getter: Getter | None
-    when: Any | None  # compiled zen expression, evaluated with {"e": data}
+    when: Any | None  # compiled zen expression, evaluated on the event data
     agg: str
 
     def key_of(self, data: dict[str, Any]) -> str | None:
@@ -253,6 +256,16 @@ def _compiled_rule(rd: RuleDef, expr: Any) -> CompiledRule:
             if threshold is None:
                 t = m.group(3)
                 threshold = float(t) if "." in t else int(t)
+        else:
+            m = _AUTO_FIELD.search(rd.when)
+            if m and m.group(1) not in ("f", "l", "m", "true", "false", "null", "and", "or", "not"):
+                feature = m.group(1)
+                t = m.group(3)
+                if threshold is None and t not in ("true", "false"):
+                    if t[0] in "'\"":
+                        threshold = t[1:-1]
+                    else:
+                        threshold = float(t) if "." in t else int(t)
     return CompiledRule(id=rd.id, label=rd.label, weight=rd.weight, outcome=rd.outcome, feature=feature,
                         threshold=threshold, description=rd.description, expr=expr, source=rd.when)
 

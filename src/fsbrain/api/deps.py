@@ -1,0 +1,35 @@
+"""Request dependencies: the platform instance and API-key authentication."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from fsbrain.core.errors import AuthError
+from fsbrain.service import Platform
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+def require_actor(request: Request) -> str:
+    """The caller's name: the API key's name when auth is on, else ``anonymous@<client>``.
+
+    Raises:
+        AuthError: auth is required and the key is missing or unknown.
+    """
+    platform: Platform = request.app.state.platform
+    if not platform.settings.auth_required:
+        client = request.client.host if request.client else "local"
+        return f"anonymous@{client}"
+    raw = request.headers.get("x-api-key")
+    if not raw:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            raw = auth[7:].strip()
+    if not raw:
+        raise AuthError("missing API key: send it in the X-API-Key header")
+    name = platform.store.verify_api_key(raw)
+    if name is None:
+        raise AuthError("unknown or revoked API key")
+    return name

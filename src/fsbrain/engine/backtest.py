@@ -1,0 +1,187 @@
+"""Backtests: replay labelled history in time order through the same evaluator the API uses.
+
+Input records are raw events (as the API receives them) with a ground-truth ``label`` field (``normal``
+or a risk label); ``scenario`` and other ``_``-prefixed fields are ignored. Validation and
+pseudonymisation are stateless, so they run in worker processes; features and rules run in order in this
+process, on a fresh in-memory state, exactly as :meth:`Engine.decide` runs them for the API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from fsbrain.core.errors import InputError
+from fsbrain.core.pii import Pseudonymizer
+from fsbrain.engine.evaluator import Engine
+from fsbrain.engine.events import prepare_event
+from fsbrain.engine.policy import CompiledPolicy
+from fsbrain.state.memory import MemoryStateBackend
+
+TRUTH_FIELDS = ("label", "scenario")
+NORMAL = "normal"
+
+
+@dataclass
+class BacktestReport:
+    policy: str
+    events: int = 0
+    invalid: int = 0
+    seconds: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    truth: Counter[str] = field(default_factory=Counter)
+    # per label: tp, fp, fn on label attribution (label predicted with a non-lowest outcome)
+    label_counts: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0}))
+    caught: Counter[str] = field(default_factory=Counter)  # truth label → outcome above the lowest rung
+    rule_hits: Counter[str] = field(default_factory=Counter)
+    rule_fraud_hits: Counter[str] = field(default_factory=Counter)
+    rule_label_hits: Counter[str] = field(default_factory=Counter)
+    rule_unique: Counter[str] = field(default_factory=Counter)
+    rule_labels: dict[str, str] = field(default_factory=dict)
+    rule_errors: Counter[str] = field(default_factory=Counter)
+    invalid_examples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        labels = {}
+        for lab in sorted(set(self.label_counts) | {t for t in self.truth if t != NORMAL}):
+            c = self.label_counts[lab]
+            p = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+            r = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
+            f1 = 2 * p * r / (p + r) if p + r else 0.0
+            n = self.truth.get(lab, 0)
+            labels[lab] = {"support": n, "tp": c["tp"], "fp": c["fp"], "fn": c["fn"],
+                           "precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4),
+                           "caught_rate": round(self.caught[lab] / n, 4) if n else None}
+        decided = sum(self.outcomes.values()) or 1
+        normal = self.truth.get(NORMAL, 0)
+        fraud = sum(v for k, v in self.truth.items() if k != NORMAL)
+        rules = {}
+        for rid, hits in self.rule_hits.most_common():
+            rules[rid] = {"label": self.rule_labels.get(rid), "hits": hits,
+                          "precision_fraud": round(self.rule_fraud_hits[rid] / hits, 4),
+                          "precision_label": round(self.rule_label_hits[rid] / hits, 4),
+                          "unique_catches": self.rule_unique[rid], "errors": self.rule_errors[rid]}
+        return {
+            "policy": self.policy,
+            "events": self.events,
+            "invalid_events": self.invalid,
+            "invalid_examples": self.invalid_examples[:5],
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.events / self.seconds, 1) if self.seconds else None,
+            "outcomes": dict(self.outcomes),
+            "outcome_share": {k: round(v / decided, 4) for k, v in self.outcomes.items()},
+            "review_rate": round(self.outcomes.get("review", 0) / decided, 4),
+            "truth": dict(self.truth),
+            "fraud_caught_rate": round(sum(v for k, v in self.caught.items() if k != NORMAL) / fraud, 4) if fraud else None,
+            "normal_flagged_rate": round(self.caught.get(NORMAL, 0) / normal, 4) if normal else None,
+            "labels": labels,
+            "rules": rules,
+        }
+
+
+def _prepare_chunk(args: tuple[list[dict[str, Any]], bytes, int]) -> list[tuple[Any, ...]]:
+    records, key, base = args
+    ps = Pseudonymizer(key)
+    out: list[tuple[Any, ...]] = []
+    for i, rec in enumerate(records):
+        truth = rec.get("label", NORMAL)
+        payload = {k: v for k, v in rec.items() if k not in TRUTH_FIELDS and not k.startswith("_")}
+        try:
+            ev = prepare_event("loan_application" if "event_type" not in payload else payload.pop("event_type"),
+                               payload, ps)
+            out.append((base + i, truth, ev.event_type, ev.event_id, ev.timestamp, ev.data, None))
+        except InputError as exc:
+            out.append((base + i, truth, None, None, None, None, exc.message))
+    return out
+
+
+def prepared_stream(records: Iterable[dict[str, Any]], key: bytes, *, workers: int = 1,
+                    chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
+    """Validate and pseudonymise records, in worker processes when ``workers > 1``, preserving order."""
+    def chunks() -> Iterator[tuple[list[dict[str, Any]], bytes, int]]:
+        buf: list[dict[str, Any]] = []
+        base = 0
+        for r in records:
+            buf.append(r)
+            if len(buf) >= chunk:
+                yield buf, key, base
+                base += len(buf)
+                buf = []
+        if buf:
+            yield buf, key, base
+
+    if workers <= 1:
+        for c in chunks():
+            yield from _prepare_chunk(c)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from (item for part in pool.map(_prepare_chunk, chunks(), chunksize=1) for item in part)
+
+
+def run_backtest(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *, workers: int = 1,
+                 key: bytes | None = None, progress: Callable[[int], None] | None = None) -> BacktestReport:
+    """Replay ``records`` (time-ordered) through ``policy`` on a fresh in-memory state."""
+    import secrets
+
+    engine = Engine(state=MemoryStateBackend())
+    engine.set_policy(policy)
+    rep = BacktestReport(policy=policy.ref)
+    rep.rule_labels = {r.id: r.label for r in policy.rules}
+    weights = {r.id: r.weight for r in policy.rules}
+    forced = {r.id for r in policy.rules if r.outcome is not None}
+    lowest = policy.outcomes[0][0]
+    review_at = policy.outcomes[1][1]
+    t0 = time.perf_counter()
+    last_ts = float("-inf")
+    for n, (_, truth, et, eid, ts, data, err) in enumerate(
+            prepared_stream(records, key or secrets.token_bytes(32), workers=workers), 1):
+        if progress is not None and n % 5000 == 0:
+            progress(5000)
+        if err is not None:
+            rep.invalid += 1
+            if len(rep.invalid_examples) < 5:
+                rep.invalid_examples.append(f"record {n}: {err}")
+            continue
+        if ts < last_ts - 1e-6:
+            raise InputError(f"record {n}: events are not in time order ({ts} after {last_ts}); sort them first")
+        last_ts = max(last_ts, ts)
+        d, _ = engine.decide(et, data, event_id=eid, timestamp=ts)
+        _tally(rep, d, truth, weights, forced, lowest, review_at)
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _tally(rep: BacktestReport, d: Any, truth: str, weights: dict[str, int], forced: set[str],
+           lowest: str, review_at: int) -> None:
+    rep.events += 1
+    rep.outcomes[d.outcome] += 1
+    rep.truth[truth] += 1
+    flagged = d.outcome != lowest
+    if flagged:
+        rep.caught[truth] += 1
+    predicted = set(d.labels) if flagged else set()
+    for lab in predicted:
+        if lab == truth:
+            rep.label_counts[lab]["tp"] += 1
+        else:
+            rep.label_counts[lab]["fp"] += 1
+    if truth != NORMAL and truth not in predicted:
+        rep.label_counts[truth]["fn"] += 1
+    hit_forced = [r.id for r in d.reasons if r.id in forced]
+    for r in d.reasons:
+        if r.source != "rule":
+            continue
+        rep.rule_hits[r.id] += 1
+        if truth != NORMAL:
+            rep.rule_fraud_hits[r.id] += 1
+            if flagged and d.score - weights.get(r.id, 0) < review_at and hit_forced in ([], [r.id]):
+                rep.rule_unique[r.id] += 1
+        if truth == r.label:
+            rep.rule_label_hits[r.id] += 1
+    for e in d.errors:
+        if "rule" in e:
+            rep.rule_errors[e["rule"]] += 1

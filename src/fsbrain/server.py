@@ -1,0 +1,37 @@
+"""Running the API server (uvicorn), with an app factory for multi-worker mode."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from fsbrain.config import Settings
+
+SETTINGS_ENV = "FSBRAIN_SERVER_SETTINGS"
+
+
+def app_factory() -> Any:
+    """Build the app from settings passed by :func:`run` through the environment (one per worker)."""
+    from fsbrain.api.app import create_app
+    from fsbrain.service import Platform
+
+    settings = Settings.model_validate(json.loads(os.environ[SETTINGS_ENV]))
+    return create_app(Platform(settings))
+
+
+def run(settings: Settings, *, platform: Any = None) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    common: dict[str, Any] = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
+                                  access_log=False, http="httptools", loop="uvloop")
+    if settings.workers > 1:
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        uvicorn.run("fsbrain.server:app_factory", factory=True, workers=settings.workers, **common)
+        return
+    from fsbrain.api.app import create_app
+    from fsbrain.service import Platform
+
+    uvicorn.run(create_app(platform or Platform(settings)), **common)

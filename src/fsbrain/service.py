@@ -1,0 +1,227 @@
+"""The platform: engine + store + state + pseudonymisation, shared by the API server and the CLI."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fsbrain.config import Settings
+from fsbrain.core.errors import BackendError, FsbrainError, InputError, PolicyError
+from fsbrain.core.model import Decision
+from fsbrain.core.pii import Pseudonymizer, load_or_create_key, mask
+from fsbrain.engine.evaluator import Engine
+from fsbrain.engine.events import prepare_event
+from fsbrain.engine.lists import LIST_TYPES, ListIndex
+from fsbrain.engine.policy import POLICY_DIR, CompiledPolicy, load_policy
+from fsbrain.metrics import Metrics
+from fsbrain.state import make_backend
+from fsbrain.state.base import StateBackend
+
+log = logging.getLogger("fsbrain")
+
+# entity types whose list values are identity data: validated, then stored as keyed hashes only
+IDENTITY_ENTITY_TYPES = {"id_number": "id_number", "phone": "phone", "bank_card": "bank_card",
+                         "contact_phone": "phone", "name": "name", "email": "email"}
+ENTITY_TYPES = sorted({*IDENTITY_ENTITY_TYPES, "device_id", "ip", "account_id", "employer", "ip_prefix"})
+
+
+def default_policy_files() -> list[Path]:
+    return sorted(POLICY_DIR.glob("*.yaml"))
+
+
+class Platform:
+    """Everything a decision needs, wired once per process.
+
+    Args:
+        settings: configuration.
+        state: a state backend to use instead of the configured one (tests, backtests).
+    """
+
+    def __init__(self, settings: Settings, *, state: StateBackend | None = None) -> None:
+        from fsbrain.store import Store
+
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.metrics = Metrics()
+        self.pseudonymizer = Pseudonymizer(load_or_create_key(settings.home / "pii.key"))
+        self.store = Store(settings.db_url)
+        self.store.migrate()
+        if state is None:
+            kw: dict[str, Any] = {}
+            if settings.state.type == "redis":
+                kw = {"url": settings.state.url, "prefix": settings.state.prefix}
+            state = make_backend(settings.state.type, **kw)
+        self.engine = Engine(state=state, lists=ListIndex())
+        self.engine.on_rule_error = lambda pol, rule: self.metrics.rule_errors.labels(pol, rule).inc()
+        self._policy_files: dict[str, tuple[Path, float]] = {}
+        self._shadow_files: dict[str, list[tuple[Path, float]]] = {}
+        self._event_locks = [threading.Lock() for _ in range(64)]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.load_policies()
+        self.refresh_lists(force=True)
+
+    # -- policies ------------------------------------------------------------------------------
+    def load_policies(self) -> list[str]:
+        """(Re)load every configured live and shadow policy; returns the refs loaded."""
+        files = self.settings.policies or default_policy_files()
+        if not files:
+            raise PolicyError("no policy files configured and none shipped")
+        loaded = []
+        for path in files:
+            pol = load_policy(path)
+            self._install(pol, path)
+            loaded.append(pol.ref)
+        shadows: dict[str, list[CompiledPolicy]] = {}
+        for path in self.settings.shadow_policies:
+            pol = load_policy(path)
+            shadows.setdefault(pol.event_type, []).append(pol)
+            self._shadow_files.setdefault(pol.event_type, []).append((Path(path), _mtime(path)))
+            self._record(pol, "shadow")
+        for et, pols in shadows.items():
+            self.engine.set_shadows(et, pols)
+            loaded += [p.ref + " (shadow)" for p in pols]
+        return loaded
+
+    def _install(self, pol: CompiledPolicy, path: Path) -> None:
+        self.engine.set_policy(pol)
+        self._policy_files[pol.event_type] = (Path(path), _mtime(path))
+        self._record(pol, "live")
+
+    def _record(self, pol: CompiledPolicy, role: str) -> None:
+        self.store.record_policy_version(pol.name, pol.version, pol.sha256, pol.text, actor=f"system:{role}")
+
+    def reload_if_changed(self) -> list[str]:
+        """Reload policy files whose modification time changed. A broken file keeps the old policy."""
+        reloaded = []
+        for et, (path, mtime) in list(self._policy_files.items()):
+            now_m = _mtime(path)
+            if now_m == mtime:
+                continue
+            try:
+                pol = load_policy(path)
+                if pol.event_type != et:
+                    raise PolicyError(f"event_type changed from {et!r} to {pol.event_type!r}", source=str(path))
+                self._install(pol, path)
+                self.metrics.policy_reloads.labels("ok").inc()
+                reloaded.append(pol.ref)
+                log.info("reloaded policy %s from %s", pol.ref, path)
+            except FsbrainError as exc:
+                self._policy_files[et] = (path, now_m)
+                self.metrics.policy_reloads.labels("error").inc()
+                log.error("policy reload failed, keeping %s: %s", self.engine.policy(et).ref, exc)
+        return reloaded
+
+    # -- lists ---------------------------------------------------------------------------------
+    def refresh_lists(self, *, force: bool = False) -> None:
+        v = self.store.list_version()
+        if force or v != self.engine.lists.version:
+            self.engine.lists.replace_all(self.store.active_list_entries(time.time()), v)
+            self.metrics.list_entries.set(len(self.engine.lists))
+
+    def list_value_token(self, entity_type: str, value: str) -> tuple[str, str]:
+        """Validate a raw list value and return (stored value, masked display)."""
+        from fsbrain.core.pii import validate_bank_card, validate_id_number, validate_phone
+
+        if entity_type not in ENTITY_TYPES:
+            raise InputError(f"entity_type: unknown {entity_type!r} (one of {ENTITY_TYPES})")
+        value = str(value).strip()
+        if not value:
+            raise InputError("value: must not be empty")
+        kind = IDENTITY_ENTITY_TYPES.get(entity_type)
+        if kind is None:
+            if len(value) > 256:
+                raise InputError("value: longer than 256 characters")
+            return value, value
+        if kind == "id_number":
+            validate_id_number(value, field="value")
+        elif kind == "phone":
+            value = validate_phone(value, field="value")
+        elif kind == "bank_card":
+            value = validate_bank_card(value, field="value")
+        return self.pseudonymizer.hash(kind, value), mask(kind, value)
+
+    def add_list_entry(self, *, list_type: str, entity_type: str, value: str, reason: str, source: str,
+                       expires_at: float | None, actor: str) -> dict[str, Any]:
+        if list_type not in LIST_TYPES:
+            raise InputError(f"list_type: must be one of {LIST_TYPES}")
+        if expires_at is not None and expires_at <= time.time():
+            raise InputError("expires_at: must be in the future")
+        token, masked = self.list_value_token(entity_type, value)
+        entry = self.store.add_list_entry(list_type, entity_type, token, masked, reason, source, expires_at, actor)
+        self.refresh_lists()
+        return entry
+
+    def remove_list_entry(self, entry_id: str, actor: str) -> dict[str, Any]:
+        entry = self.store.remove_list_entry(entry_id, actor)
+        self.refresh_lists()
+        return entry
+
+    # -- decisions -----------------------------------------------------------------------------
+    def decide(self, event_type: str, payload: Any) -> tuple[Decision, bool]:
+        """Validate, decide, store. Returns (decision, replayed) — replayed when event_id was seen before."""
+        t0 = time.perf_counter()
+        self.engine.policy(event_type)  # unknown event type → 404 before validation
+        prepared = prepare_event(event_type, payload, self.pseudonymizer)
+        lock = self._event_locks[hash(prepared.event_id) % len(self._event_locks)]
+        with lock:
+            existing = self.store.get_decision_by_event(event_type, prepared.event_id)
+            if existing is not None:
+                self.metrics.replays.labels(event_type).inc()
+                return existing, True
+            try:
+                decision, shadows = self.engine.decide(event_type, prepared.data, event_id=prepared.event_id,
+                                                       timestamp=prepared.timestamp)
+            except BackendError:
+                self.metrics.state_errors.inc()
+                raise
+            stored = self.store.save_decision(decision, prepared.data)
+        replayed = stored.decision_id != decision.decision_id
+        if not replayed:
+            for s in shadows:
+                self.store.save_decision(s, prepared.data)
+                self.metrics.shadow.labels(s.policy, str(s.outcome == decision.outcome).lower()).inc()
+            self.metrics.decisions.labels(event_type, decision.outcome).inc()
+            for lab in decision.labels:
+                self.metrics.labels.labels(event_type, lab).inc()
+            self.metrics.latency.labels(event_type).observe(decision.latency_ms / 1000)
+        self.metrics.request_latency.labels(event_type).observe(time.perf_counter() - t0)
+        return stored, replayed
+
+    # -- background upkeep ---------------------------------------------------------------------
+    def start_background(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="fsbrain-upkeep", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        period = max(0.1, min(self.settings.list_refresh_seconds, self.settings.policy_reload_seconds or 1e9))
+        last_expire = time.time()
+        while not self._stop.wait(period):
+            try:
+                if self.settings.policy_reload_seconds:
+                    self.reload_if_changed()
+                self.refresh_lists()
+                if time.time() - last_expire > 60:
+                    self.engine.state.expire(time.time())
+                    last_expire = time.time()
+            except Exception:  # keep serving; the failure is logged with its traceback
+                log.exception("background upkeep failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.engine.state.close()
+        self.store.close()
+
+
+def _mtime(path: Path | str) -> float:
+    try:
+        return Path(path).stat().st_mtime_ns / 1e9
+    except OSError:
+        return -1.0
