@@ -11,7 +11,7 @@ Shapes understood without configuration (the *built-in templates*):
 * Apache / nginx access logs: ``21/Jun/2005:16:47:48 +0200``
 * slashed: ``2005/06/21 16:47:48`` (nginx error log), ``21-Jun-2005 16:47:48`` (BIND)
 * MySQL 5.x: ``050621 16:47:48``; dotted European ``21.06.2005 16:47:48``
-* epoch seconds at the line start or in brackets: ``1119365268.123``
+* epoch seconds at the line start or in brackets: ``1119365268.123``; TAI64N labels (``@4000...``)
 
 A year missing from the line is inferred: the reference time's year, or the year before when the date
 would otherwise lie more than a day in the future. Times without a zone are read in ``tz`` (default: the
@@ -47,7 +47,7 @@ _TZ = r"(?:Z|[+-]\d{2}:?\d{2}|UTC|GMT)"
 
 # name -> regex body; groups: Y y m b d H M S f z e
 TEMPLATES: list[tuple[str, str]] = [
-    ("iso", rf"(?P<Y>\d{{4}})-(?P<m>\d{{2}})-(?P<d>\d{{2}})[T ](?P<H>\d{{2}}):(?P<M>\d{{2}}):(?P<S>\d{{2}})"
+    ("iso", rf"(?P<Y>\d{{4}})-(?P<m>\d{{2}})-(?P<d>\d{{2}})(?:T|\s{{1,2}})(?P<H>\d{{1,2}}):(?P<M>\d{{2}}):(?P<S>\d{{2}})"
             rf"(?:[.,](?P<f>\d{{1,9}}))?(?:\s?(?P<z>{_TZ}))?"),
     ("syslog", rf"(?:{_DAY},?\s+)?(?P<b>{_MON})\s+(?P<d>\d{{1,2}}),?\s+(?P<H>\d{{1,2}}):(?P<M>\d{{2}}):(?P<S>\d{{2}})"
                rf"(?:\.(?P<f>\d{{1,9}}))?(?:\s+(?P<Y>\d{{4}})\b)?"),
@@ -59,6 +59,7 @@ TEMPLATES: list[tuple[str, str]] = [
                   rf":(?P<S>\d{{2}})(?:[.,](?P<f>\d{{1,9}}))?"),
     ("dmy_dotted", r"(?P<d>\d{2})\.(?P<m>\d{2})\.(?P<Y>\d{4})[ ,]\s*(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"),
     ("mysql", r"(?P<y>\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)\s+(?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2})"),
+    ("tai64n", r"@(?P<tai>4000000[0-9a-f]{9})[0-9a-f]{8}"),
     ("epoch", r"(?:^|\[|@)(?P<e>1\d{9})(?:\.(?P<f>\d{1,6}))?\b"),
 ]
 
@@ -114,7 +115,7 @@ class DateParser:
         for i, body in enumerate(bodies):
             # give each alternative its own group names: t<i>_<name>
             renamed = body
-            for g in ("Y", "y", "m", "b", "d", "H", "M", "S", "f", "z", "e"):
+            for g in ("Y", "y", "m", "b", "d", "H", "M", "S", "f", "z", "e", "tai"):
                 renamed = renamed.replace(f"(?P<{g}>", f"(?P<t{i}_{g}>")
             alts.append(f"(?P<t{i}>{renamed})")
         self._regex = None
@@ -187,6 +188,8 @@ class DateParser:
             frac = float(b"0." + f["f"]) if "f" in f else 0.0
             if "e" in f:
                 return int(f["e"]) + frac
+            if "tai" in f:
+                return float(int(f["tai"], 16) - (1 << 62))
             month = int(f["m"]) if "m" in f else MONTHS[f["b"][:3].lower().decode()]
             day, hour = int(f["d"]), int(f["H"])
             minute, sec = int(f.get("M", b"0")), int(f.get("S", b"0"))

@@ -93,7 +93,7 @@ def parse_sample(path: Path) -> tuple[dict[str, Any], list[tuple[list[dict[str, 
             line = raw.rstrip(b"\r\n")
             if line.startswith(b"#"):
                 text = line.decode("utf-8", "replace")
-                if text.startswith("# failJSON:"):
+                if text.startswith(("# failJSON:", "#failJSON:")):
                     pending = json.loads(text.split(":", 1)[1])
                 elif text.startswith("# filterOptions:"):
                     opt_sets = _options_list(text.split(":", 1)[1])

@@ -186,8 +186,10 @@ class LogFilter:
         fid = _text(g.get("fid"))
         if host is None and fid is None:
             return LineResult("nofail", time=ts, regex=idx)
-        return LineResult("failure", host=host or fid, user=_text(g.get("user")), time=ts, regex=idx,
-                          fid=fid)
+        user = g.get("user")
+        if user is None:
+            user = g.get("alt_user")
+        return LineResult("failure", host=host or fid, user=_text(user), time=ts, regex=idx, fid=fid)
 
     def _merge(self, mlfid: bytes, g: dict[str, bytes], ts: float | None, idx: int) -> LineResult:
         conn = self._conns.get(mlfid)
