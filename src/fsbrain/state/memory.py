@@ -1,18 +1,72 @@
-"""In-process state backend (the embedded default)."""
+"""In-process state backend (the embedded default).
+
+Window state per feature namespace and entity lives in plain dicts and lists (see
+:mod:`fsbrain.state._windows`); each update and read is O(1) in the common case. Memory stays bounded in
+three ways: an entity's buckets older than its window are dropped as it advances, an incremental sweep
+deletes entities whose whole window has passed the watermark (every ``sweep_every`` ops it looks at
+``sweep_chunk`` entities), and :meth:`MemoryStateBackend.expire` prunes everything at once.
+
+The backend is thread-safe: the API's upkeep thread may call ``expire`` while requests update state; a
+long expire takes the lock in chunks so decisions are never blocked for long.
+"""
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from fsbrain.state.base import StateBackend, WindowOp, WindowRead, WindowSpec
+from pydantic import BaseModel, ConfigDict, Field
+
+from fsbrain.state._windows import SPACE_FOR_AGG, Space
+from fsbrain.state.base import (
+    DEFAULT_ALLOWED_LATENESS,
+    StateBackend,
+    WindowOp,
+    WindowRead,
+    WindowSpec,
+    state_namespace,
+)
+
+_floor = math.floor
+_EXPIRE_CHUNK = 4096
+
+
+class MemoryStateBackendConfig(BaseModel):
+    """Configuration of the in-process backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["memory"] = "memory"
+    """Selects this backend."""
+    allowed_lateness: float = Field(default=DEFAULT_ALLOWED_LATENESS, ge=0, allow_inf_nan=False)
+    """Seconds an event may lag the newest one and still be read over its full window."""
+    sweep_every: int = Field(default=8192, ge=0)
+    """Ops between two incremental sweep steps (0: no automatic sweep; call ``expire``)."""
+    sweep_chunk: int = Field(default=512, ge=1)
+    """Entities examined per sweep step."""
+
+
+def resident_bytes() -> int:
+    """Resident set size of this process in bytes (Linux ``/proc/self/statm``), 0 where unknown."""
+    try:
+        with open("/proc/self/statm") as fh:
+            import os
+
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 class MemoryStateBackend(StateBackend):
-    """Windowed features in a dict: ``(feature, key) -> {bucket: state}``.
+    """Windowed features in process memory.
 
-    Per-bucket state: a number for count/sum/min/max, ``[sum, n]`` for mean, a set for distinct.
-    Buckets outside the window are dropped on every touch and by :meth:`expire`.
+    Args:
+        allowed_lateness: see :class:`MemoryStateBackendConfig` (must match the Redis backend's setting
+            for the two to agree on late events).
+        sweep_every: ops between incremental sweep steps; 0 turns the automatic sweep off.
+        sweep_chunk: entities examined per sweep step.
 
     >>> from fsbrain.state.base import WindowSpec, WindowOp
     >>> b = MemoryStateBackend()
@@ -27,114 +81,141 @@ class MemoryStateBackend(StateBackend):
 
     name = "memory"
 
-    def __init__(self) -> None:
-        self._data: dict[tuple[str, str], dict[int, Any]] = {}
-        self._specs: dict[str, WindowSpec] = {}
+    def __init__(self, *, allowed_lateness: float = DEFAULT_ALLOWED_LATENESS, sweep_every: int = 8192,
+                 sweep_chunk: int = 512) -> None:
+        cfg = MemoryStateBackendConfig(allowed_lateness=allowed_lateness, sweep_every=sweep_every,
+                                       sweep_chunk=sweep_chunk)
+        self.allowed_lateness = cfg.allowed_lateness
+        self.sweep_every = cfg.sweep_every
+        self.sweep_chunk = cfg.sweep_chunk
+        self._spaces: dict[str, Space] = {}
+        self._by_id: dict[int, tuple[WindowSpec, Space]] = {}
+        self._clock: float | None = None
+        self._lock = threading.Lock()
+        self._since_sweep = 0
+        self._todo: list[tuple[Space, list[Any]]] = []
+
+    @classmethod
+    def from_config(cls, config: MemoryStateBackendConfig) -> MemoryStateBackend:
+        """Build from a validated config."""
+        return cls(allowed_lateness=config.allowed_lateness, sweep_every=config.sweep_every,
+                   sweep_chunk=config.sweep_chunk)
 
     # -- helpers ---------------------------------------------------------------------------------
-    @staticmethod
-    def _add(agg: str, buckets: dict[int, Any], b: int, value: Any) -> None:
-        cur = buckets.get(b)
-        if agg == "count":
-            buckets[b] = (cur or 0) + 1
-        elif agg == "sum":
-            buckets[b] = (cur or 0) + value
-        elif agg == "distinct":
-            if cur is None:
-                buckets[b] = {value}
-            else:
-                cur.add(value)
-        elif agg == "min":
-            buckets[b] = value if cur is None or value < cur else cur
-        elif agg == "max":
-            buckets[b] = value if cur is None or value > cur else cur
-        elif agg == "mean":
-            if cur is None:
-                buckets[b] = [value, 1]
-            else:
-                cur[0] += value
-                cur[1] += 1
+    def _space(self, spec: WindowSpec) -> Space:
+        hit = self._by_id.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        ns = state_namespace(spec)
+        sp = self._spaces.get(ns)
+        if sp is None:
+            sp = self._spaces[ns] = SPACE_FOR_AGG[spec.agg](spec)
+        if len(self._by_id) > 65536:
+            self._by_id.clear()
+        self._by_id[id(spec)] = (spec, sp)  # the spec is kept alive, so its id cannot be reused
+        return sp
 
-    @staticmethod
-    def _value(spec: WindowSpec, buckets: dict[int, Any] | None, now_b: int) -> Any:
-        if not buckets:
-            return spec.empty_value()
-        lo = now_b - spec.n_buckets
-        agg = spec.agg
-        if agg == "count" or agg == "sum":
-            return sum(v for b, v in buckets.items() if lo < b <= now_b)
-        if agg == "distinct":
-            sets = [v for b, v in buckets.items() if lo < b <= now_b]
-            if len(sets) == 1:
-                return len(sets[0])
-            return len(set().union(*sets))
-        states = [v for b, v in buckets.items() if lo < b <= now_b]
-        if not states:
-            return None
-        if agg == "min":
-            return min(states)
-        if agg == "max":
-            return max(states)
-        n = sum(s[1] for s in states)
-        return sum(s[0] for s in states) / n
+    def _watermark(self) -> float | None:
+        return None if self._clock is None else self._clock - self.allowed_lateness
 
-    @staticmethod
-    def _prune(spec: WindowSpec, buckets: dict[int, Any], now_b: int) -> None:
-        lo = now_b - spec.n_buckets
-        if len(buckets) > 1 or (buckets and next(iter(buckets)) <= lo):
-            for b in [b for b in buckets if b <= lo]:
-                del buckets[b]
+    def _tick(self, ts: float) -> float | None:
+        """Advance the clock to ``ts``; return the watermark when ``ts`` lies behind it (a late call)."""
+        if self._clock is None or ts > self._clock:
+            self._clock = ts
+        w = self._clock - self.allowed_lateness
+        return w if ts < w else None
+
+    def _apply(self, ops: Sequence[WindowOp], ts: float, read: bool) -> list[Any]:
+        w = self._tick(ts)
+        out: list[Any] = []
+        by_id, space = self._by_id, self._space
+        for op in ops:
+            spec = op.spec
+            hit = by_id.get(id(spec))
+            sp = hit[1] if hit is not None and hit[0] is spec else space(spec)
+            bw = sp.bucket
+            hf = None if w is None else _floor(w / bw)
+            if read:
+                out.append(sp.ug(op.key, _floor(ts / bw), op.value, hf))
+            else:
+                x = sp.encode(op.value)
+                if x is not None:
+                    sp.observe(op.key, _floor(ts / bw), x, hf)
+        if self.sweep_every:
+            self._since_sweep += len(ops)
+            if self._since_sweep >= self.sweep_every:
+                self._since_sweep = 0
+                self._sweep_step()
+        return out
+
+    def _sweep_step(self) -> int:
+        w = self._watermark()
+        if w is None:
+            return 0
+        if not self._todo:
+            self._todo = [(sp, list(sp.data)) for sp in self._spaces.values() if sp.data]
+            if not self._todo:
+                return 0
+        sp, keys = self._todo[-1]
+        chunk = keys[-self.sweep_chunk:]
+        del keys[-self.sweep_chunk:]
+        if not keys:
+            self._todo.pop()
+        return sp.sweep(chunk, _floor(w / sp.bucket))
 
     # -- interface -------------------------------------------------------------------------------
     def update(self, ops: Sequence[WindowOp], ts: float) -> None:
-        for op in ops:
-            self._observe(op, ts)
-
-    def _observe(self, op: WindowOp, ts: float) -> dict[int, Any]:
-        spec = op.spec
-        self._specs[spec.name] = spec
-        k = (spec.name, op.key)
-        buckets = self._data.get(k)
-        if buckets is None:
-            buckets = self._data[k] = {}
-        b = spec.bucket_of(ts)
-        self._add(spec.agg, buckets, b, op.value)
-        return buckets
-
-    def get(self, reads: Sequence[WindowRead], as_of: float) -> list[Any]:
-        out = []
-        for r in reads:
-            buckets = self._data.get((r.spec.name, r.key))
-            out.append(self._value(r.spec, buckets, r.spec.bucket_of(as_of)))
-        return out
+        """Add each observation at event time ``ts``."""
+        if ops:
+            with self._lock:
+                self._apply(ops, ts, False)
 
     def update_get(self, ops: Sequence[WindowOp], ts: float) -> list[Any]:
+        """Observe each op at ``ts`` and return its window value including the observation."""
+        if not ops:
+            return []
+        with self._lock:
+            return self._apply(ops, ts, True)
+
+    def get(self, reads: Sequence[WindowRead], as_of: float) -> list[Any]:
+        """Values of each read as of ``as_of``."""
         out = []
-        for op in ops:
-            buckets = self._observe(op, ts)
-            now_b = op.spec.bucket_of(ts)
-            if len(buckets) > op.spec.n_buckets:
-                self._prune(op.spec, buckets, now_b)
-            out.append(self._value(op.spec, buckets, now_b))
+        with self._lock:
+            w = self._watermark()
+            for r in reads:
+                sp = self._space(r.spec)
+                hf = None if w is None else _floor(w / sp.bucket)
+                out.append(sp.read(sp.data.get(r.key), _floor(as_of / sp.bucket), hf))
         return out
 
     def expire(self, now: float) -> int:
+        """Prune every entity against ``min(now, clock) - allowed_lateness``; return buckets freed."""
+        with self._lock:
+            if self._clock is None:
+                return 0
+            cut = min(now, self._clock) - self.allowed_lateness
+            work = [(sp, list(sp.data)) for sp in self._spaces.values()]
         freed = 0
-        for k in list(self._data):
-            spec = self._specs.get(k[0])
-            if spec is None:
-                continue
-            buckets = self._data[k]
-            before = len(buckets)
-            self._prune(spec, buckets, spec.bucket_of(now))
-            freed += before - len(buckets)
-            if not buckets:
-                del self._data[k]
+        for sp, keys in work:
+            bw = _floor(cut / sp.bucket)
+            for i in range(0, len(keys), _EXPIRE_CHUNK):
+                with self._lock:
+                    freed += sp.expire(keys[i:i + _EXPIRE_CHUNK], bw)
         return freed
 
     def clear(self) -> None:
-        self._data.clear()
+        """Forget all state and the clock."""
+        with self._lock:
+            self._spaces.clear()
+            self._by_id.clear()
+            self._todo.clear()
+            self._clock = None
+
+    def entity_count(self) -> int:
+        """Number of (feature, entity) pairs currently held."""
+        return sum(len(sp.data) for sp in self._spaces.values())
 
     def stats(self) -> dict[str, Any]:
-        return {"backend": self.name, "entities": len(self._data),
-                "buckets": sum(len(b) for b in self._data.values())}
+        """Cheap sizes for /metrics: entities held, features, the clock and the process's RSS."""
+        return {"backend": self.name, "entities": self.entity_count(), "features": len(self._spaces),
+                "clock": self._clock, "rss_bytes": resident_bytes()}
