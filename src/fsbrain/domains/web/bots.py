@@ -203,8 +203,18 @@ class BotDetector:
         self._nocookie = WindowSpec(name=f"{prefix}_nocookie", agg="sum", window=w)
 
     def inspect(self, headers: dict[str, str], *, ip: str, path: str, ts: float,
-                status: int | None = None) -> BotVerdict:
-        """Observe one request from ``ip`` at ``ts`` and return its bot verdict."""
+                status: int | None = None, complete_headers: bool = True) -> BotVerdict:
+        """Observe one request from ``ip`` at ``ts`` and return its bot verdict.
+
+        Args:
+            headers: request headers (any case).
+            ip: client address (the behaviour key).
+            path: request path.
+            ts: event time, epoch seconds.
+            status: response status when known (access logs), for the error ratio.
+            complete_headers: ``False`` when only some headers are known (access logs keep UA and Referer):
+                header-absence tells and the cookie ratio are then skipped.
+        """
         h = {k.lower(): v for k, v in headers.items()}
         ua = h.get("user-agent", "")
         reasons: list[Reason] = []
@@ -223,9 +233,13 @@ class BotDetector:
         for r in headless_tells(h):
             if category == "good_bot":
                 break
+            if not complete_headers and r.id != "BOT-HEADLESS-UA":
+                continue
             reasons.append(r)
             score += r.weight
         feats = self._behaviour(h, ip, path, ts, status)
+        if not complete_headers:
+            feats.pop("no_cookie_ratio")
         for r in self._judge(feats):
             reasons.append(r)
             if category != "good_bot":
@@ -270,6 +284,6 @@ class BotDetector:
             add("BOT-NO-STATIC", "static_ratio", c.min_static_ratio, 15, "pages without their assets")
         if f.get("error_ratio", 0.0) > c.max_error_ratio:
             add("BOT-ERRORS", "error_ratio", c.max_error_ratio, 35, "many 4xx/5xx answers (probing)")
-        if f["no_cookie_ratio"] > c.max_no_cookie_ratio:
+        if f.get("no_cookie_ratio", 0.0) > c.max_no_cookie_ratio:
             add("BOT-NO-COOKIES", "no_cookie_ratio", c.max_no_cookie_ratio, 15, "never returns a session cookie")
         return out
