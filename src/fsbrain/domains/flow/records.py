@@ -140,7 +140,9 @@ class DecodeStats:
     errors: dict[str, int] = field(default_factory=dict)
 
     def count(self, problem: str, n: int = 1) -> None:
-        """Add ``n`` to the counter of ``problem``."""
+        """Add ``n`` to the counter of ``problem`` (zero is ignored)."""
+        if n <= 0:
+            return
         self.errors[problem] = self.errors.get(problem, 0) + n
 
     def merge(self, other: DecodeStats) -> None:
