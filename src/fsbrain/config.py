@@ -89,8 +89,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     for k, v in overrides.items():
         if v is None:
             continue
-        if k in ("state_type", "redis_url"):
-            data.setdefault("state", {})["type" if k == "state_type" else "url"] = v
+        if k in ("state_type", "redis_url", "state_prefix"):
+            data.setdefault("state", {})[{"state_type": "type", "redis_url": "url", "state_prefix": "prefix"}[k]] = v
         else:
             data[k] = v
     try:

@@ -205,7 +205,7 @@ class Engine:
         if lctx["white_any"] and wl.short_circuit:
             reasons = [Reason(source="list", id=f"white:{h.entity_type}", feature=h.entity_type,
                               message=h.reason or "whitelisted") for h in lhits if h.list_type == "white"]
-            return Decision(event_id=event_id, event_type=pol.event_type, outcome=wl.outcome, score=0,
+            return Decision(event_id=event_id, event_type=pol.event_type, outcome=wl.outcome or pol.outcomes[0][0], score=0,
                             labels=[], reasons=reasons, policy=pol.ref, features=f, errors=errors,
                             latency_ms=(time.perf_counter() - t0) * 1000, event_time=ts)
         m: dict[str, Any] = {}

@@ -117,7 +117,7 @@ class ModelDef(_Strict):
 
 class WhitelistDef(_Strict):
     short_circuit: bool = Field(default=True, description="Stop at a whitelist hit and return `outcome`.")
-    outcome: str = Field(default="approve")
+    outcome: str | None = Field(default=None, description="Outcome on a whitelist hit (default: the lowest rung).")
 
 
 class PolicyDef(_Strict):
@@ -144,6 +144,6 @@ class PolicyDef(_Strict):
             raise ValueError("the first outcome must start at min_score 0")
         if scores != sorted(scores) or len(set(scores)) != len(scores):
             raise ValueError("outcome min_score values must strictly increase down the ladder")
-        if self.whitelist.outcome not in names:
+        if self.whitelist.outcome is not None and self.whitelist.outcome not in names:
             raise ValueError(f"whitelist outcome {self.whitelist.outcome!r} is not one of the outcomes {names}")
         return self
