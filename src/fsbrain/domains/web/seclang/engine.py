@@ -1,0 +1,373 @@
+"""The request inspection rule engine: compiled SecLang rules run against :class:`HttpRequest` s.
+
+>>> eng = WebRuleEngine.default()
+>>> v = eng.inspect(HttpRequest.from_dict({"uri": "/item?id=1%27%20OR%20%271%27%3D%271"}))
+>>> v.blocked, "web_sqli" in v.labels
+(True, True)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fsbrain.core.errors import PolicyError
+from fsbrain.core.model import Reason
+from fsbrain.domains.web.request import HttpRequest, text
+from fsbrain.domains.web.seclang.labels import LabelMap
+from fsbrain.domains.web.seclang.model import COLLECTIONS, Rule
+from fsbrain.domains.web.seclang.parser import RuleSet, parse_files, parse_text
+from fsbrain.domains.web.seclang.prefilter import Prefilter
+from fsbrain.domains.web.seclang.transaction import Transaction
+
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+REQUEST_PHASES = (1, 2)
+_SCORE_VARS = tuple(f"inbound_anomaly_score_pl{i}" for i in range(1, 5))
+
+
+@dataclass(slots=True, kw_only=True)
+class MatchedRule:
+    """One rule (with its whole chain) that matched.
+
+    Args:
+        id: rule id.
+        msg: the rule's message (macros expanded).
+        tags: its tags.
+        severity: 0 (emergency) .. 7 (debug), as SecLang.
+        paranoia: paranoia level from the ``paranoia-level/N`` tag (0 when untagged).
+        variable: the matched variable, e.g. ``ARGS:id``.
+        value: an excerpt of the matched value (at most 120 characters).
+        logdata: expanded ``logdata``.
+        score: inbound anomaly points the rule added.
+        labels: fsbrain labels from its tags.
+        source: ``file:line`` of the rule.
+    """
+
+    id: int
+    msg: str
+    tags: list[str]
+    severity: int | None
+    paranoia: int
+    variable: str
+    value: str
+    logdata: str = ""
+    score: int = 0
+    labels: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "msg": self.msg, "tags": list(self.tags), "severity": self.severity,
+                "paranoia": self.paranoia, "variable": self.variable, "value": self.value,
+                "logdata": self.logdata, "score": self.score, "labels": list(self.labels),
+                "source": self.source}
+
+
+@dataclass(slots=True, kw_only=True)
+class RuleVerdict:
+    """What the rules concluded about one request.
+
+    Args:
+        score: inbound anomaly score (CRS ``blocking_inbound_anomaly_score``).
+        threshold: inbound anomaly threshold in force.
+        blocked: the score reached the threshold, or a ``deny`` rule fired with the rule engine On.
+        matched: every logged rule that matched, in evaluation order.
+        labels: fsbrain labels, most points first.
+        reasons: one :class:`~fsbrain.core.model.Reason` per scoring rule.
+        limits_hit: request limits exceeded (named after :class:`RequestLimits` fields).
+        interrupted_by: id of the disruptive rule that stopped processing, if any.
+        body_processor: the body processor used, if any.
+        body_error: the body processor's error, if any.
+        paranoia: detection paranoia level in force.
+        latency_ms: inspection time.
+    """
+
+    score: int
+    threshold: int
+    blocked: bool
+    matched: list[MatchedRule] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
+    limits_hit: list[str] = field(default_factory=list)
+    interrupted_by: int | None = None
+    body_processor: str | None = None
+    body_error: str | None = None
+    paranoia: int = 1
+    latency_ms: float = 0.0
+
+    @property
+    def attack(self) -> bool:
+        return self.blocked
+
+    @property
+    def rule_ids(self) -> list[int]:
+        return [m.id for m in self.matched]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attack": self.blocked, "blocked": self.blocked, "score": self.score, "threshold": self.threshold,
+                "labels": list(self.labels), "rules": [m.to_dict() for m in self.matched],
+                "reasons": [r.to_dict() for r in self.reasons], "limits_hit": list(self.limits_hit),
+                "interrupted_by": self.interrupted_by, "body_processor": self.body_processor,
+                "body_error": self.body_error, "paranoia": self.paranoia,
+                "latency_ms": round(self.latency_ms, 3)}
+
+
+def _find_crs(path: Path) -> tuple[list[Path], list[Path]]:
+    """(setup files, rule files) of a CRS release folder, its rules/ folder or Debian's layout."""
+    path = path.expanduser()
+    rules_dir = path / "rules" if (path / "rules").is_dir() else path
+    rule_files = sorted(p for p in rules_dir.glob("*.conf") if p.name.startswith(("REQUEST-", "RESPONSE-")))
+    if not rule_files:
+        raise PolicyError("no CRS rule files (REQUEST-*.conf) found", source=str(path))
+    setup: list[Path] = []
+    for cand in (path / "crs-setup.conf", rules_dir.parent / "crs-setup.conf",
+                 Path("/etc/modsecurity/crs/crs-setup.conf"), path / "crs-setup.conf.example",
+                 rules_dir.parent / "crs-setup.conf.example"):
+        if cand.is_file():
+            setup = [cand]
+            break
+    for extra in ("REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf",):
+        if (rules_dir / extra).is_file():
+            setup.append(rules_dir / extra)
+    return setup, rule_files
+
+
+class WebRuleEngine:
+    """Compiled SecLang rules (OWASP CRS or fsbrain's own) with anomaly scoring.
+
+    Args:
+        ruleset: parsed rules.
+        paranoia: detection and blocking paranoia level 1..4 (pinned: rule files cannot change it).
+        threshold: inbound anomaly threshold (None: the rules' ``tx.inbound_anomaly_score_threshold``, else 5).
+        tx: extra TX variables set before any rule runs (e.g. ``{"crs_validate_utf8_encoding": 1}``).
+        label_map: tag -> label mapping (default: ``rules/tag_labels.yaml``).
+        name: a name for reports.
+    """
+
+    def __init__(self, ruleset: RuleSet, *, paranoia: int = 1, threshold: int | None = None,
+                 tx: dict[str, Any] | None = None, label_map: LabelMap | None = None, name: str = "rules") -> None:
+        if not 1 <= paranoia <= 4:
+            raise PolicyError(f"paranoia must be 1..4, got {paranoia}")
+        self.ruleset = ruleset
+        self.paranoia = paranoia
+        self.threshold = threshold
+        self.name = name
+        self.label_map = label_map or LabelMap.load()
+        self.rule_engine = ruleset.rule_engine
+        self.collections = COLLECTIONS
+        self.initial_tx: dict[str, bytes] = {"blocking_paranoia_level": b"%d" % paranoia,
+                                             "detection_paranoia_level": b"%d" % paranoia,
+                                             "paranoia_level": b"%d" % paranoia}
+        for k, v in (tx or {}).items():
+            self.initial_tx[k.lower()] = str(v).encode()
+        if threshold is not None:
+            self.initial_tx["inbound_anomaly_score_threshold"] = b"%d" % threshold
+        self.pinned_tx = frozenset(self.initial_tx)
+        self.rules = [r for r in ruleset.rules if r.disabled is None or r.kind == "marker"]
+        self.phases: dict[int, list[Rule]] = {}
+        self.markers: dict[int, dict[str, int]] = {}
+        for ph in REQUEST_PHASES:
+            lst = [r for r in self.rules if r.kind == "marker" or r.phase == ph]
+            self.phases[ph] = lst
+            self.markers[ph] = {r.marker: i for i, r in enumerate(lst) if r.kind == "marker" and r.marker}
+        self.labels_by_rule = {r.id: self.label_map.labels_for(r.id, r.tags) for r in self.rules if r.id}
+        self.prefilter = Prefilter(self.rules)
+
+    # ---- constructors -------------------------------------------------------------------------------
+    @classmethod
+    def from_files(cls, paths: list[Path], **kw: Any) -> WebRuleEngine:
+        """Compile rule files in order."""
+        return cls(parse_files([Path(p) for p in paths]), **kw)
+
+    @classmethod
+    def from_text(cls, text_: str, **kw: Any) -> WebRuleEngine:
+        """Compile rules from a string."""
+        return cls(parse_text(text_), **kw)
+
+    @classmethod
+    def from_crs(cls, path: str | Path, paranoia: int = 1, *, include_response: bool = False,
+                 **kw: Any) -> WebRuleEngine:
+        """Load OWASP CRS from a release folder (``crs-setup.conf[.example]`` + ``rules/``), a ``rules``
+        folder, or Debian's ``/usr/share/modsecurity-crs`` (setup from ``/etc/modsecurity/crs``).
+
+        Raises:
+            PolicyError: no rule files, or a rule file is invalid (file:line).
+        """
+        setup, rule_files = _find_crs(Path(path))
+        if not include_response:
+            rule_files = [p for p in rule_files if not p.name.startswith("RESPONSE-")]
+        kw.setdefault("name", f"crs-pl{paranoia}")
+        return cls(parse_files(setup + rule_files), paranoia=paranoia, **kw)
+
+    @classmethod
+    def default(cls, paranoia: int = 1, **kw: Any) -> WebRuleEngine:
+        """fsbrain's own rule files (``fsbrain/domains/web/rules/*.conf``)."""
+        kw.setdefault("name", f"fsbrain-pl{paranoia}")
+        return cls(parse_files(sorted(RULES_DIR.glob("*.conf"))), paranoia=paranoia, **kw)
+
+    @property
+    def problems(self) -> list[dict[str, Any]]:
+        """Rules loaded disabled (unsupported operators), with file:line."""
+        return list(self.ruleset.disabled)
+
+    # ---- inspection ---------------------------------------------------------------------------------
+    def inspect(self, req: HttpRequest) -> RuleVerdict:
+        """Run the request phases (1: headers, 2: body) and score the request. Never raises on input."""
+        t0 = time.perf_counter()
+        tr = Transaction(self, req)
+        matched: list[MatchedRule] = []
+        interrupted: int | None = None
+        for ph in REQUEST_PHASES:
+            tr.enter_phase(ph)
+            if tr.rule_engine == "Off":
+                break
+            hits = self.prefilter.scan(tr, ph)
+            interrupted = self._run_phase(tr, ph, matched, hits)
+            if interrupted is not None:
+                break
+        return self._verdict(tr, matched, interrupted, t0)
+
+    def _run_phase(self, tr: Transaction, ph: int, matched: list[MatchedRule],
+                   hits: set[int] | None) -> int | None:
+        rules = self.phases[ph]
+        markers = self.markers[ph]
+        skip_only = self.prefilter.rule_index
+        i, n = 0, len(rules)
+        while i < n:
+            rule = rules[i]
+            i += 1
+            if rule.kind == "marker":
+                continue
+            if tr.removed_ids and rule.id in tr.removed_ids:
+                continue
+            if tr.removed_tags and any(t in rule.tags for t in tr.removed_tags):
+                continue
+            if hits is not None and id(rule) in skip_only and id(rule) not in hits:
+                continue
+            if rule.kind == "rule" and not self._match_chain(tr, rule):
+                continue
+            self._fire(tr, rule, matched)
+            if rule.disruptive in ("deny", "drop", "redirect") and tr.rule_engine == "On":
+                return rule.id
+            if rule.disruptive == "allow":
+                return None
+            if rule.skip_after:
+                i = markers.get(rule.skip_after, n - 1) + 1
+            elif rule.skip:
+                i += rule.skip
+        return None
+
+    def _match_chain(self, tr: Transaction, rule: Rule) -> bool:
+        r: Rule | None = rule
+        while r is not None:
+            tr.rule = rule
+            if not self._match_link(tr, r):
+                return False
+            r = r.chain
+        return True
+
+    @staticmethod
+    def _match_link(tr: Transaction, r: Rule) -> bool:
+        op = r.operator
+        if op is None:
+            return False
+        found: list[tuple[str, bytes]] = []
+        names = r.transforms
+        cache = tr.tcache
+        expand = tr.expand
+        for name, value, _cacheable in tr.values(r):
+            if r.multi_match:
+                cands = [value]
+                for f in r.tfuncs:
+                    nv = f(cands[-1])
+                    if nv != cands[-1]:
+                        cands.append(nv)
+            elif not names:
+                cands = [value]
+            else:
+                key = (value, names)
+                tv = cache.get(key)
+                if tv is None:
+                    tv = value
+                    for f in r.tfuncs:
+                        tv = f(tv)
+                    cache[key] = tv
+                cands = [tv]
+            for cand in cands:
+                res = op(cand, expand)
+                if r.op_negated:
+                    res = () if res is None else None
+                if res is not None:
+                    if r.capture and res:
+                        for gi, g in enumerate(res):
+                            tr.tx[str(gi)] = g
+                    found.append((name, value))
+                    tr.matched_var, tr.matched_var_name = value, name
+                    break
+        if found:
+            tr.matched_vars = found
+            return True
+        return False
+
+    def _fire(self, tr: Transaction, rule: Rule, matched: list[MatchedRule]) -> None:
+        tr.rule = rule
+        before = self._score_parts(tr)
+        for link in rule.links():
+            for sv in link.setvars:
+                tr.setvar(sv.collection, sv.name, sv.op, sv.value)
+            for cname, cval in link.ctls:
+                tr.ctl(cname, cval)
+        if not rule.log or rule.kind != "rule":
+            return
+        delta = self._score_parts(tr) - before
+        value = text(tr.matched_var)
+        matched.append(MatchedRule(
+            id=rule.id, msg=text(tr.expand(rule.msg)) if rule.msg else "", tags=list(rule.tags),
+            severity=rule.severity, paranoia=rule.paranoia, variable=tr.matched_var_name,
+            value=value if len(value) <= 120 else value[:117] + "...",
+            logdata=text(tr.expand(rule.logdata))[:200] if rule.logdata else "", score=max(0, delta),
+            labels=self.labels_by_rule.get(rule.id, []), source=rule.where))
+
+    @staticmethod
+    def _score_parts(tr: Transaction) -> int:
+        total = 0
+        for k in _SCORE_VARS:
+            v = tr.tx.get(k)
+            if v:
+                try:
+                    total += int(v)
+                except ValueError:
+                    pass
+        return total
+
+    def _verdict(self, tr: Transaction, matched: list[MatchedRule], interrupted: int | None,
+                 t0: float) -> RuleVerdict:
+        tx = tr.tx
+        try:
+            threshold = int(tx.get("inbound_anomaly_score_threshold", b"5"))
+        except ValueError:
+            threshold = 5
+        if "blocking_inbound_anomaly_score" in tx:
+            score = int(tx["blocking_inbound_anomaly_score"] or b"0")
+        else:
+            score = sum(int(tx.get(f"inbound_anomaly_score_pl{i}", b"0") or b"0")
+                        for i in range(1, self.paranoia + 1))
+        blocked = score >= threshold or (interrupted is not None)
+        weights: dict[str, int] = {}
+        reasons: list[Reason] = []
+        for m in matched:
+            if m.score <= 0:
+                continue
+            for lab in m.labels or [""]:
+                if lab:
+                    weights[lab] = weights.get(lab, 0) + m.score
+            reasons.append(Reason(source="rule", id=str(m.id), label=m.labels[0] if m.labels else None,
+                                  feature=m.variable, value=m.value, threshold=threshold, weight=m.score,
+                                  message=m.msg))
+        labels = sorted(weights, key=lambda k: -weights[k])
+        body = tr.req.parsed_body(tr.body_processor) if tr.phase >= 2 else None
+        return RuleVerdict(score=score, threshold=threshold, blocked=blocked, matched=matched, labels=labels,
+                           reasons=reasons, limits_hit=list(tr.req.limits_hit), interrupted_by=interrupted,
+                           body_processor=tr.body_processor, body_error=body.error if body else None,
+                           paranoia=self.paranoia, latency_ms=(time.perf_counter() - t0) * 1000)
