@@ -222,6 +222,13 @@ class RedisStateBackend(StateBackend):
         except redis_lib.RedisError as exc:
             raise self._fail("clear", exc) from exc
 
+    def entity_count(self) -> int:
+        """Number of (feature, entity) hashes under this prefix (a SCAN: for tests and benchmarks)."""
+        try:
+            return sum(len(batch) for batch in self._scan("w:*"))
+        except redis_lib.RedisError as exc:
+            raise self._fail("entity_count", exc) from exc
+
     def ping(self) -> bool:
         """``True`` when Redis answers; raises ``BackendError`` otherwise (for readiness checks)."""
         try:
