@@ -187,6 +187,8 @@ def _headers(r: random.Random, *, json_body: bool = False, form: bool = False) -
 
 
 def _req(method: str, uri: str, headers: dict[str, str], body: str = "") -> dict[str, object]:
+    if body:
+        headers["Content-Length"] = str(len(body.encode("utf-8")))
     return {"method": method, "uri": uri, "headers": headers, "body": body}
 
 

@@ -1,0 +1,189 @@
+"""The web inspector: the rule engine and the learned model deciding together, with an explanation.
+
+Verdict (a dict; the first five keys are the contract of ``fsbrain web inspect`` and the API)::
+
+    {"attack": bool, "score": int, "labels": [...], "rules": [rule ids], "reasons": [Reason dicts],
+     "rule_score": int, "model_score": int, "threshold": int, "paranoia": int,
+     "model": [{"param", "p_attack", "class", "top_ngrams"}], "suppressed_rules": [...],
+     "limits_hit": [...], "errors": [...], "latency_ms": float}
+
+How the two engines combine (``score`` is the rules' anomaly score adjusted by the model):
+
+* **Model adds points.** A parameter the model calls an attack with probability ``p >= 0.5`` adds
+  ``int(threshold * p / model_block)`` points: alone it reaches the threshold only at ``p >= model_block``
+  (default 0.95), but it tips a borderline rule match (a warning, or one PL2 rule) over. This is how
+  obfuscated payloads that slip past the patterns are caught.
+* **Model clears weak rule hits.** When the rules' score is below ``strong_score`` (default 10: a single
+  critical rule) and every scoring rule matched a parameter that the model is confident is benign
+  (``p < model_clear``, default 0.2), those rules' points are taken back and listed in
+  ``suppressed_rules``. This cuts false positives on natural-language and JSON input. Protocol, scanner
+  and header rules are never cleared: the model only judges parameter values.
+
+``attack`` is ``score >= threshold``. A rule-engine failure never drops a request: the verdict carries the
+error in ``errors`` and the model decides alone (fail-open; ``strict=True`` makes it an attack instead).
+
+>>> insp = WebInspector(paranoia=1)
+>>> v = insp.inspect({"method": "GET", "uri": "/search?q=1%27%20union%20select%20password%20from%20users--"})
+>>> v["attack"], "web_sqli" in v["labels"]
+(True, True)
+>>> insp.inspect({"method": "GET", "uri": "/search?q=%E4%BF%A1%E7%94%A8%E5%8D%A1%20%E8%BF%98%E6%AC%BE"})["attack"]
+False
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from fsbrain.core.errors import InputError
+from fsbrain.domains.web import ml
+from fsbrain.domains.web.request import DEFAULT_LIMITS, HttpRequest, RequestLimits
+
+VERDICT_KEYS = ("attack", "score", "labels", "rules", "reasons")
+_NEVER_CLEARED = frozenset({"web_protocol", "web_scanner", "bot", "cc_flood"})
+_PARAM_COLLECTIONS = ("ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES", "ARGS_POST_NAMES",
+                      "REQUEST_FILENAME", "REQUEST_BASENAME", "REQUEST_URI", "REQUEST_BODY", "FILES", "XML",
+                      "QUERY_STRING", "REQUEST_LINE", "REQUEST_URI_RAW", "FILES_NAMES")
+
+
+def _param_key(name: str) -> str:
+    """The comparable part of a parameter/variable name: ``ARGS_GET:id`` -> ``id``; ``json.a`` -> ``json.a``."""
+    return name.split(":", 1)[1] if ":" in name else name
+
+
+class WebInspector:
+    """Rules + model over one request (see the module docstring).
+
+    Args:
+        paranoia: 1..4, passed to the rule engine.
+        rules: a ``WebRuleEngine``; a path to a CRS folder (loaded with ``from_crs``); ``None`` for fsbrain's
+            own rules (``WebRuleEngine.default``).
+        model: a :class:`~fsbrain.domains.web.ml.WebModel`, a path to a model file, ``None`` for the shipped
+            model, or ``False`` for rules only.
+        model_block: model probability that alone makes an attack.
+        model_clear: model probability below which a weak rule hit on that parameter is cleared.
+        strong_score: rule scores at or above this are never cleared.
+        max_params: parameters scored by the model per request (highest-risk first is not known in
+            advance: the first ``max_params`` non-plain values are scored; the rest are counted in
+            ``limits_hit`` as ``max_model_params``).
+        limits: request parsing limits (named in ``limits_hit`` when exceeded).
+        strict: treat a rule-engine failure as an attack instead of failing open.
+    """
+
+    def __init__(self, paranoia: int = 1, *, rules: Any = None, model: Any = None, model_block: float = 0.95,
+                 model_clear: float = 0.2, strong_score: int = 10, max_params: int = 64,
+                 limits: RequestLimits = DEFAULT_LIMITS, strict: bool = False) -> None:
+        from fsbrain.domains.web.seclang.engine import WebRuleEngine
+
+        if not 1 <= int(paranoia) <= 4:
+            raise InputError(f"paranoia must be 1..4, got {paranoia}")
+        self.paranoia = int(paranoia)
+        if rules is None:
+            rules = WebRuleEngine.default(paranoia=self.paranoia)
+        elif isinstance(rules, str | Path):
+            rules = WebRuleEngine.from_crs(rules, paranoia=self.paranoia)
+        self.rules = rules
+        if model is None:
+            model = ml.WebModel.load_default()
+        elif isinstance(model, str | Path):
+            model = ml.WebModel.load(model)
+        self.model: ml.WebModel | None = model or None
+        self.model_block, self.model_clear = model_block, model_clear
+        self.strong_score, self.max_params = strong_score, max_params
+        self.limits, self.strict = limits, strict
+
+    def inspect(self, req: dict[str, Any] | HttpRequest) -> dict[str, Any]:
+        """Inspect one request dict ``{"method","uri","headers","body"}`` (or an ``HttpRequest``).
+
+        Raises:
+            InputError: the request is not a JSON object or a field has the wrong type.
+        """
+        t0 = time.perf_counter()
+        if isinstance(req, HttpRequest):
+            hreq, raw = req, req.to_dict()
+        else:
+            hreq, raw = HttpRequest.from_dict(req, limits=self.limits), req
+        errors: list[str] = []
+        threshold, rule_score, matched, rule_reasons, limits_hit = 5, 0, [], [], []
+        try:
+            rv = self.rules.inspect(hreq)
+            threshold, rule_score, matched = rv.threshold, rv.score, rv.matched
+            rule_reasons = [r.to_dict() for r in rv.reasons]
+            limits_hit = list(rv.limits_hit)
+            if rv.interrupted_by is not None and rule_score < threshold:
+                rule_score = threshold
+        except Exception as exc:  # noqa: BLE001 - an engine bug must not take the site down
+            errors.append(f"rule engine failed: {type(exc).__name__}: {exc}")
+            if self.strict:
+                rule_score = threshold
+        scored: list[tuple[str, ml.ValueScore]] = []
+        if self.model is not None:
+            params = [(n, v) for n, v in ml.request_params(raw) if v and not ml.is_plain(v)]
+            if len(params) > self.max_params:
+                limits_hit.append("max_model_params")
+                params = params[: self.max_params]
+            scored = self.model.score_params(params, explain=True)
+        out = self._combine(threshold, rule_score, matched, rule_reasons, scored)
+        out.update(limits_hit=limits_hit, errors=errors, paranoia=self.paranoia,
+                   latency_ms=round((time.perf_counter() - t0) * 1000, 3))
+        return out
+
+    def _combine(self, threshold: int, rule_score: int, matched: list[Any], rule_reasons: list[dict[str, Any]],
+                 scored: list[tuple[str, ml.ValueScore]]) -> dict[str, Any]:
+        by_key: dict[str, float] = {}
+        for name, s in scored:
+            k = _param_key(name)
+            by_key[k] = max(by_key.get(k, 0.0), s.p_attack)
+        suppressed: list[int] = []
+        clear_points = 0
+        scoring = [m for m in matched if m.score > 0]
+        if self.model is not None and 0 < rule_score < self.strong_score and scoring:
+            clearable = []
+            for m in scoring:
+                coll = m.variable.split(":", 1)[0]
+                if coll not in _PARAM_COLLECTIONS or _NEVER_CLEARED.intersection(m.labels):
+                    continue  # not the model's to judge: the points stay
+                key = _param_key(m.variable)
+                p = by_key.get(key)
+                if p is None and ":" not in m.variable or coll in ("REQUEST_URI", "REQUEST_LINE", "QUERY_STRING",
+                                                                   "REQUEST_URI_RAW", "REQUEST_BODY"):
+                    p = max(by_key.values(), default=0.0)
+                if p is None:
+                    p = 0.0 if ml.is_plain(m.value) else None
+                if p is None or p >= self.model_clear:
+                    clearable = []
+                    break
+                clearable.append(m)
+            suppressed = [m.id for m in clearable]
+            clear_points = sum(m.score for m in clearable)
+        model_points = 0
+        model_label = None
+        top = scored[0] if scored else None
+        if top is not None and top[1].p_attack >= 0.5:
+            model_points = min(2 * threshold, int(threshold * top[1].p_attack / self.model_block))
+            model_label = "web_" + top[1].attack_class if top[1].attack_class != "benign" else None
+        score = max(0, rule_score - clear_points) + model_points
+        attack = score >= threshold
+        labels: list[str] = []
+        for r in rule_reasons:
+            lab = r.get("label")
+            if lab and lab not in labels and int(r["id"]) not in suppressed:
+                labels.append(lab)
+        if model_label and model_points and model_label not in labels:
+            labels.append(model_label)
+        reasons = [r for r in rule_reasons if int(r["id"]) not in suppressed]
+        if model_points and top is not None:
+            grams = ", ".join(repr(g) for g, _ in top[1].top_ngrams)
+            reasons.append({"source": "model", "id": "web-ngram", "label": model_label, "feature": top[0],
+                            "value": round(top[1].p_attack, 4), "threshold": self.model_block,
+                            "weight": model_points,
+                            "message": f"{top[1].attack_class} n-grams in {top[0]}: {grams}"})
+        if suppressed:
+            reasons.append({"source": "model", "id": "web-ngram-clear", "feature": "rules",
+                            "value": suppressed, "threshold": self.model_clear, "weight": -clear_points,
+                            "message": "rule hits cleared: the model scores the matched parameters as benign"})
+        return {"attack": attack, "score": int(score), "labels": labels if attack else [],
+                "rules": [m.id for m in matched], "reasons": reasons, "rule_score": int(rule_score),
+                "model_score": model_points, "threshold": threshold, "suppressed_rules": suppressed,
+                "model": [{"param": n, **s.to_dict()} for n, s in scored[:5]]}
