@@ -63,6 +63,8 @@ TEMPLATES: list[tuple[str, str]] = [
     ("epoch", r"(?:^|\[|@)(?P<e>1\d{9})(?:\.(?P<f>\d{1,6}))?\b"),
 ]
 
+_BUILTIN_BODIES = {b for _, b in TEMPLATES}
+
 _STRFTIME = {
     "%Y": r"(?P<Y>\d{4})", "%y": r"(?P<y>\d{2})", "%m": r"(?P<m>\d{1,2})", "%d": r"(?P<d>\d{1,2})",
     "%e": r"\s?(?P<d>\d{1,2})", "%H": r"(?P<H>\d{1,2})", "%k": r"\s?(?P<H>\d{1,2})", "%M": r"(?P<M>\d{2})",
@@ -132,6 +134,13 @@ class DateParser:
             self._alt_index = [names[f"t{i}"] for i in range(len(alts))]
         self._cache_key: bytes = b""
         self._cache_val: float | None = None
+        # Fast path for the built-in templates (fsbrain's own, bounded, backtracking-safe patterns): try
+        # the template that matched last, alone, with Python's re; fall back to the combined RE2 search.
+        self._fast: list[re.Pattern[bytes]] | None = None
+        self._last = 0
+        if bodies and all(b in _BUILTIN_BODIES for b in bodies):
+            pre = r"^\W{0,3}?" if self._anchor_start else r"^"
+            self._fast = [re.compile((pre + f"(?P<_dt>{b})").encode()) for b in bodies]
 
     def _convert(self, pattern: str) -> list[str]:
         if pattern.startswith("{^LN-BEG}"):
@@ -161,6 +170,20 @@ class DateParser:
         """Return ``((start, end), epoch)`` of the leftmost date in ``line``, or ``None``."""
         if self._regex is None:
             return None
+        if self._fast is not None:
+            m = self._fast[self._last].match(line)
+            if m is not None:
+                span = m.span("_dt")
+                text = line[span[0]:span[1]]
+                if text == self._cache_key and self._cache_val is not None:
+                    return span, self._cache_val
+                fields = {k: v for k, v in m.groupdict().items() if v is not None and k != "_dt"}
+                ts = self._to_epoch(fields)
+                if ts is not None:
+                    if "e" in fields:
+                        span = (m.start("e"), span[1])
+                    self._cache_key, self._cache_val = text, ts
+                    return span, ts
         spans = self._regex.spans(line)
         if spans is None:
             return None
@@ -168,6 +191,7 @@ class DateParser:
             span = spans[gi]
             if span[0] >= 0:
                 groups = self._groups[i]
+                self._last = i
                 break
         else:  # pragma: no cover - a match always has one alternative
             return None

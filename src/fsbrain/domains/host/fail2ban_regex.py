@@ -47,9 +47,14 @@ _IP6 = (rf"(?:(?:{_H16}:){{7}}{_H16}"
         rf"|::)(?:%[0-9a-zA-Z]+)?")
 _DNS = r"[\w\-.^_]*\w"
 
+# RE2's submatch engines slow down with program size, and the exact IPv6 grammar is large; the tags use
+# this compact shape (hex groups and colons, optional dotted IPv4 tail, zone id) and the engine checks
+# the captured text with ipaddress afterwards (see logparse._host).
+_IP6_SHAPE = r"(?:[0-9a-fA-F]{1,4})?(?::[0-9a-fA-F]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?:%[0-9a-zA-Z]+)?"
+
 HOST_TAGS = {
     "IP4": rf"(?:::f{{4,6}}:)?(?P<ip4>{_IP4})",
-    "IP6": rf"(?P<ip6>{_IP6})",
+    "IP6": rf"(?P<ip6>{_IP6_SHAPE})",
     "DNS": rf"(?P<dns>{_DNS})",
     "CIDR": r"(?P<cidr>\d+)",
 }
