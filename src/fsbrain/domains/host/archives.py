@@ -75,7 +75,7 @@ class Budget:
         return self.deadline - time.monotonic()
 
     def check_time(self) -> None:
-        if time.monotonic() > self.deadline:
+        if time.monotonic() >= self.deadline:
             raise LimitExceeded(f"scan timeout of {self.limits.timeout_s:g}s reached")
 
     def count_member(self) -> None:
