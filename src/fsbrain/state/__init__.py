@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fsbrain.state.base import AGGREGATES, StateBackend, WindowOp, WindowRead, WindowSpec
-from fsbrain.state.memory import MemoryStateBackend
+from fsbrain.state.memory import MemoryStateBackend, MemoryStateBackendConfig
 
 BACKEND_CLASS_FOR_TYPE = {
     "memory": "fsbrain.state.memory.MemoryStateBackend",
@@ -14,7 +14,15 @@ BACKEND_CLASS_FOR_TYPE = {
 
 
 def make_backend(kind: str = "memory", **kwargs: Any) -> StateBackend:
-    """Build a backend by type name, importing it only when selected."""
+    """Build a backend by type name, importing it only when selected.
+
+    Args:
+        kind: a key of :data:`BACKEND_CLASS_FOR_TYPE` (``memory`` or ``redis``).
+        **kwargs: the backend's configuration fields (e.g. ``url=``, ``prefix=`` for Redis).
+
+    Raises:
+        InputError: unknown kind or invalid configuration.
+    """
     import importlib
 
     from fsbrain.core.errors import InputError
@@ -31,6 +39,7 @@ __all__ = [
     "AGGREGATES",
     "BACKEND_CLASS_FOR_TYPE",
     "MemoryStateBackend",
+    "MemoryStateBackendConfig",
     "StateBackend",
     "WindowOp",
     "WindowRead",

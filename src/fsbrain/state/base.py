@@ -163,6 +163,14 @@ def state_namespace(spec: WindowSpec) -> str:
     return f"{quote(spec.name, safe='')}|{AGG_CODES[spec.agg]}{spec.n_buckets}b{float(spec.bucket)!r}"
 
 
+def config_error(kind: str, exc: Any) -> Exception:
+    """An ``InputError`` naming every invalid field of a backend config (from a pydantic error)."""
+    from fsbrain.core.errors import InputError
+
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
+    return InputError(f"invalid {kind} state backend configuration: {problems}")
+
+
 def _bad_value(spec: WindowSpec, value: Any) -> Exception:
     from fsbrain.core.errors import InputError
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fsbrain.state._windows import SPACE_FOR_AGG, Space
 from fsbrain.state.base import (
@@ -26,6 +26,7 @@ from fsbrain.state.base import (
     WindowOp,
     WindowRead,
     WindowSpec,
+    config_error,
     state_namespace,
 )
 
@@ -83,8 +84,11 @@ class MemoryStateBackend(StateBackend):
 
     def __init__(self, *, allowed_lateness: float = DEFAULT_ALLOWED_LATENESS, sweep_every: int = 8192,
                  sweep_chunk: int = 512) -> None:
-        cfg = MemoryStateBackendConfig(allowed_lateness=allowed_lateness, sweep_every=sweep_every,
-                                       sweep_chunk=sweep_chunk)
+        try:
+            cfg = MemoryStateBackendConfig(allowed_lateness=allowed_lateness, sweep_every=sweep_every,
+                                           sweep_chunk=sweep_chunk)
+        except ValidationError as exc:
+            raise config_error("memory", exc) from exc
         self.allowed_lateness = cfg.allowed_lateness
         self.sweep_every = cfg.sweep_every
         self.sweep_chunk = cfg.sweep_chunk

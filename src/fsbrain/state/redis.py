@@ -27,6 +27,7 @@ from fsbrain.state.base import (
     WindowOp,
     WindowRead,
     WindowSpec,
+    config_error,
     mean_of,
     state_namespace,
     to_float,
@@ -90,7 +91,7 @@ class RedisStateBackend(StateBackend):
             try:
                 config = RedisStateBackendConfig(**kwargs)
             except ValidationError as exc:
-                raise InputError(f"invalid Redis state backend configuration: {exc}") from exc
+                raise config_error("Redis", exc) from exc
         elif kwargs:
             raise InputError(f"pass either a config or keyword fields, not both (got {sorted(kwargs)})")
         self.config = config
