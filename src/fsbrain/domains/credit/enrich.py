@@ -223,9 +223,12 @@ def contact_fields(contacts: Sequence[Contact], a: Applicant, h: Hasher) -> dict
     phones = [normalize_phone(c.phone) for c in contacts]
     names = [c.name.strip() for c in contacts]
     own = normalize_phone(a.phone)
+    tokens = [h("phone", p) for p in phones]
     return {
         "contacts_count": len(contacts),
-        "contact_phones": [h("phone", p) for p in phones],
+        "contact_phones": tokens,
+        "contact_phone_1": tokens[0] if tokens else None,
+        "contact_phone_2": tokens[1] if len(tokens) > 1 else None,
         "contact_names": [h("name", n) for n in names],
         "contact_relations": [c.relation for c in contacts],
         "contact_phones_masked": [mask_phone(p) for p in phones],
