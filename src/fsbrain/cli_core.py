@@ -41,6 +41,9 @@ def register(app: typer.Typer) -> None:
     keys.command("revoke")(keys_revoke)
     app.add_typer(keys, name="keys")
     app.command("labels")(labels)
+    events = typer.Typer(help="Event files: validate and pseudonymise.", no_args_is_help=True)
+    events.command("prepare")(events_prepare)
+    app.add_typer(events, name="events")
 
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML configuration file.")]
@@ -324,6 +327,44 @@ def keys_revoke(name: Annotated[str, typer.Argument()], actor: Annotated[str, ty
         _fail(exc.message)
     finally:
         platform.close()
+
+
+def events_prepare(
+    events: Annotated[Path, typer.Option("--events", help="Raw events: .jsonl, .csv or .parquet.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Prepared events (JSON lines).")],
+    workers: Annotated[int, typer.Option(help="Processes.")] = 2,
+    config: ConfigOpt = None,
+) -> None:
+    """Validate and pseudonymise raw events with this installation's key (raw identities never leave).
+
+    The output replays through `fsbrain backtest` without re-validating, like the decision log does.
+    """
+    from fsbrain.core.pii import load_or_create_key
+    from fsbrain.engine.backtest import prepare_records
+    from fsbrain.io import read_records
+
+    settings = _settings(config)
+    ok = bad = 0
+    tmp = out_file.with_name(out_file.name + ".part")
+    try:
+        key = load_or_create_key(settings.home / "pii.key")
+        with open(tmp, "wb") as fh:
+            import orjson
+
+            for rec in prepare_records(read_records(events), key, workers=workers):
+                if "error" in rec:
+                    bad += 1
+                    console.print(f"record {rec['record']}: {rec['error']}", highlight=False)
+                    continue
+                fh.write(orjson.dumps(rec) + b"\n")
+                ok += 1
+        tmp.replace(out_file)
+    except FsbrainError as exc:
+        tmp.unlink(missing_ok=True)
+        _fail(exc.message)
+    console.print(f"prepared {ok} events into {out_file}; {bad} invalid")
+    if bad:
+        raise typer.Exit(1)
 
 
 def labels(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:

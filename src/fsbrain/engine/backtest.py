@@ -1,7 +1,9 @@
 """Backtests: replay labelled history in time order through the same evaluator the API uses.
 
-Input records are raw events (as the API receives them) with a ground-truth ``label`` field (``normal``
-or a risk label); ``scenario`` and other ``_``-prefixed fields are ignored. Validation and
+Input records are raw events (as the API receives them) or prepared ones (``{"event_type", "event_id",
+"timestamp", "data"}`` with identity values already pseudonymised, as the decision log stores them and
+``fsbrain events prepare`` writes them), each with a ground-truth ``label`` field (``normal`` or a risk
+label); ``scenario`` and other ``_``-prefixed fields are ignored. Validation and
 pseudonymisation are stateless, so they run in worker processes; features and rules run in order in this
 process, on a fresh in-memory state, exactly as :meth:`Engine.decide` runs them for the API.
 """
@@ -83,12 +85,34 @@ class BacktestReport:
         }
 
 
+def is_prepared(rec: dict[str, Any]) -> bool:
+    """A record already in event-data form (``fsbrain events prepare`` output, or the decision log)."""
+    return isinstance(rec.get("data"), dict) and "event_type" in rec and "timestamp" in rec and "event_id" in rec
+
+
+def prepare_records(records: Iterable[dict[str, Any]], key: bytes, *, workers: int = 1,
+                    ) -> Iterator[dict[str, Any]]:
+    """Validate and pseudonymise raw records into prepared ones (identity values become keyed hashes).
+
+    Invalid records are yielded as ``{"error": message, "record": n}``.
+    """
+    for n, truth, et, eid, ts, data, err in prepared_stream(records, key, workers=workers):
+        if err is not None:
+            yield {"record": n + 1, "error": err}
+        else:
+            yield {"event_type": et, "event_id": eid, "timestamp": ts, "label": truth, "data": data}
+
+
 def _prepare_chunk(args: tuple[list[dict[str, Any]], bytes, int]) -> list[tuple[Any, ...]]:
     records, key, base = args
     ps = Pseudonymizer(key)
     out: list[tuple[Any, ...]] = []
     for i, rec in enumerate(records):
         truth = rec.get("label", NORMAL)
+        if is_prepared(rec):
+            out.append((base + i, truth, rec["event_type"], str(rec["event_id"]), float(rec["timestamp"]),
+                        rec["data"], None))
+            continue
         payload = {k: v for k, v in rec.items() if k not in TRUTH_FIELDS and not k.startswith("_")}
         try:
             ev = prepare_event("loan_application" if "event_type" not in payload else payload.pop("event_type"),

@@ -137,7 +137,7 @@ class Engine:
             observe = True
             if f.when is not None:
                 try:
-                    observe = f.when.evaluate(data) is True
+                    observe = f.when.evaluate({n: data.get(n) for n in f.when_names}) is True
                 except RuntimeError as exc:
                     errors.append({"feature": f.name, "error": _zen_msg(exc)})
                     self.stats.feature_errors += 1
@@ -215,7 +215,7 @@ class Engine:
             except InputError as exc:
                 errors.append({"model": name, "error": exc.message})
                 m[name] = None
-        ctx = dict(data)
+        ctx = {n: data[n] for n in pol.rule_names if n in data}
         ctx["f"] = f
         ctx["l"] = lctx
         ctx["m"] = m

@@ -37,6 +37,22 @@ RESERVED_ROOTS = ("f", "l", "m")  # features, list hits, model scores; event fie
 Getter = Callable[[dict[str, Any]], Any]
 
 
+_STRING_LIT = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_IDENT = re.compile(r"(?<![.\w#$])([A-Za-z_][A-Za-z0-9_]*)(?!\s*\()")
+_KEYWORDS = {"and", "or", "not", "true", "false", "null", "in", "f", "l", "m"}
+
+
+def referenced_names(expr: str) -> set[str]:
+    """Top-level event fields an expression may read (string literals, properties, calls excluded).
+
+    Only these are handed to the expression engine, which keeps the per-event conversion small.
+
+    >>> sorted(referenced_names("f.x > 3 and id_age < 18 and startsWith(phone, '13') and ip_type == 'vpn'"))
+    ['id_age', 'ip_type', 'phone']
+    """
+    return {n for n in _IDENT.findall(_STRING_LIT.sub('""', expr)) if n not in _KEYWORDS}
+
+
 def make_getter(path: str) -> Getter:
     """A fast accessor for a dotted field path in a nested dict (``None`` when absent)."""
     parts = path.split(".")
@@ -73,6 +89,7 @@ class CompiledFeature:
     value_getter: Getter | None
     when: Any | None  # compiled zen expression, evaluated on the event data
     agg: str
+    when_names: tuple[str, ...] = ()
 
     def key_of(self, data: dict[str, Any]) -> str | None:
         if len(self.key_getters) == 1:
@@ -116,6 +133,7 @@ class CompiledPolicy:
     combined: Any  # one zen expression returning a list of booleans, one per rule
     outcomes: list[tuple[str, int]]  # (name, min_score) ascending
     models: list[ModelDef] = field(default_factory=list)
+    rule_names: tuple[str, ...] = ()  # event fields the rules read
 
     @property
     def ref(self) -> str:
@@ -196,7 +214,8 @@ def compile_policy(text: str, source: str = "<string>") -> CompiledPolicy:
         spec = WindowSpec(name=_state_name(fd, spec.bucket), agg=fd.agg, window=fd.window, bucket=spec.bucket)
         features.append(CompiledFeature(
             name=fd.name, spec=spec, key_getters=[make_getter(k) for k in fd.key],
-            value_getter=make_getter(fd.value) if fd.value else None, when=when, agg=fd.agg))
+            value_getter=make_getter(fd.value) if fd.value else None, when=when, agg=fd.agg,
+            when_names=tuple(sorted(referenced_names(fd.when))) if fd.when else ()))
 
     model_names = {m.name for m in pdef.models}
     for i, md in enumerate(pdef.models):
@@ -244,7 +263,8 @@ def compile_policy(text: str, source: str = "<string>") -> CompiledPolicy:
         name=pdef.policy, version=pdef.version, event_type=pdef.event_type,
         sha256=hashlib.sha256(text.encode()).hexdigest(), source=source, text=text, definition=pdef,
         features=features, rules=rules, combined=combined,
-        outcomes=[(o.name, o.min_score) for o in pdef.outcomes], models=list(pdef.models))
+        outcomes=[(o.name, o.min_score) for o in pdef.outcomes], models=list(pdef.models),
+        rule_names=tuple(sorted(set().union(*(referenced_names(r.source) for r in rules)))))
 
 
 def _compiled_rule(rd: RuleDef, expr: Any) -> CompiledRule:
