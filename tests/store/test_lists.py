@@ -69,6 +69,8 @@ def test_expiry(store, pseudo):
     ("phone", "13812345678", "138****5678", "token"),
     ("bank_card", "6222021234567890123", "622202*********0123", "token"),
     ("email", "a@example.com", "a***", "token"),
+    ("contact_phone", "h:" + "0" * 31, "138****5678", "token"),
+    ("bank_card", "h:" + "0" * 32, "6222021234567890128", "unmasked bank_card"),
     ("device_id", "11010519491231002X", "dev", "raw id_number"),
     ("device_id", "13812345678", "dev", "raw phone"),
     ("phone", "h:" + "0" * 32, "13812345678", "masked"),
@@ -93,6 +95,10 @@ def test_bad_arguments(store, kw, match):
         store.add_list_entry(**args)
 
 
-def test_non_identity_values_are_allowed_raw(store):
-    e = store.add_list_entry("black", "device_id", "35-209900-176148-1", "35-2099**", "farm", "manual", None, "a")
-    assert store.active_list_entries(time.time())[0]["value_hash"] == e["value_hash"]
+def test_non_identity_values_are_allowed_raw(store, pseudo):
+    imei = "352099001761481"  # Luhn-valid like a card number, but a device id is not identity data
+    e = store.add_list_entry("black", "device_id", imei, imei, "farm", "manual", None, "a")
+    assert store.active_list_entries(time.time())[0]["value_hash"] == e["value_hash"] == imei
+    token = pseudo.hash("phone", "13812345678")
+    c = store.add_list_entry("grey", "contact_phone", token, "138****5678", "ring contact", "case:1", None, "a")
+    assert c["value_hash"] == token

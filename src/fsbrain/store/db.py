@@ -11,7 +11,9 @@ commits whole or not at all.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +38,22 @@ def default_url() -> str:
     home = Path(os.environ.get("FSBRAIN_HOME", ".fsbrain"))
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'fsbrain.db'}"
+
+
+def _enable_wal(cur: Any) -> None:
+    """Switch a SQLite database to WAL (persistent; a no-op once done).
+
+    The first switch needs an exclusive lock; when another connection is committing in rollback-journal
+    mode at that moment SQLite reports a deadlock at once (no busy wait), so retry briefly.
+    """
+    for attempt in range(100):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or attempt == 99:
+                raise
+            time.sleep(0.02 + 0.01 * (attempt % 5))
 
 
 def _redact(url: URL) -> str:
@@ -73,10 +91,15 @@ class Database:
             self.engine = self._create_engine()
         except (ImportError, exc.ArgumentError) as err:
             raise BackendError(f"store: cannot open {_redact(self.url)}: {err}") from err
-        writer = self.engine.execution_options(fsbrain_write=True)
+        self._writer = self.engine.execution_options(fsbrain_write=True)
+        if self.dialect == "postgresql":
+            self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self._reader = self.engine.execution_options(fsbrain_autocommit=True)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(writer, expire_on_commit=False)
+        self._write = sessionmaker(self._writer, expire_on_commit=False)
         self._closed = threading.Event()
+        self._insert_cache: dict[tuple[str, str], Any] = {}
 
     def _create_engine(self) -> Engine:
         if self.dialect == "postgresql":
@@ -94,19 +117,50 @@ class Database:
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
             cur = dbapi_conn.cursor()
-            if not memory:
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
+            if not memory:
+                _enable_wal(cur)
+                cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: sa.Connection) -> None:
-            immediate = conn.get_execution_options().get("fsbrain_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            opts = conn.get_execution_options()
+            if opts.get("fsbrain_autocommit"):
+                return  # single-statement reads: each sees one WAL snapshot, no transaction needed
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get("fsbrain_write") else "BEGIN")
 
         return engine
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A Core connection in autocommit mode for reads on hot paths (no ORM, no transaction)."""
+        with self._guard(), self._reader.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """A Core connection in one write transaction, committed on success, rolled back on error."""
+        with self._guard(), self._writer.begin() as conn:
+            yield conn
+
+    def insert_ignore(self, table: sa.Table, returning: sa.Column[Any]) -> Any:
+        """``INSERT … ON CONFLICT DO NOTHING RETURNING returning`` for ``table`` (built once, then reused).
+
+        Execute it with a dict of values; a returned row means the insert happened, none means a unique
+        constraint already held an equal row (race-safe: the database decides, not a prior SELECT).
+        """
+        key = (table.name, returning.name)
+        stmt = self._insert_cache.get(key)
+        if stmt is None:
+            if self.dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            stmt = dialect_insert(table).on_conflict_do_nothing().returning(returning)
+            self._insert_cache[key] = stmt
+        return stmt
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -145,7 +199,7 @@ class Database:
         """
         from alembic import command
 
-        with self._guard(), self.engine.execution_options(fsbrain_write=True).begin() as conn:
+        with self._guard(), self._writer.begin() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             cfg = self.alembic_config(conn)

@@ -6,8 +6,6 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc
-from sqlalchemy.orm import Session
 
 from fsbrain.core.errors import ConflictError, InputError, NotFoundError
 from fsbrain.core.model import Decision
@@ -15,7 +13,9 @@ from fsbrain.store import validate as v
 from fsbrain.store.db import Database
 from fsbrain.store.tables import DecisionLabelRow, DecisionRow, ShadowDecisionRow
 
-_Row = DecisionRow | ShadowDecisionRow
+LIVE = DecisionRow.__table__
+SHADOW = ShadowDecisionRow.__table__
+LABELS = DecisionLabelRow.__table__
 
 
 def _json_field(value: Any, name: str) -> Any:
@@ -27,7 +27,11 @@ def _json_field(value: Any, name: str) -> Any:
     return value
 
 
-def _row_from_decision(d: Decision, event_data: dict[str, Any]) -> _Row:
+_COLUMNS = [c.name for c in DecisionRow.__table__.columns]
+
+
+def _values_from_decision(d: Decision, event_data: dict[str, Any]) -> dict[str, Any]:
+    """Validate a decision and its event; returns the column values of its row."""
     if not isinstance(d, Decision):
         raise InputError(f"decision: expected a Decision, got {type(d).__name__}")
     if not isinstance(event_data, dict):
@@ -44,52 +48,41 @@ def _row_from_decision(d: Decision, event_data: dict[str, Any]) -> _Row:
     v.require_no_raw_identity(data["features"], "decision.features")
     for label in d.labels:
         v.text(label, "decision.labels[]", max_len=64)
-    cls = ShadowDecisionRow if d.shadow else DecisionRow
-    return cls(
-        decision_id=v.text(d.decision_id, "decision.decision_id", max_len=64),
-        event_id=v.text(d.event_id, "decision.event_id", max_len=128),
-        event_type=v.text(d.event_type, "decision.event_type", max_len=64),
-        outcome=v.text(d.outcome, "decision.outcome", max_len=32),
-        score=d.score,
-        labels=data["labels"],
-        reasons=data["reasons"],
-        policy=policy,
-        policy_name=name[:128],
-        policy_version=version[:32],
-        latency_ms=float(d.latency_ms),
-        features=data["features"],
-        errors=data["errors"],
-        created_at=v.timestamp(d.created_at, "decision.created_at", optional=False),
-        event_time=v.timestamp(d.event_time, "decision.event_time"),
-        event_data=event_data,
-    )
+    return {
+        "decision_id": v.text(d.decision_id, "decision.decision_id", max_len=64),
+        "event_id": v.text(d.event_id, "decision.event_id", max_len=128),
+        "event_type": v.text(d.event_type, "decision.event_type", max_len=64),
+        "outcome": v.text(d.outcome, "decision.outcome", max_len=32),
+        "score": d.score,
+        "labels": data["labels"],
+        "reasons": data["reasons"],
+        "policy": policy,
+        "policy_name": name[:128],
+        "policy_version": version[:32],
+        "latency_ms": float(d.latency_ms),
+        "features": data["features"],
+        "errors": data["errors"],
+        "created_at": v.timestamp(d.created_at, "decision.created_at", optional=False),
+        "event_time": v.timestamp(d.event_time, "decision.event_time"),
+        "event_data": event_data,
+    }
 
 
-def _decision_from_row(row: _Row) -> Decision:
-    return Decision.from_dict({
-        "decision_id": row.decision_id,
-        "event_id": row.event_id,
-        "event_type": row.event_type,
-        "outcome": row.outcome,
-        "score": row.score,
-        "labels": row.labels,
-        "reasons": row.reasons,
-        "policy": row.policy,
-        "latency_ms": row.latency_ms,
-        "features": row.features,
-        "errors": row.errors,
-        "created_at": row.created_at,
-        "event_time": row.event_time,
-        "shadow": isinstance(row, ShadowDecisionRow),
-    })
+def _decision_from_row(row: Any, shadow: bool) -> Decision:
+    """A :class:`Decision` from a result row (mapping) of either decision table."""
+    m = row._mapping
+    return Decision.from_dict({**{k: m[k] for k in _COLUMNS if k != "event_data"}, "shadow": shadow})
 
 
-def _find_by_event(s: Session, row: _Row) -> _Row | None:
-    cls = type(row)
-    q = sa.select(cls).where(cls.event_type == row.event_type, cls.event_id == row.event_id)
-    if isinstance(row, ShadowDecisionRow):
-        q = q.where(ShadowDecisionRow.policy == row.policy)
-    return s.scalars(q).one_or_none()
+def _columns(table: sa.Table, with_event: bool = False) -> list[sa.Column[Any]]:
+    return [c for c in table.columns if with_event or c.name != "event_data"]
+
+
+_BY_EVENT = sa.select(*_columns(LIVE)).where(LIVE.c.event_type == sa.bindparam("event_type"),
+                                             LIVE.c.event_id == sa.bindparam("event_id"))
+_SHADOW_BY_EVENT = sa.select(*_columns(SHADOW)).where(SHADOW.c.event_type == sa.bindparam("event_type"),
+                                                      SHADOW.c.event_id == sa.bindparam("event_id"),
+                                                      SHADOW.c.policy == sa.bindparam("policy"))
 
 
 class DecisionRepository:
@@ -116,22 +109,27 @@ class DecisionRepository:
             ConflictError: the decision id is already used by another event.
             BackendError: the database failed.
         """
-        row = _row_from_decision(decision, event_data)
-        labels = list(dict.fromkeys(decision.labels))
-        with self._db.write() as s:
-            try:
-                with s.begin_nested():
-                    s.add(row)
-                    if isinstance(row, DecisionRow):
-                        s.flush()
-                        s.add_all(DecisionLabelRow(decision_id=row.decision_id, label=lb) for lb in labels)
-                    s.flush()
-            except exc.IntegrityError:
-                existing = _find_by_event(s, row)
-                if existing is None:
-                    raise ConflictError(f"decision id {row.decision_id} is already stored") from None
-                return _decision_from_row(existing)
-        return decision
+        values = _values_from_decision(decision, event_data)
+        table = SHADOW if decision.shadow else LIVE
+        with self._db.begin() as conn:
+            if conn.execute(self._db.insert_ignore(table, table.c.decision_id), values).first() is not None:
+                labels = list(dict.fromkeys(decision.labels))
+                if labels and not decision.shadow:
+                    conn.execute(LABELS.insert(), [{"decision_id": values["decision_id"], "label": lb}
+                                                   for lb in labels])
+                return decision
+            existing = conn.execute(_SHADOW_BY_EVENT if decision.shadow else _BY_EVENT, values).first()
+        if existing is None:
+            raise ConflictError(f"decision id {values['decision_id']} is already stored for another event")
+        return _decision_from_row(existing, decision.shadow)
+
+    def _find(self, conn: sa.Connection, decision_id: str, with_event: bool) -> tuple[Any, bool]:
+        for table, shadow in ((LIVE, False), (SHADOW, True)):
+            row = conn.execute(sa.select(*_columns(table, with_event))
+                               .where(table.c.decision_id == decision_id)).first()
+            if row is not None:
+                return row, shadow
+        raise NotFoundError(f"decision {decision_id!r} not found")
 
     def get_decision(self, decision_id: str) -> Decision:
         """A live or shadow decision by id.
@@ -139,11 +137,9 @@ class DecisionRepository:
         Raises:
             NotFoundError: no decision has this id.
         """
-        with self._db.read() as s:
-            row: _Row | None = s.get(DecisionRow, decision_id) or s.get(ShadowDecisionRow, decision_id)
-            if row is None:
-                raise NotFoundError(f"decision {decision_id!r} not found")
-            return _decision_from_row(row)
+        with self._db.connect() as conn:
+            row, shadow = self._find(conn, decision_id, with_event=False)
+        return _decision_from_row(row, shadow)
 
     def get_event_data(self, decision_id: str) -> dict[str, Any]:
         """The pseudonymised event payload stored with a decision.
@@ -151,18 +147,15 @@ class DecisionRepository:
         Raises:
             NotFoundError: no decision has this id.
         """
-        with self._db.read() as s:
-            row: _Row | None = s.get(DecisionRow, decision_id) or s.get(ShadowDecisionRow, decision_id)
-            if row is None:
-                raise NotFoundError(f"decision {decision_id!r} not found")
-            return dict(row.event_data)
+        with self._db.connect() as conn:
+            row, _ = self._find(conn, decision_id, with_event=True)
+        return dict(row._mapping["event_data"])
 
     def get_decision_by_event(self, event_type: str, event_id: str) -> Decision | None:
         """The live decision for an event, or ``None``."""
-        with self._db.read() as s:
-            row = s.scalars(sa.select(DecisionRow).where(
-                DecisionRow.event_type == event_type, DecisionRow.event_id == event_id)).one_or_none()
-            return _decision_from_row(row) if row else None
+        with self._db.connect() as conn:
+            row = conn.execute(_BY_EVENT, {"event_type": event_type, "event_id": event_id}).first()
+        return _decision_from_row(row, False) if row is not None else None
 
     def list_decisions(self, event_type: str | None = None, outcome: str | None = None,
                        label: str | None = None, since: float | None = None, until: float | None = None,
@@ -176,38 +169,37 @@ class DecisionRepository:
         """
         limit, offset = v.page(limit, offset)
         since, until = v.timestamp(since, "since"), v.timestamp(until, "until")
-        q = sa.select(DecisionRow)
+        q = sa.select(*_columns(LIVE))
         if label is not None:
-            q = q.join(DecisionLabelRow, DecisionLabelRow.decision_id == DecisionRow.decision_id).where(
-                DecisionLabelRow.label == label)
+            q = q.join(LABELS, LABELS.c.decision_id == LIVE.c.decision_id).where(LABELS.c.label == label)
         if event_type is not None:
-            q = q.where(DecisionRow.event_type == event_type)
+            q = q.where(LIVE.c.event_type == event_type)
         if outcome is not None:
-            q = q.where(DecisionRow.outcome == outcome)
+            q = q.where(LIVE.c.outcome == outcome)
         if policy is not None:
-            q = q.where(DecisionRow.policy == policy if "@" in policy else DecisionRow.policy_name == policy)
+            q = q.where(LIVE.c.policy == policy if "@" in policy else LIVE.c.policy_name == policy)
         if since is not None:
-            q = q.where(DecisionRow.created_at >= since)
+            q = q.where(LIVE.c.created_at >= since)
         if until is not None:
-            q = q.where(DecisionRow.created_at < until)
-        q = q.order_by(DecisionRow.created_at.desc(), DecisionRow.decision_id.desc()).limit(limit).offset(offset)
-        with self._db.read() as s:
-            return [_decision_from_row(r) for r in s.scalars(q)]
+            q = q.where(LIVE.c.created_at < until)
+        q = q.order_by(LIVE.c.created_at.desc(), LIVE.c.decision_id.desc()).limit(limit).offset(offset)
+        with self._db.connect() as conn:
+            return [_decision_from_row(r, False) for r in conn.execute(q)]
 
     def list_shadow_decisions(self, policy: str, event_id: str | None = None, since: float | None = None,
                               limit: int = 100, offset: int = 0) -> list[Decision]:
         """Shadow decisions of one candidate policy (``name@version`` or ``name``), newest first."""
         limit, offset = v.page(limit, offset)
         since = v.timestamp(since, "since")
-        S = ShadowDecisionRow
-        q = sa.select(S).where(S.policy == policy if "@" in policy else S.policy_name == policy)
+        q = sa.select(*_columns(SHADOW)).where(
+            SHADOW.c.policy == policy if "@" in policy else SHADOW.c.policy_name == policy)
         if event_id is not None:
-            q = q.where(S.event_id == event_id)
+            q = q.where(SHADOW.c.event_id == event_id)
         if since is not None:
-            q = q.where(S.created_at >= since)
-        q = q.order_by(S.created_at.desc(), S.decision_id.desc()).limit(limit).offset(offset)
-        with self._db.read() as s:
-            return [_decision_from_row(r) for r in s.scalars(q)]
+            q = q.where(SHADOW.c.created_at >= since)
+        q = q.order_by(SHADOW.c.created_at.desc(), SHADOW.c.decision_id.desc()).limit(limit).offset(offset)
+        with self._db.connect() as conn:
+            return [_decision_from_row(r, True) for r in conn.execute(q)]
 
     def shadow_comparison(self, policy: str, since: float | None = None) -> dict[str, Any]:
         """Compare a shadow policy's decisions with the live decisions on the same events.
@@ -223,18 +215,18 @@ class DecisionRepository:
         """
         v.text(policy, "policy", max_len=160)
         since = v.timestamp(since, "since")
-        S, D = ShadowDecisionRow, DecisionRow
+        S, D = SHADOW.c, LIVE.c
         cond = [S.policy == policy if "@" in policy else S.policy_name == policy]
         if since is not None:
             cond.append(S.created_at >= since)
         joined = (
             sa.select(D.outcome, S.outcome, sa.func.count(), sa.func.sum(S.score - D.score))
-            .join(D, sa.and_(D.event_type == S.event_type, D.event_id == S.event_id))
+            .select_from(SHADOW.join(LIVE, sa.and_(D.event_type == S.event_type, D.event_id == S.event_id)))
             .where(*cond).group_by(D.outcome, S.outcome)
         )
-        with self._db.read() as s:
-            cells = s.execute(joined).all()
-            total_shadow = s.scalar(sa.select(sa.func.count()).select_from(S).where(*cond)) or 0
+        with self._db.connect() as conn:
+            cells = conn.execute(joined).all()
+            total_shadow = conn.scalar(sa.select(sa.func.count()).select_from(SHADOW).where(*cond)) or 0
         confusion: dict[str, dict[str, int]] = {}
         compared = agree = 0
         delta_sum = 0.0

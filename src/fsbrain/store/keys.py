@@ -33,6 +33,10 @@ from fsbrain.store.tables import ApiKeyRow
 KEY_PREFIX = "fsb"
 _KEY_RE = re.compile(r"^fsb_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
 
+_KEYS = ApiKeyRow.__table__.c
+_ACTIVE_KEY_Q = sa.select(_KEYS.name, _KEYS.key_hash).where(_KEYS.key_id == sa.bindparam("key_id"),
+                                                             _KEYS.revoked_at.is_(None))
+
 
 def generate_raw_key() -> str:
     """A fresh raw key ``fsb_<12 hex>_<43 url-safe chars>`` (48 random bytes in all)."""
@@ -95,11 +99,11 @@ class ApiKeyRepository:
         key_id = parse_key_id(raw)
         if key_id is None:
             return None
-        with self._db.read() as s:
-            row = s.get(ApiKeyRow, key_id)
-            if row is None or row.revoked_at is not None:
-                return None
-            return row.name if hmac.compare_digest(row.key_hash, hash_key(raw)) else None
+        with self._db.connect() as conn:
+            row = conn.execute(_ACTIVE_KEY_Q, {"key_id": key_id}).first()
+        if row is None:
+            return None
+        return str(row.name) if hmac.compare_digest(row.key_hash, hash_key(raw)) else None
 
     def list_api_keys(self, include_revoked: bool = True) -> list[dict[str, Any]]:
         """Keys (never their secrets), newest first."""

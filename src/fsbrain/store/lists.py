@@ -3,7 +3,8 @@
 Values are stored as given by the caller: a keyed-hash token (``h:`` + 32 hex, see
 :class:`fsbrain.core.pii.Pseudonymizer`) for identity kinds (``id_number``, ``phone``, ``bank_card``,
 ``name``, ``email``, ``address``), and the value itself or a token for others (``device_id``, ``ip`` …).
-A raw resident ID or mobile number is refused under any kind.
+Kinds ending in ``_id_number``, ``_phone``, ``_bank_card`` or ``_email`` (``contact_phone``) count as identity
+kinds too. A raw resident ID or mobile number is refused under any kind.
 
 Adding a value that is already on the same list updates that entry (reason, source, expiry). Every add,
 update and removal bumps the ``lists`` counter returned by :meth:`ListRepository.list_version`, so engines
@@ -30,6 +31,9 @@ from fsbrain.store.tables import CounterRow, ListEntryRow
 LIST_TYPES = ("black", "white", "grey")
 LISTS_COUNTER = "lists"
 
+_COUNTERS = CounterRow.__table__
+_VERSION_Q = sa.select(_COUNTERS.c.value).where(_COUNTERS.c.name == LISTS_COUNTER)
+
 
 def _entry_dict(row: ListEntryRow) -> dict[str, Any]:
     return {
@@ -46,13 +50,14 @@ def check_list_value(entity_type: str, value_hash: str, masked: str) -> None:
     Raises:
         InputError: naming the argument and the problem.
     """
-    if entity_type in v.IDENTITY_KINDS and not Pseudonymizer.is_token(value_hash):
+    identity = v.is_identity_kind(entity_type)
+    if identity and not Pseudonymizer.is_token(value_hash):
         raise InputError(f"value_hash: {entity_type} values must be keyed-hash tokens (h: + 32 hex) made by "
                          "Pseudonymizer.hash, never raw values")
-    kind = v.looks_like_raw_identity(value_hash, with_cards=entity_type in v.IDENTITY_KINDS)
+    kind = v.looks_like_raw_identity(value_hash, with_cards=identity)
     if kind:
         raise InputError(f"value_hash: looks like a raw {kind}; pass its keyed-hash token")
-    kind = v.looks_like_raw_identity(masked, with_cards=True)
+    kind = v.looks_like_raw_identity(masked, with_cards=identity)
     if kind:
         raise InputError(f"masked: looks like an unmasked {kind}; pass a masked display string")
 
@@ -199,9 +204,9 @@ class ListRepository:
 
     def list_version(self) -> int:
         """A counter bumped by every list change; unchanged means nothing to reload."""
-        with self._db.read() as s:
-            value = s.scalar(sa.select(CounterRow.value).where(CounterRow.name == LISTS_COUNTER))
-            return int(value or 0)
+        with self._db.connect() as conn:
+            value = conn.scalar(_VERSION_Q)
+        return int(value or 0)
 
     def purge_expired_list_entries(self, now: float, actor: str) -> int:
         """Delete entries expired before ``now`` (each removal audited); returns how many."""

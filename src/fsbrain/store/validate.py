@@ -30,6 +30,19 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 IDENTITY_KINDS = frozenset(PII_KINDS)
 """Entity kinds whose list values must be keyed-hash tokens (``h:`` + 32 hex)."""
 
+_IDENTITY_SUFFIXES = ("_id_number", "_phone", "_bank_card", "_email")
+
+
+def is_identity_kind(entity_type: str) -> bool:
+    """Whether list values of this entity type are personal identity values (tokens required).
+
+    The PII kinds themselves and names ending in one of the unambiguous kinds, e.g. ``contact_phone``.
+
+    >>> [is_identity_kind(k) for k in ("phone", "contact_phone", "device_id", "ip_address")]
+    [True, True, False, False]
+    """
+    return entity_type in IDENTITY_KINDS or entity_type.endswith(_IDENTITY_SUFFIXES)
+
 
 def looks_like_raw_identity(value: str, *, with_cards: bool = False) -> str | None:
     """The identity kind a raw string looks like (``id_number``, ``phone``, ``bank_card``), else ``None``.
