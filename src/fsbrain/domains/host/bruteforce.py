@@ -31,7 +31,7 @@ from typing import Any
 from fsbrain.core.model import Alert, Reason
 from fsbrain.domains.host.bruteforce_rules import on_failure
 from fsbrain.domains.host.jails import JailConfig, JailsConfig
-from fsbrain.state import MemoryStateBackend, StateBackend, WindowOp, WindowRead, WindowSpec
+from fsbrain.state import MemoryStateBackend, StateBackend, WindowRead, WindowSpec
 
 SOURCE = "host.bruteforce"
 MAX_SUPPRESS = 200_000

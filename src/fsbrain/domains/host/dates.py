@@ -231,7 +231,7 @@ class DateParser:
     def _infer_year(self, month: int, day: int, hour: int, minute: int, sec: int,
                     tz: dt.tzinfo | None) -> float:
         now = self.now if self.now is not None else time.time()
-        year = dt.datetime.fromtimestamp(now, tz or dt.timezone.utc).year
+        year = dt.datetime.fromtimestamp(now, tz or dt.UTC).year
         ts = _mk(year, month, day, hour, minute, sec, tz)
         if ts > now + 86400:
             ts = _mk(year - 1, month, day, hour, minute, sec, tz)
@@ -247,7 +247,7 @@ def _mk(year: int, month: int, day: int, hour: int, minute: int, sec: int, tz: d
 def _parse_tz(raw: bytes) -> dt.tzinfo:
     s = raw.decode()
     if s in ("Z", "UTC", "GMT"):
-        return dt.timezone.utc
+        return dt.UTC
     sign = -1 if s[0] == "-" else 1
     digits = s[1:].replace(":", "")
     return dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsbrain.core.errors import PolicyError
+from fsbrain.core.errors import InputError, PolicyError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "filters"
 MAX_INCLUDE_DEPTH = 10
@@ -70,7 +70,7 @@ def parse_filter_spec(spec: str) -> tuple[str, dict[str, str]]:
     """Split ``"sshd[mode=aggressive, publickey=invalid]"`` into a name and options."""
     m = _SPEC_RE.match(spec)
     if not m:
-        raise PolicyError(f"bad filter name {spec!r} (expected NAME or NAME[key=value, ...])")
+        raise InputError(f"bad filter name {spec!r} (expected NAME or NAME[key=value, ...])")
     opts: dict[str, str] = {}
     if m.group(2):
         for part in re.split(r",\s*(?=[\w.\-]+\s*=)", m.group(2)):
@@ -78,7 +78,7 @@ def parse_filter_spec(spec: str) -> tuple[str, dict[str, str]]:
                 continue
             key, sep, val = part.partition("=")
             if not sep:
-                raise PolicyError(f"bad filter option {part!r} in {spec!r} (expected key=value)")
+                raise InputError(f"bad filter option {part!r} in {spec!r} (expected key=value)")
             opts[key.strip()] = val.strip().strip("\"'")
     return m.group(1), opts
 
@@ -210,13 +210,13 @@ def _lines(value: str | None) -> list[str]:
 def find_filter_file(name: str, filter_dirs: list[Path] | None = None) -> Path:
     """Path of ``name.conf`` in ``filter_dirs`` (first hit) or the shipped filters."""
     if not _NAME_RE.match(name):
-        raise PolicyError(f"bad filter name {name!r}: letters, digits, '.', '_' and '-' only")
+        raise InputError(f"bad filter name {name!r}: letters, digits, '.', '_' and '-' only")
     for d in [*(filter_dirs or []), SHIPPED_DIR]:
         for cand in (d / f"{name}.conf", d / name):
             if cand.is_file():
                 return cand
     where = ", ".join(str(d) for d in [*(filter_dirs or []), SHIPPED_DIR])
-    raise PolicyError(f"no filter named {name!r} in {where}")
+    raise InputError(f"no filter named {name!r} (looked in {where})")
 
 
 def load_filter_file(path: Path, options: dict[str, str] | None = None) -> FilterDefinition:
@@ -274,7 +274,7 @@ def load_filter(spec: str, filter_dirs: list[Path] | None = None,
     p = Path(spec)
     if spec.endswith((".conf", ".local")) or p.is_file():
         if not p.is_file():
-            raise PolicyError(f"filter file {spec!r} does not exist")
+            raise InputError(f"filter file {spec!r} does not exist")
         return load_filter_file(p, options)
     name, opts = parse_filter_spec(spec)
     return load_filter_file(find_filter_file(name, filter_dirs), {**opts, **(options or {})})

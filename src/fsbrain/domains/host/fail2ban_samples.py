@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fsbrain.domains.host.dates import zone
-from fsbrain.domains.host.fail2ban import load_filter
-from fsbrain.domains.host.logparse import LogFilter
+from fsbrain.domains.host.logparse_scan import make_filter
 
 SAMPLE_TZ = "Europe/Zurich"
 SAMPLE_NOW = 1124013600.0  # 2005-08-14 12:00 CEST, fail2ban's test clock
@@ -125,7 +124,7 @@ def run_sample(path: Path, *, filter_name: str | None = None, filter_dirs: list[
         if cond and not _constraint_ok(cond.replace("==", " == ").replace("!=", " != "), fname, {}):
             continue
         fopts = {k: str(v) for k, v in opts.items() if not k.startswith("test.")}
-        flt = LogFilter(load_filter(fname, filter_dirs, fopts), tz=tz, now=SAMPLE_NOW)
+        flt = make_filter(fname, filter_dirs, fopts, tz=tz, now=SAMPLE_NOW)
         for opt_sets, ann, line in items:
             if not any(json.dumps({**file_opts, **o}, sort_keys=True) == key for o in opt_sets):
                 continue
