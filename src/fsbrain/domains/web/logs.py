@@ -19,7 +19,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import re2
@@ -64,8 +64,12 @@ class LogRecord:
     malformed_request: bool = False
 
     def request(self) -> dict[str, Any]:
-        """The request dict the inspector takes."""
-        h = dict(self.headers)
+        """The request dict the inspector takes.
+
+        Access logs do not record ``Host`` and ``Accept``; neutral values are supplied when the log has none
+        so that header-presence rules (e.g. "request has no Host header") do not fire on every line.
+        """
+        h = {"Host": "log.invalid", "Accept": "*/*", **self.headers}
         if self.user_agent and "User-Agent" not in h:
             h["User-Agent"] = self.user_agent
         if self.referer and self.referer != "-" and "Referer" not in h:
@@ -238,7 +242,7 @@ def scan_records(records: Iterable[LogRecord], *, inspector: Inspector, bots: An
         if v["attack"]:
             n_attacks += 1
             attackers[rec.ip] += 1
-            hour = datetime.utcfromtimestamp(rec.ts).strftime("%Y-%m-%dT%H:00Z")
+            hour = datetime.fromtimestamp(rec.ts, UTC).strftime("%Y-%m-%dT%H:00Z")
             for lab in v["labels"]:
                 attacker_labels[rec.ip][lab] += 1
                 per_hour[hour][lab] += 1

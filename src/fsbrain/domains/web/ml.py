@@ -493,3 +493,58 @@ def shipped_training_values() -> list[tuple[str, str]]:
     """The shipped benign training values (``data/benign_train.jsonl.gz``); attack values come from the
     public corpora (:func:`corpus_attack_values`) or the user's own file."""
     return read_value_file(DATA_DIR / "benign_train.jsonl.gz", default_class="benign")
+
+
+def _rates(model: WebModel, samples: Sequence[tuple[str, str]]) -> float | None:
+    """Share of samples the model gets right (attack: p >= 0.5 on a non-plain value)."""
+    if not samples:
+        return None
+    ok = sum((not is_plain(v) and model.score_value(v, explain=False).p_attack >= 0.5) == (c != "benign")
+             for c, v in samples)
+    return round(ok / len(samples), 4)
+
+
+def retrain(*, benign: str | Path, attacks: str | Path | None = None, corpus: str | Path | None = None,
+            out: str | Path, weight: float = 3.0) -> dict[str, Any]:
+    """Retrain on a site's own benign traffic (``fsbrain web train``) and write the model to ``out``.
+
+    Training set: the shipped benign corpus, the user's benign values (weighted ``weight``; 30% held out by
+    :func:`heldout` to measure the TNR before and after), attack values from ``corpus`` (train split) and
+    from ``attacks``.
+
+    Raises:
+        InputError: no benign values, or no attack values (neither ``attacks`` nor a readable ``corpus``).
+    """
+    user = [(c, v) for c, v in read_value_file(benign, default_class="benign") if v]
+    if not user:
+        raise InputError(f"{benign}: no benign values found")
+    user_train = [s for s in user if not heldout(s[1])]
+    user_eval = [s for s in user if heldout(s[1])]
+    att: list[tuple[str, str]] = []
+    att_eval: list[tuple[str, str]] = []
+    if corpus is not None:
+        cp = Path(corpus)
+        if not (cp / "libinjection").is_dir() and not (cp / "crs-regression").is_dir():
+            raise InputError(f"--corpus {cp}: neither libinjection/ nor crs-regression/ found there")
+        att += corpus_attack_values(cp, split="train")
+        att_eval = corpus_attack_values(cp, split="eval")
+    if attacks is not None:
+        att += [(c, v) for c, v in read_value_file(attacks, default_class="sqli") if c != "benign"]
+    if not att:
+        raise InputError("no attack values to train on: pass --attacks FILE or --corpus DIR "
+                         "(the libinjection / CRS regression corpora)")
+    shipped = shipped_training_values()
+    samples = att + shipped + user_train
+    weights = [1.0] * (len(att) + len(shipped)) + [float(weight)] * len(user_train)
+    before = WebModel.load_default()
+    model = train_model(samples, sample_weight=weights, meta={
+        "retrained_from": str(benign), "attack_values": len(att), "user_benign_values": len(user_train),
+        "user_weight": weight})
+    summary = {"out": str(out), "vocab": len(model.vocab), "attack_values": len(att),
+               "shipped_benign_values": len(shipped), "user_benign_train": len(user_train),
+               "user_benign_heldout": len(user_eval),
+               "tnr_user_heldout": {"before": _rates(before, user_eval), "after": _rates(model, user_eval)},
+               "tpr_corpus_heldout": {"before": _rates(before, att_eval), "after": _rates(model, att_eval)}}
+    model.meta["evaluation"] = summary
+    model.save(out)
+    return summary
