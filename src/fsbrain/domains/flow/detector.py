@@ -105,7 +105,7 @@ class VolumetricDetector:
                 return []
         self._buf.append(rows)
         self._buf_rows += len(rows["w"])
-        self._watermark = max(self._watermark, int(rows["w"].max()))
+        self._watermark = max(self._watermark, int(np.floor(recs["ts"].max() / self.config.window)))
         cutoff = self._watermark - self.config.lateness_windows
         if self._buf_rows > MAX_BUFFER_ROWS:
             cutoff = self._watermark - 1
