@@ -304,7 +304,7 @@ def utf8_to_unicode(v: bytes) -> bytes:
             out.append(c)
             i += 1
             continue
-        out += b"%u%04x" % code
+        out += b"%%u%04x" % code
         i += size
     return bytes(out)
 

@@ -143,10 +143,13 @@ class WebRuleEngine:
         tx: extra TX variables set before any rule runs (e.g. ``{"crs_validate_utf8_encoding": 1}``).
         label_map: tag -> label mapping (default: ``rules/tag_labels.yaml``).
         name: a name for reports.
+        rule_engine: ``On`` (deny rules stop processing), ``DetectionOnly`` or ``Off``; default: the
+            rules' ``SecRuleEngine`` (On).
     """
 
     def __init__(self, ruleset: RuleSet, *, paranoia: int = 1, threshold: int | None = None,
-                 tx: dict[str, Any] | None = None, label_map: LabelMap | None = None, name: str = "rules") -> None:
+                 tx: dict[str, Any] | None = None, label_map: LabelMap | None = None, name: str = "rules",
+                 rule_engine: str | None = None) -> None:
         if not 1 <= paranoia <= 4:
             raise PolicyError(f"paranoia must be 1..4, got {paranoia}")
         self.ruleset = ruleset
@@ -154,7 +157,9 @@ class WebRuleEngine:
         self.threshold = threshold
         self.name = name
         self.label_map = label_map or LabelMap.load()
-        self.rule_engine = ruleset.rule_engine
+        self.rule_engine = rule_engine or ruleset.rule_engine
+        if self.rule_engine not in ("On", "Off", "DetectionOnly"):
+            raise PolicyError(f"rule_engine must be On, Off or DetectionOnly, got {self.rule_engine!r}")
         self.collections = COLLECTIONS
         self.initial_tx: dict[str, bytes] = {"blocking_paranoia_level": b"%d" % paranoia,
                                              "detection_paranoia_level": b"%d" % paranoia,
@@ -302,8 +307,8 @@ class WebRuleEngine:
                     if r.capture and res:
                         for gi, g in enumerate(res):
                             tr.tx[str(gi)] = g
-                    found.append((name, value))
-                    tr.matched_var, tr.matched_var_name = value, name
+                    found.append((name, cand))
+                    tr.matched_var, tr.matched_var_name = cand, name
                     break
         if found:
             tr.matched_vars = found
