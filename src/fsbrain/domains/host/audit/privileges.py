@@ -125,10 +125,10 @@ def _cron_program(command: str) -> str | None:
     for tok in command.split():
         if "=" in tok and not tok.startswith("/"):
             continue  # VAR=value prefix
-        if tok.startswith("/"):
-            return tok.rstrip(";&|")
         if tok.startswith("-") or tok.rpartition("/")[2] in _INTERPRETERS or tok.isdigit():
             continue
+        if tok.startswith("/"):
+            return tok.rstrip(";&|")
         return None
     return None
 

@@ -107,14 +107,17 @@ def _yaml_file(fs: HostFS, path: str) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        return _flatten(yaml.safe_load(text) or {})
+        data = yaml.safe_load(text)
     except yaml.YAMLError:
-        kv = {}
-        for line in text.splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                k, _, v = line.partition("=")
-                kv[k.strip()] = v.strip()
-        return kv
+        data = None
+    if isinstance(data, dict):
+        return _flatten(data)
+    kv: dict[str, Any] = {}  # legacy "key = value" format
+    for line in text.splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            k, _, v = line.partition("=")
+            kv[k.strip()] = v.strip()
+    return kv
 
 
 def _line_of(fs: HostFS, path: str, needle: str) -> int | None:
