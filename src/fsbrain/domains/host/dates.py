@@ -132,6 +132,7 @@ class DateParser:
                 self._groups.append({k.split("_", 1)[1]: v for k, v in names.items()
                                      if k.startswith(f"t{i}_")})
             self._alt_index = [names[f"t{i}"] for i in range(len(alts))]
+        self._hours: dict[tuple[int, int, int, int, bytes | None], float] = {}
         self._cache_key: bytes = b""
         self._cache_val: float | None = None
         # Fast path for the built-in templates (fsbrain's own, bounded, backtracking-safe patterns): try
@@ -217,24 +218,29 @@ class DateParser:
             month = int(f["m"]) if "m" in f else MONTHS[f["b"][:3].lower().decode()]
             day, hour = int(f["d"]), int(f["H"])
             minute, sec = int(f.get("M", b"0")), int(f.get("S", b"0"))
-            tz = _parse_tz(f["z"]) if "z" in f else self.tz
-            if "Y" in f:
-                year = int(f["Y"])
-            elif "y" in f:
-                year = 2000 + int(f["y"])
-            else:
-                return self._infer_year(month, day, hour, minute, sec, tz) + frac
-            return _mk(year, month, day, hour, minute, sec, tz) + frac
+            zone_text = f.get("z")
+            year = int(f["Y"]) if "Y" in f else (2000 + int(f["y"]) if "y" in f else 0)
+            if not (0 <= minute < 60 and 0 <= sec <= 60):
+                return None
+            # the start of the hour, cached: zone offsets change on whole hours at most
+            key = (year, month, day, hour, zone_text)
+            base = self._hours.get(key)
+            if base is None:
+                tz = _parse_tz(zone_text) if zone_text is not None else self.tz
+                base = self._infer_year(month, day, hour, tz) if not year else _mk(year, month, day, hour, 0, 0, tz)
+                if len(self._hours) > 4096:
+                    self._hours.clear()
+                self._hours[key] = base
+            return base + minute * 60 + min(sec, 59) + frac
         except (ValueError, KeyError, OverflowError):
             return None
 
-    def _infer_year(self, month: int, day: int, hour: int, minute: int, sec: int,
-                    tz: dt.tzinfo | None) -> float:
+    def _infer_year(self, month: int, day: int, hour: int, tz: dt.tzinfo | None) -> float:
         now = self.now if self.now is not None else time.time()
         year = dt.datetime.fromtimestamp(now, tz or dt.UTC).year
-        ts = _mk(year, month, day, hour, minute, sec, tz)
+        ts = _mk(year, month, day, hour, 0, 0, tz)
         if ts > now + 86400:
-            ts = _mk(year - 1, month, day, hour, minute, sec, tz)
+            ts = _mk(year - 1, month, day, hour, 0, 0, tz)
         return ts
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from fsbrain.core.errors import PolicyError
 from fsbrain.domains.host.dates import DateParser
 from fsbrain.domains.host.fail2ban import FilterDefinition
-from fsbrain.domains.host.fail2ban_regex import ByteRegex, RegexSet, compile_failregex
+from fsbrain.domains.host.fail2ban_regex import ByteRegex, RegexSet, compile_failregex, required_literals
 
 MAX_LINE = 16384
 MLFID_CACHE = 10000
@@ -98,6 +98,8 @@ class LogFilter:
         if self.prefregex is not None and "content" not in self.prefregex.groupindex:
             raise PolicyError("prefregex has no <F-CONTENT> group", source=where)
         self._fail_set = RegexSet(self.failregex)
+        # cheap pre-check: a literal each regex needs (None: always try it)
+        self._fail_lits = [required_literals(r.pattern) for r in self.failregex]
         self._ign_set = RegexSet(self.ignoreregex) if self.ignoreregex else None
         self._succ_set = RegexSet(self.successregex) if self.successregex else None
         self.dates = DateParser(definition.datepattern, tz=tz, now=now)
@@ -161,7 +163,14 @@ class LogFilter:
                 return LineResult("missed", time=ts)
             pre = self.prefregex.groups_from(text, spans)
             body = pre.pop("content", b"")
-        hit = self._fail_set.first(body)
+        hit = None
+        for i, lits in enumerate(self._fail_lits):
+            if lits is not None and not any(x in body for x in lits):
+                continue
+            spans = self.failregex[i].spans(body)
+            if spans is not None:
+                hit = (i, spans)
+                break
         if hit is None:
             if self._succ_set is not None:
                 shit = self._succ_set.first(body)
