@@ -313,7 +313,7 @@ def _split_form(text: str, prefix: str, out: list[tuple[str, str]]) -> None:
 
 
 def _multipart(body: str, ctype: str, out: list[tuple[str, str]]) -> None:
-    _, _, boundary = ctype.partition("boundary=")
+    _, _, boundary = ctype.replace("Boundary=", "boundary=").partition("boundary=")
     boundary = boundary.split(";")[0].strip().strip('"')
     if not boundary:
         out.append(("REQUEST_BODY", body))
@@ -350,11 +350,12 @@ def request_params(req: dict[str, Any], *, headers: bool = False) -> list[tuple[
         _split_form(query, "ARGS_GET", out)
     hdrs = req.get("headers") or {}
     items = hdrs.items() if isinstance(hdrs, dict) else hdrs
-    ctype = ""
+    ctype = ctype_raw = ""
     for k, v in items:
         lk = str(k).lower()
         if lk == "content-type":
-            ctype = str(v).lower()
+            ctype_raw = str(v)
+            ctype = ctype_raw.lower()
         elif not headers:
             continue
         elif lk == "cookie":
@@ -374,7 +375,7 @@ def request_params(req: dict[str, Any], *, headers: bool = False) -> list[tuple[
             except ValueError:
                 out.append(("REQUEST_BODY", body))
         elif "multipart/form-data" in ctype:
-            _multipart(body, ctype, out)
+            _multipart(body, ctype_raw, out)
         elif "x-www-form-urlencoded" in ctype or (not ctype and "=" in body):
             _split_form(body, "ARGS_POST", out)
         else:
@@ -383,8 +384,8 @@ def request_params(req: dict[str, Any], *, headers: bool = False) -> list[tuple[
 
 
 def read_value_file(path: str | Path, *, default_class: str) -> list[tuple[str, str]]:
-    """Read training values: JSON-lines requests (every parameter becomes a value), ``class<TAB>value``
-    lines, or plain lines (one value each, of ``default_class``).
+    """Read training values: JSON-lines requests (lines starting ``{"``; every parameter becomes a value),
+    ``class<TAB>value`` lines, or plain lines (one value each, of ``default_class``).
 
     Raises:
         InputError: unreadable file, unknown class, or a malformed JSON line (with its line number).
@@ -400,7 +401,7 @@ def read_value_file(path: str | Path, *, default_class: str) -> list[tuple[str, 
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
             continue
-        if line.lstrip().startswith("{"):
+        if line.lstrip().startswith('{"'):
             try:
                 req = json.loads(line)
             except ValueError as exc:
