@@ -118,20 +118,26 @@ class WebInspector:
             if self.strict:
                 rule_score = threshold
         scored: list[tuple[str, ml.ValueScore]] = []
+        plain: set[str] = set()
         if self.model is not None:
-            params = [(n, v) for n, v in ml.request_params(raw) if v and not ml.is_plain(v)]
+            params = []
+            for n, v in ml.request_params(raw):
+                if v and not ml.is_plain(v):
+                    params.append((n, v))
+                else:
+                    plain.add(_param_key(n))
             if len(params) > self.max_params:
                 limits_hit.append("max_model_params")
                 params = params[: self.max_params]
             scored = self.model.score_params(params, explain=True)
-        out = self._combine(threshold, rule_score, matched, rule_reasons, scored)
+        out = self._combine(threshold, rule_score, matched, rule_reasons, scored, plain)
         out.update(limits_hit=limits_hit, errors=errors, paranoia=self.paranoia,
                    latency_ms=round((time.perf_counter() - t0) * 1000, 3))
         return out
 
     def _combine(self, threshold: int, rule_score: int, matched: list[Any], rule_reasons: list[dict[str, Any]],
-                 scored: list[tuple[str, ml.ValueScore]]) -> dict[str, Any]:
-        by_key: dict[str, float] = {}
+                 scored: list[tuple[str, ml.ValueScore]], plain: set[str]) -> dict[str, Any]:
+        by_key: dict[str, float] = dict.fromkeys(plain, 0.0)
         for name, s in scored:
             k = _param_key(name)
             by_key[k] = max(by_key.get(k, 0.0), s.p_attack)

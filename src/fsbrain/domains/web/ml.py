@@ -82,11 +82,11 @@ def ngrams(norm: str) -> set[str]:
     return {s[i:i + n] for n in range(lo, hi + 1) for i in range(n_s - n + 1)}
 
 
-_PLAIN = re2.compile(r"^[\p{L}\p{N}_.@,:+-]*$")
+_PLAIN = re2.compile(r"^[\p{L}\p{N}_.@,:-]*$")
 
 
 def is_plain(value: str) -> bool:
-    """Values made only of letters, digits and ``_.@,:+-`` (no spaces, quotes, brackets, slashes …) carry
+    """Values made only of letters, digits and ``_.@,:-`` (no spaces, ``+``, quotes, brackets, slashes …) carry
     no injection syntax; the model scores them 0 without looking (fast path, and no false positives on
     identifiers, amounts, dates, e-mail addresses and Chinese words).
 
