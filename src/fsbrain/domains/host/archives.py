@@ -116,14 +116,18 @@ class Member:
     skip: str | None = None
 
 
-def _stream(decompress_chunk, data: bytes, budget: Budget) -> bytes:  # type: ignore[no-untyped-def]
-    """Run a bounded decompressor: ``decompress_chunk(buf, max_length)`` style objects."""
+def _stream(decompress_chunk, data: bytes, budget: Budget, packed: int | None = None) -> bytes:  # type: ignore[no-untyped-def]
+    """Run a bounded decompressor: ``decompress_chunk(buf, max_length)`` style objects.
+
+    ``packed`` is the compressed size used for the ratio check (``len(data)`` when not given).
+    """
     out = bytearray()
     limit = budget.limits.max_member_size + 1
+    packed = len(data) if packed is None else packed
     piece = decompress_chunk(data, _CHUNK)
     while True:
         out += piece
-        budget.charge(len(out), len(data))
+        budget.charge(len(out), packed)
         if len(out) >= limit:
             raise MemberRefused("refused: member grew past the size limit while unpacking")
         if not piece:
@@ -177,7 +181,7 @@ def _zip_members(data: bytes, budget: Budget) -> Iterator[Member]:
                     content = _stream(lambda b, k, d=d: d.decompress(b or d.unconsumed_tail, k), body, budget)
                 else:
                     with zf.open(info) as fh:
-                        content = _stream(lambda b, k, fh=fh: fh.read(k), b"", budget)
+                        content = _stream(lambda b, k, fh=fh: fh.read(k), b"", budget, info.compress_size)
             except MemberRefused as exc:
                 yield Member(name, skip=str(exc))
                 continue
