@@ -262,8 +262,6 @@ class HttpRequest:
     def default_processor(self) -> str | None:
         """Body processor chosen from Content-Type (ModSecurity's recommended configuration)."""
         ct = self.content_type.lower()
-        if not self.body:
-            return None
         if ct.startswith(b"multipart/form-data"):
             return "MULTIPART"
         if b"json" in ct.split(b";")[0]:

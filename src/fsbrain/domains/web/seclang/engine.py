@@ -24,7 +24,6 @@ from fsbrain.domains.web.seclang.transaction import Transaction
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 REQUEST_PHASES = (1, 2)
-_SCORE_VARS = tuple(f"inbound_anomaly_score_pl{i}" for i in range(1, 5))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -250,9 +249,10 @@ class WebRuleEngine:
                 continue
             if hits is not None and id(rule) in skip_only and id(rule) not in hits:
                 continue
+            before = tr.score_added
             if rule.kind == "rule" and not self._match_chain(tr, rule):
                 continue
-            self._fire(tr, rule, matched)
+            self._fire(tr, rule, matched, before)
             if rule.disruptive in ("deny", "drop", "redirect") and tr.rule_engine == "On":
                 return rule.id
             if rule.disruptive == "allow":
@@ -264,11 +264,15 @@ class WebRuleEngine:
         return None
 
     def _match_chain(self, tr: Transaction, rule: Rule) -> bool:
+        """Evaluate a rule and its chain; each matching link's setvars run at once (as ModSecurity does,
+        so later links can test variables set by earlier ones)."""
         r: Rule | None = rule
+        tr.rule = rule
         while r is not None:
-            tr.rule = rule
             if not self._match_link(tr, r):
                 return False
+            for sv in r.setvars:
+                tr.setvar(sv.collection, sv.name, sv.op, sv.value)
             r = r.chain
         return True
 
@@ -315,17 +319,17 @@ class WebRuleEngine:
             return True
         return False
 
-    def _fire(self, tr: Transaction, rule: Rule, matched: list[MatchedRule]) -> None:
+    def _fire(self, tr: Transaction, rule: Rule, matched: list[MatchedRule], before: int) -> None:
         tr.rule = rule
-        before = self._score_parts(tr)
-        for link in rule.links():
-            for sv in link.setvars:
+        if rule.kind != "rule":
+            for sv in rule.setvars:
                 tr.setvar(sv.collection, sv.name, sv.op, sv.value)
+        for link in rule.links():
             for cname, cval in link.ctls:
                 tr.ctl(cname, cval)
+        delta = tr.score_added - before
         if not rule.log or rule.kind != "rule":
             return
-        delta = self._score_parts(tr) - before
         value = text(tr.matched_var)
         matched.append(MatchedRule(
             id=rule.id, msg=text(tr.expand(rule.msg)) if rule.msg else "", tags=list(rule.tags),
@@ -333,18 +337,6 @@ class WebRuleEngine:
             value=value if len(value) <= 120 else value[:117] + "...",
             logdata=text(tr.expand(rule.logdata))[:200] if rule.logdata else "", score=max(0, delta),
             labels=self.labels_by_rule.get(rule.id, []), source=rule.where))
-
-    @staticmethod
-    def _score_parts(tr: Transaction) -> int:
-        total = 0
-        for k in _SCORE_VARS:
-            v = tr.tx.get(k)
-            if v:
-                try:
-                    total += int(v)
-                except ValueError:
-                    pass
-        return total
 
     def _verdict(self, tr: Transaction, matched: list[MatchedRule], interrupted: int | None,
                  t0: float) -> RuleVerdict:

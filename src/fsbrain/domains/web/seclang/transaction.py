@@ -49,7 +49,8 @@ class Transaction:
         self.tx: dict[str, bytes] = dict(engine.initial_tx)
         self.pinned = engine.pinned_tx
         self.phase = 1
-        self.body_processor: str | None = None
+        self.score_added = 0
+        self.body_processor: str | None = request.default_processor
         self.force_body_var = False
         self.rule_engine = engine.rule_engine
         self.removed_ids: set[int] = set()
@@ -70,7 +71,6 @@ class Transaction:
         """Move to a phase; body variables appear in phase 2."""
         self.phase = phase
         if phase == 2:
-            self.body_processor = self.body_processor or self.req.default_processor
             self._coll.clear()
             self._idx.clear()
 
@@ -327,8 +327,10 @@ class Transaction:
             self.tx[key] = val
             return
         cur = _to_int(self.tx.get(key, b"0"))
-        delta = _to_int(val)
-        self.tx[key] = b"%d" % (cur + delta if op == "=+" else cur - delta)
+        delta = _to_int(val) if op == "=+" else -_to_int(val)
+        self.tx[key] = b"%d" % (cur + delta)
+        if key.startswith("inbound_anomaly_score_pl"):
+            self.score_added += delta
 
 
 def _to_int(v: bytes) -> int:
