@@ -54,16 +54,14 @@ def digits_of(values: np.ndarray, width: int) -> np.ndarray:
     return ((values.astype(np.uint64)[:, None] // pow10) % 10).astype(np.uint8)
 
 
-def id_numbers(regions: np.ndarray, births: np.ndarray, male: np.ndarray, rng: np.random.Generator,
-               *, valid_checksum: bool = True) -> np.ndarray:
+def id_numbers(regions: np.ndarray, births: np.ndarray, male: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """18-character resident ID numbers.
 
     Args:
         regions: six-digit region codes (str).
         births: birth dates (``datetime64[D]``).
         male: sex of each holder (the 17th digit is odd for men).
-        rng: the random generator.
-        valid_checksum: when false, every check digit is deliberately wrong.
+        rng: the random generator (draws the sequence digits).
     """
     m = len(regions)
     y = births.astype("datetime64[Y]").astype(np.int64) + 1970
@@ -73,8 +71,6 @@ def id_numbers(regions: np.ndarray, births: np.ndarray, male: np.ndarray, rng: n
     first17 = regions.astype(np.int64) * 10**11 + (y * 10000 + mo * 100 + d) * 1000 + seq
     dig = digits_of(first17, 17)
     idx = (dig.astype(np.int64) @ _ID_WEIGHTS) % 11
-    if not valid_checksum:
-        idx = (idx + rng.integers(1, 11, m)) % 11
     return np.char.add(ascii_rows(dig + 48), _ID_CHECK[idx])
 
 

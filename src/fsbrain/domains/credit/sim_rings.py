@@ -153,6 +153,7 @@ def _device_farms(rng: np.random.Generator, n: int, clock: Clock, ref: dt.date) 
     model = np.where(emu, rng.choice(EMULATOR_MODELS, f), rng.choice(np.array(MODELS["android"]), f))
     p.os[:], p.os_version[:], p.model[:] = "android", np.where(emu, "9", "10")[farm], model[farm]
     p.rooted[:] = (rng.random(f) < 0.7)[farm]
+    p.device_id[:] = sp.hex_ids(n, rng)  # the farm resets the device id before every application
     dc = rng.random(f) < 0.6
     first = np.where(dc, rng.choice(IP_OCTETS["datacenter"], f), rng.choice(IP_OCTETS["residential"], f))
     p.ip[:] = _subnet_ips(rng, farm, first)

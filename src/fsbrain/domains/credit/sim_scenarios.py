@@ -56,7 +56,7 @@ def multi_lending(rng: np.random.Generator, n: int, clock: Clock, ref: dt.date) 
     people.income *= 0.7
     idx = np.repeat(np.arange(len(k)), k)[:n]
     t0 = clock.sample(rng, len(k))
-    window = rng.uniform(1.0, 6.5, len(k)) * 86400
+    window = np.minimum(rng.uniform(1.0, 6.5, len(k)) * 86400, clock.days * 86400.0 - 1)
     t0 = np.clip(t0, clock.start, np.maximum(clock.start, clock.end - window - 1))
     ts = t0[idx] + rng.random(len(idx)) * window[idx]
     platform = np.concatenate([rng.choice(N_PLATFORMS, int(c), replace=False, p=PLATFORM_WEIGHTS) for c in k])[:n]
@@ -94,8 +94,6 @@ def apply_forgeries(rng: np.random.Generator, p: People, kind1: np.ndarray, kind
     def has(kind: str) -> np.ndarray:
         return np.flatnonzero((kind1 == kind) | (kind2 == kind))
 
-    r = has("bad_checksum")
-    p.id_number[r] = sp.id_numbers(p.id_number[r].astype("U6"), p.birth[r], p.male[r], rng, valid_checksum=False)
     r = has("impossible_age")
     young = rng.random(len(r)) < 0.5
     years = np.where(young, rng.integers(6, 16, len(r)), rng.integers(85, 111, len(r)))
@@ -108,6 +106,12 @@ def apply_forgeries(rng: np.random.Generator, p: People, kind1: np.ndarray, kind
     r = has("invalid_region")
     regions = _invalid_regions(rng, p.id_province[r])
     p.id_number[r] = sp.with_check_digit(np.char.add(regions, np.array([s[6:17] for s in p.id_number[r]], dtype="U11")))
+    r = has("bad_checksum")  # last of the ID changes, so nothing recomputes the check digit afterwards
+    first17 = np.array([s[:17] for s in p.id_number[r]], dtype="U17")
+    right = np.array([s[-1] for s in sp.with_check_digit(first17)], dtype="U1")
+    wrong = np.array(list("0123456789X"))[rng.integers(0, 11, len(r))]
+    wrong = np.where(wrong == right, np.where(right == "1", "2", "1"), wrong)
+    p.id_number[r] = np.char.add(first17, wrong)
     r = has("phone_far")
     p.phone[r] = sp.phones(_other_province_places(rng, p.id_province[r], p.addr_province_code[r]), rng)
     r = has("income_inconsistent")
