@@ -150,6 +150,9 @@ class DateParser:
         if pattern.startswith("^"):
             self._anchor_start = True
             pattern = pattern[1:]
+        named = {"EPOCH": "{EPOCH}", "LEPOCH": "{LEPOCH}", "TAI64N": "{TAI64N}", "ISO8601": "{ISO8601}"}
+        pattern = named.get(pattern, pattern)  # fail2ban's named templates
+        pattern = pattern.replace("{TAI64N}", dict(TEMPLATES)["tai64n"]).replace("{ISO8601}", dict(TEMPLATES)["iso"])
         pattern = pattern.replace("{LEPOCH}", r"(?P<e>1\d{9})(?P<f>\d{3})")
         pattern = pattern.replace("{EPOCH}", r"(?P<e>1\d{9})(?:\.(?P<f>\d{1,6}))?")
         if "{DATE}" in pattern:

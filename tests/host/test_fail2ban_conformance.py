@@ -1,0 +1,60 @@
+"""Conformance: every annotated line of fail2ban's sample logs, through fsbrain's own filters.
+
+For each supported filter, each ``# failJSON`` line must be matched or not matched as annotated, with the
+annotated host, time and user. ``EXCEPTIONS`` lists (sample, reason) pairs that are allowed to differ; it
+is empty, and docs/host-bruteforce.md reports the same table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fsbrain.domains.host.fail2ban import SHIPPED_DIR
+from fsbrain.domains.host.fail2ban_samples import run_sample
+
+pytestmark = pytest.mark.conformance
+
+# fail2ban sample file -> covered by fsbrain's filter of the same name (sshd-journal: sshd, logtype journal)
+SUPPORTED = ["sshd", "sshd-journal", "pam-generic", "vsftpd", "proftpd", "pure-ftpd", "postfix", "dovecot",
+             "nginx-http-auth", "apache-auth", "mysqld-auth", "mongodb-auth"]
+OWN_SAMPLES = ["postgres-auth", "redis-auth", "windows-4625"]
+EXCEPTIONS: dict[str, str] = {}
+
+
+@pytest.mark.parametrize("sample", SUPPORTED)
+def test_fail2ban_sample(shared_data, sample):
+    path = shared_data("fail2ban-logs") / sample
+    rep = run_sample(path)
+    assert rep.checks > 0
+    if sample in EXCEPTIONS:
+        pytest.xfail(EXCEPTIONS[sample])
+    assert rep.all_ok, "\n".join(rep.failures)
+    assert rep.host_checks > 0
+
+
+@pytest.mark.parametrize("sample", OWN_SAMPLES)
+def test_own_sample(sample):
+    rep = run_sample(SHIPPED_DIR / "samples" / sample)
+    assert rep.checks >= 5
+    assert rep.all_ok, "\n".join(rep.failures)
+
+
+def test_every_shipped_filter_has_samples():
+    names = {p.stem for p in SHIPPED_DIR.glob("*.conf")} - {"common"}
+    covered = set(SUPPORTED) | set(OWN_SAMPLES)
+    assert names <= covered, f"filters without a conformance sample: {sorted(names - covered)}"
+
+
+DEBIAN_FILTERS = Path("/etc/fail2ban/filter.d")
+
+
+@pytest.mark.skipif(not (DEBIAN_FILTERS / "sshd.conf").exists(), reason="Debian's fail2ban is not installed")
+@pytest.mark.parametrize("sample", ["sshd", "sshd-journal", "dovecot", "mysqld-auth", "nginx-http-auth"])
+def test_debian_filters_load_as_they_are(shared_data, sample):
+    """fail2ban's own filter files (prefregex, mlfid, conditionals via the bounded fallback) pass too."""
+    rep = run_sample(shared_data("fail2ban-logs") / sample, filter_dirs=[DEBIAN_FILTERS])
+    assert rep.checks > 0
+    assert rep.match_ok == rep.checks, "\n".join(rep.failures)
+    assert rep.host_ok == rep.host_checks, "\n".join(rep.failures)

@@ -1,0 +1,64 @@
+"""Tag translation, RE2 compilation and literal pre-checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from fsbrain.domains.host.fail2ban_regex import (
+    RegexSet,
+    compile_bytes,
+    compile_failregex,
+    required_literals,
+    translate_tags,
+)
+
+
+@pytest.mark.parametrize("text,group,expected", [
+    (b"from 192.0.2.1 port 1", "ip4", b"192.0.2.1"),
+    (b"from ::ffff:192.0.2.1 port 1", "ip4", b"192.0.2.1"),
+    (b"from 2001:db8::1 port 1", "ip6", b"2001:db8::1"),
+    (b"from aaaa:bbbb:cccc:1234::1:1 port 1", "ip6", b"aaaa:bbbb:cccc:1234::1:1"),
+    (b"from [2001:db8::2] port 1", "ip6", b"2001:db8::2"),
+    (b"from host.example.com port 1", "dns", b"host.example.com"),
+])
+def test_host_tag(text, group, expected):
+    rx = compile_failregex(r"^from <HOST> port \d+$")
+    assert rx.engine == "re2"
+    assert rx.groupdict(text)[group] == expected
+
+
+def test_field_tags_and_repeated_names():
+    pat = translate_tags(r"^(?:a <F-USER>\w+</F-USER>|b <F-USER>\w+</F-USER>) <F-ID>\d+</F-ID>")
+    assert "(?P<user>" in pat and "(?P<user__1>" in pat and "(?P<fid>" in pat
+    rx = compile_bytes(pat)
+    assert rx.groupdict(b"b bob 42") == {"user": b"bob", "fid": b"42"}
+
+
+def test_regex_set_first_in_priority_order():
+    rs = RegexSet([compile_bytes(r"b(\d)"), compile_bytes(r"a(\d)"), compile_bytes(r"(\d)")])
+    idx, spans = rs.first(b"xx a1 b2")
+    assert idx == 0 and spans[1] == (7, 8)
+    assert rs.first(b"nothing") is None
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    (r"^Failed \S+ for (?P<user>.*?) from x$", (b"Failed ",)),
+    (r"^(?:Connection (?:closed|reset)|Disconnected) by", (b"Connection ", b"Disconnected")),
+    (r"^ab?c", None),
+    (r"^x(?:long optional)?y", None),
+    (r"^(?i)Failed", None),
+    (r"\d+ users", (b" users",)),
+])
+def test_required_literals(pattern, expected):
+    assert required_literals(pattern) == expected
+
+
+def test_required_literals_never_reject_a_match():
+    # every pattern's literal must be present in any text it matches
+    cases = [(r"^User (?P<u>\S+|.*?) from (?P<h>\S+) not allowed because", b"User a b from 1.2.3.4 not allowed because x"),
+             (r"^(?:Accepted|Failed) \w+ for", b"Accepted password for"),
+             (r"^q(?:uit|uery)+ now", b"quituery now")]
+    for pat, text in cases:
+        lits = required_literals(pat)
+        assert compile_bytes(pat).spans(text) is not None
+        assert lits is None or any(lit in text for lit in lits)
