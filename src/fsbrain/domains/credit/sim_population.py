@@ -203,7 +203,7 @@ def make_people(rng: np.random.Generator, m: int, ref_day: dt.date) -> People:
         name=nm, surname=sur, male=male, birth=birth, id_number=sp.id_numbers(region, birth, male, rng),
         id_province=id_prov, addr_province=addr_prov, addr_province_code=g.place_province[place],
         addr_city=city, addr_detail=addresses(rng, district, m), place=place,
-        phone=sp.phones(phone_place, rng), card=sp.cards(m, rng),
+        phone=sp.phones(phone_place, rng), card=np.where(rng.random(m) < 0.08, "", sp.cards(m, rng)),
         email=np.where(email_kind < 0.25, qq, np.where(email_kind < 0.4, other, "")),
         occupation=np.array([o[0] for o in OCCUPATIONS])[occ], employer=emp, income=income,
         education=education, marital=marital,

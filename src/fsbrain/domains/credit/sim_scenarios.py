@@ -127,6 +127,8 @@ def apply_forgeries(rng: np.random.Generator, p: People, kind1: np.ndarray, kind
     p.c_phone[r, 1] = np.where(how == 2, p.c_phone[r, 0], p.c_phone[r, 1])
     p.c_name[r, 1] = np.where(how == 2, p.c_name[r, 0], p.c_name[r, 1])
     r = has("bad_card")
+    no_card = r[p.card[r] == ""]
+    p.card[no_card] = sp.cards(len(no_card), rng)
     last = (np.array([c[-1] for c in p.card[r]], dtype=np.int64) + rng.integers(1, 10, len(r))) % 10
     p.card[r] = np.char.add(np.array([c[:-1] for c in p.card[r]], dtype="U18"), last.astype("U1"))
 
