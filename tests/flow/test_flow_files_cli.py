@@ -1,0 +1,101 @@
+"""Flow files (nfdump CSV, CICFlowMeter CSV, garbage) and the ``fsbrain flow`` commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fsbrain.cli import _register, app
+from fsbrain.domains.flow.fileio import read_flows
+from fsbrain.domains.flow.records import DecodeStats
+
+NFDUMP = """ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt,opkt,obyt
+2026-11-02 10:00:00.100,2026-11-02 10:00:00.900,0.8,10.0.0.1,198.51.100.7,40000,443,TCP,.A..S.,0,0,12,7200,0,0
+2026-11-02 10:00:01.000,2026-11-02 10:00:01.000,0.0,10.0.0.2,198.51.100.7,53,5353,17,......,0,0,1,512,0,0
+not,a,row
+2026-11-02 10:00:02.000,2026-11-02 10:00:02.000,0.0,999.1.1.1,198.51.100.7,1,2,6,......,0,0,1,60,0,0
+Summary
+flows,bytes,packets
+"""
+
+
+@pytest.fixture
+def runner():
+    _register()
+    return CliRunner()
+
+
+def test_nfdump_csv_rows_and_garbage_counted(tmp_path):
+    p = tmp_path / "nf.csv"
+    p.write_text(NFDUMP)
+    stats = DecodeStats()
+    out = np.concatenate(list(read_flows(p, stats=stats)))
+    assert out["sport"].tolist() == [40000, 53]
+    assert out["proto"].tolist() == [6, 17] and out["flags"].tolist() == [0x12, 0]
+    assert out["te"][0] - out["ts"][0] == pytest.approx(0.8)
+    assert stats.errors["bad_address"] == 1 and stats.errors["bad_row"] >= 2
+
+
+def test_cicflowmeter_csv(shared_data):
+    path = shared_data("cicids2017-flows") / "flows_train.csv.gz"
+    stats = DecodeStats()
+    out = np.concatenate(list(read_flows(path, stats=stats)))
+    assert len(out) == 15076 and stats.errors == {}
+    assert (out["te"] >= out["ts"]).all() and set(np.unique(out["proto"]).tolist()) <= {0, 6, 17}
+
+
+def test_scan_jsonl_finds_a_flood(runner, tmp_path):
+    lines = ["ts,te,sa,da,sp,dp,pr,flg,ipkt,ibyt"]
+    for s in range(5):
+        for i in range(50):
+            lines.append(f"2026-11-02 10:00:{s:02d}.5,2026-11-02 10:00:{s:02d}.5,11.0.{i}.1,203.0.113.9,123,4444,17,"
+                         f"......,1000,468000")
+    p = tmp_path / "amp.csv"
+    p.write_text("\n".join(lines) + "\n")
+    res = runner.invoke(app, ["flow", "scan", str(p), "--format", "jsonl"])
+    assert res.exit_code == 0, res.output
+    alerts = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+    assert [a["labels"] for a in alerts] == [["ddos_amplification"]]
+    assert alerts[0]["entity"] == "203.0.113.9/32" and alerts[0]["details"]["top_src_ports"][0]["port"] == 123
+    table = runner.invoke(app, ["flow", "scan", str(p)])
+    assert "ddos_amplification" in table.stdout
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "x.csv"
+    bad.write_text("hello,world\n1,2\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("window: 1\nthreshold: 5\n")
+    for args, needle in ((["scan", str(tmp_path / "missing.csv")], "no such file"),
+                         (["scan", str(bad)], "unrecognised flow file"),
+                         (["scan", str(bad), "--config", str(cfg)], "threshold"),
+                         (["classify", str(bad), "--model", str(bad)], "not an fsbrain flow model"),
+                         (["collect", "--listen", "nonsense"], "HOST:PORT")):
+        r = subprocess.run([sys.executable, "-c", "from fsbrain.cli import main; main()", "flow", *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, (args, r.stderr)
+        assert needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_simulate_writes_flows_and_truth(runner, tmp_path, monkeypatch):
+    from fsbrain.domains.flow import simulator
+
+    small = simulator.Scenario(start=1793577600.0, hours=0.05, events=[
+        simulator.Event(type="icmp_flood", target="198.51.100.12", start=1793577660.0, end=1793577690.0,
+                        pps=40_000, sources=50)])
+    monkeypatch.setattr(simulator, "default_scenario", lambda **kw: small)
+    for name in ("s.csv", "s.pcap"):
+        out = tmp_path / name
+        res = runner.invoke(app, ["flow", "simulate", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        truth = json.loads((tmp_path / f"{name}.truth.json").read_text())
+        assert truth[0]["label"] == "ddos_icmp_flood"
+        scan = runner.invoke(app, ["flow", "scan", str(out), "--format", "jsonl"])
+        alerts = [json.loads(x) for x in scan.stdout.splitlines() if x.startswith("{")]
+        assert [a["labels"] for a in alerts] == [["ddos_icmp_flood"]], scan.output
