@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fsbrain.core.errors import ConflictError, InputError, NotFoundError
 from fsbrain.store import Store
+from fsbrain.store.validate import find_bad_string, find_raw_identity
 
 EVENT = {"applicant": {"id_number": "h:" + "a" * 32, "phone": "h:" + "b" * 32}, "amount": 5000}
 
@@ -86,11 +90,18 @@ def test_raw_identity_in_event_is_refused(store, payload, where, make_decision):
 @pytest.mark.parametrize("kw, match", [
     ({"score": 1001}, "score"), ({"score": "7"}, "score"), ({"event_id": ""}, "event_id"),
     ({"features": {"x": float("nan")}}, "features"), ({"features": {"x": object()}}, "features"),
-    ({"event_type": "x" * 65}, "event_type"),
+    ({"event_type": "x" * 65}, "event_type"), ({"features": {"x": "a\x00b"}}, "features: x contains a NUL"),
+    ({"event_id": "e\x00"}, "event_id: contains a NUL"), ({"labels": ["\ud800"]}, "lone surrogate"),
 ])
 def test_bad_decisions_are_refused(store, kw, match, make_decision):
     with pytest.raises(InputError, match=match):
         store.save_decision(make_decision(**kw), EVENT)
+
+
+def test_unstorable_event_strings_are_refused(store, make_decision):
+    with pytest.raises(InputError, match=r"event_data: a\.b\[1\] contains a NUL"):
+        store.save_decision(make_decision(), {"a": {"b": ["ok", "x\x00"]}})
+    assert store.list_decisions() == []
 
 
 def test_list_filters_and_paging(store, make_decision):
@@ -143,3 +154,39 @@ def test_shadow_comparison(store, make_decision):
     assert store.shadow_comparison("cand")["compared"] == 4
     empty = store.shadow_comparison("absent@1")
     assert empty["compared"] == 0 and empty["agreement_rate"] is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(features=st.dictionaries(st.text(min_size=1, max_size=12), json_values, max_size=6),
+       event=st.dictionaries(st.text(min_size=1, max_size=12), json_values, max_size=6))
+def test_any_json_features_round_trip(store, make_decision, features, event):
+    d = make_decision(f"h-{uuid.uuid4().hex}", features=features)
+    if any(find_raw_identity(x) or find_bad_string(x, "") for x in (features, event)):
+        with pytest.raises(InputError):
+            store.save_decision(d, event)
+        return
+    store.save_decision(d, event)
+    got_features, got_event = store.get_decision(d.decision_id).features, store.get_event_data(d.decision_id)
+    if store.dialect == "sqlite":
+        assert (got_features, got_event) == (features, event)
+    else:  # JSONB keeps numbers as exact decimals, so 1e16 (a float) reads back as the int 10000000000000000
+        assert (_numbers_as_floats(got_features), _numbers_as_floats(got_event)) == (
+            _numbers_as_floats(features), _numbers_as_floats(event))
+
+
+def _numbers_as_floats(value):
+    if isinstance(value, dict):
+        return {k: _numbers_as_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_floats(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value

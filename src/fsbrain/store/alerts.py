@@ -11,7 +11,6 @@ from fsbrain.core.errors import InputError, NotFoundError
 from fsbrain.core.model import SEVERITIES, Alert
 from fsbrain.store import validate as v
 from fsbrain.store.db import Database
-from fsbrain.store.decisions import _json_field
 from fsbrain.store.tables import AlertLabelRow, AlertRow
 
 MAX_BATCH = 10_000
@@ -27,7 +26,7 @@ def _row_from_alert(a: Alert, i: int) -> AlertRow:
         raise InputError(f"{where}.score: must be an integer 0..1000, got {a.score!r}")
     data = a.to_dict()
     for field in ("labels", "reasons", "details"):
-        _json_field(data[field], f"{where}.{field}")
+        v.json_value(data[field], f"{where}.{field}")
     v.require_no_raw_identity(data["details"], f"{where}.details")
     for label in a.labels:
         v.text(label, f"{where}.labels[]", max_len=64)

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from fsbrain.core.errors import ConflictError, InputError, NotFoundError
 from fsbrain.store import validate as v
 from fsbrain.store.db import Database
-from fsbrain.store.decisions import _json_field
 from fsbrain.store.tables import AuditRow, PolicyVersionRow
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -24,7 +23,7 @@ def write_audit(s: Session, actor: str, action: str, object_type: str, object_id
     """Add one audit entry inside the caller's transaction, so it commits (or not) with the change."""
     if details is not None and not isinstance(details, dict):
         raise InputError("audit details: must be a JSON object")
-    details = _json_field(details or {}, "audit details")
+    details = v.json_value(details or {}, "audit details")
     v.require_no_raw_identity(details, "audit details")
     row = AuditRow(
         at=time.time(),

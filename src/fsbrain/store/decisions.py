@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,15 +15,6 @@ from fsbrain.store.tables import DecisionLabelRow, DecisionRow, ShadowDecisionRo
 LIVE = DecisionRow.__table__
 SHADOW = ShadowDecisionRow.__table__
 LABELS = DecisionLabelRow.__table__
-
-
-def _json_field(value: Any, name: str) -> Any:
-    """Check that ``value`` is strict JSON (no NaN/Infinity, no objects) and return it unchanged."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{name}: not JSON-serialisable ({err})") from err
-    return value
 
 
 _COLUMNS = [c.name for c in DecisionRow.__table__.columns]
@@ -42,8 +32,8 @@ def _values_from_decision(d: Decision, event_data: dict[str, Any]) -> dict[str, 
     name, version = v.split_policy(policy)
     data = d.to_dict()
     for field in ("labels", "reasons", "features", "errors"):
-        _json_field(data[field], f"decision.{field}")
-    _json_field(event_data, "event_data")
+        v.json_value(data[field], f"decision.{field}")
+    v.json_value(event_data, "event_data")
     v.require_no_raw_identity(event_data, "event_data")
     v.require_no_raw_identity(data["features"], "decision.features")
     for label in d.labels:

@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -89,10 +90,66 @@ def require_no_raw_identity(obj: Any, what: str) -> None:
         raise InputError(f"{what}: field {hit[0]} holds a raw {hit[1]}; pseudonymise it before storing")
 
 
+_SUSPECT_ESCAPE_RE = re.compile(r"\\u(0000|d[89a-f][0-9a-f]{2})")
+
+
+def _bad_string(value: str) -> str | None:
+    """Why a string cannot be stored on every backend (NUL, lone surrogate), else ``None``."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (lone surrogate)"
+    return None
+
+
+def find_bad_string(obj: Any, path: str) -> tuple[str, str] | None:
+    if isinstance(obj, str):
+        why = _bad_string(obj)
+        return (path or "$", why) if why else None
+    if isinstance(obj, dict):
+        for key, val in obj.items():
+            sub = f"{path}.{key}" if path else str(key)
+            why = _bad_string(key) if isinstance(key, str) else None
+            hit = (sub, "key " + why) if why else find_bad_string(val, sub)
+            if hit:
+                return hit
+    elif isinstance(obj, (list, tuple)):
+        for i, val in enumerate(obj):
+            hit = find_bad_string(val, f"{path}[{i}]")
+            if hit:
+                return hit
+    return None
+
+
+def json_value(value: Any, name: str) -> Any:
+    """Check that ``value`` is strict, storable JSON and return it unchanged.
+
+    Refuses NaN/Infinity, non-JSON objects, and strings PostgreSQL cannot hold (NUL, lone surrogates), so
+    SQLite and PostgreSQL accept exactly the same data.
+
+    Raises:
+        InputError: naming ``name`` (and the path inside it) and the problem.
+    """
+    try:
+        dumped = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name}: not JSON-serialisable ({err})") from err
+    if _SUSPECT_ESCAPE_RE.search(dumped):
+        hit = find_bad_string(value, "")
+        if hit:
+            raise InputError(f"{name}: {hit[0]} {hit[1]}")
+    return value
+
+
 def text(value: Any, name: str, *, max_len: int, allow_empty: bool = False) -> str:
-    """Check a string argument's type and length; returns it stripped."""
+    """Check a string argument's type, length and content; returns it stripped."""
     if not isinstance(value, str):
         raise InputError(f"{name}: must be a string, got {type(value).__name__}")
+    why = _bad_string(value)
+    if why:
+        raise InputError(f"{name}: {why}")
     v = value.strip()
     if not v and not allow_empty:
         raise InputError(f"{name}: must not be empty")
