@@ -135,6 +135,14 @@ class CCStore:
                     del self._decisions[k]
         return out
 
+    def step(self, buckets: list[tuple[str, float]], url: str, bucket: int, hour: int, alpha: float,
+             decision_keys: list[str], ts: float) -> tuple[list[float], float, int, list[dict[str, Any]]]:
+        """Everything one request needs, in one call: bucket levels for ``(key, rate)`` pairs, the URL
+        baseline ``(ewma, windows)`` and the decisions in force for ``decision_keys``."""
+        levels = [self.bucket(k, ts, r) for k, r in buckets]
+        ewma, learned = self.baseline(url, bucket, hour, alpha)
+        return levels, ewma, learned, self.active(decision_keys, ts)
+
     def clear(self) -> None:
         self._buckets.clear()
         self._base.clear()
@@ -168,6 +176,42 @@ return {redis.call('HGET', KEYS[1], 'e' .. hour) or '0', redis.call('HGET', KEYS
 """
 
 
+_STEP_LUA = """
+local nb, nd = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ts = tonumber(ARGV[3])
+local out = {}
+for i = 1, nb do
+  local v = redis.call('HMGET', KEYS[i], 'l', 't')
+  local rate = tonumber(ARGV[3 + i])
+  local level, last = tonumber(v[1]) or 0, tonumber(v[2]) or ts
+  level = math.max(0, level - rate * math.max(0, ts - last)) + 1
+  redis.call('HSET', KEYS[i], 'l', tostring(level), 't', tostring(math.max(ts, last)))
+  redis.call('EXPIRE', KEYS[i], 3600)
+  out[#out + 1] = tostring(level)
+end
+local uk = KEYS[nb + 1]
+local b, hour, alpha = tonumber(ARGV[4 + nb]), ARGV[5 + nb], tonumber(ARGV[6 + nb])
+local cur = tonumber(redis.call('HGET', uk, 'b'))
+if cur == nil then redis.call('HSET', uk, 'b', b, 'n', 0, 'h', hour) cur = b end
+if cur ~= b then
+  local h = redis.call('HGET', uk, 'h') or hour
+  local n = tonumber(redis.call('HGET', uk, 'n')) or 0
+  local e = tonumber(redis.call('HGET', uk, 'e' .. h)) or n
+  local k = tonumber(redis.call('HGET', uk, 'k' .. h)) or 0
+  redis.call('HSET', uk, 'e' .. h, tostring((1 - alpha) * e + alpha * n), 'k' .. h, k + 1, 'b', b, 'n', 0)
+end
+redis.call('HINCRBY', uk, 'n', 1)
+redis.call('HSET', uk, 'h', hour)
+redis.call('EXPIRE', uk, 172800)
+out[#out + 1] = redis.call('HGET', uk, 'e' .. hour) or '0'
+out[#out + 1] = redis.call('HGET', uk, 'k' .. hour) or '0'
+for i = 1, nd do
+  out[#out + 1] = redis.call('GET', KEYS[nb + 1 + i]) or ''
+end
+return out
+"""
+
+
 class RedisCCStore(CCStore):
     """The same store on Redis, shared by every worker (atomic Lua scripts; decisions as keys with TTL).
 
@@ -188,6 +232,7 @@ class RedisCCStore(CCStore):
         self._r = redis.Redis.from_url(url)
         self._bucket = self._r.register_script(_BUCKET_LUA)
         self._baseline = self._r.register_script(_BASELINE_LUA)
+        self._step = self._r.register_script(_STEP_LUA)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         import redis
@@ -204,6 +249,18 @@ class RedisCCStore(CCStore):
     def baseline(self, url: str, bucket: int, hour: int, alpha: float) -> tuple[float, int]:
         e, k = self._call(self._baseline, keys=[self.prefix + "u:" + url], args=[bucket, hour, alpha])
         return float(e), int(k)
+
+    def step(self, buckets: list[tuple[str, float]], url: str, bucket: int, hour: int, alpha: float,
+             decision_keys: list[str], ts: float) -> tuple[list[float], float, int, list[dict[str, Any]]]:
+        """One Lua call (one round trip) for the buckets, the baseline and the decisions in force."""
+        keys = ([self.prefix + "b:" + k for k, _ in buckets] + [self.prefix + "u:" + url]
+                + [self.prefix + "d:" + k for k in decision_keys])
+        args = [len(buckets), len(decision_keys), ts, *[r for _, r in buckets], bucket, hour, alpha]
+        res = self._call(self._step, keys=keys, args=args)
+        nb = len(buckets)
+        levels = [float(x) for x in res[:nb]]
+        decisions = [d for d in (json.loads(v) for v in res[nb + 2:] if v) if d["expires_at"] > ts]
+        return levels, float(res[nb]), int(res[nb + 1]), decisions
 
     def decide(self, key: str, decision: dict[str, Any], ttl: float) -> None:
         self._call(self._r.set, self.prefix + "d:" + key, json.dumps(decision), ex=max(1, math.ceil(ttl)))
@@ -296,10 +353,14 @@ class CCDetector:
             ops.append(WindowOp(s["session"], session))
         v = self.backend.update_get(ops, ts)
         ip_n, ip_url_n, url_n, url_ips, url_nc, sub_n, sub_ips = (int(x) for x in v[:7])
-        ip_level = self.store.bucket("ip:" + ip, ts, c.ip_rate)
-        sub_level = self.store.bucket("subnet:" + sn, ts, c.subnet_rate)
-        sess_level = self.store.bucket("session:" + session, ts, c.session_rate) if session else 0.0
-        ewma, learned = self.store.baseline(url, math.floor(ts / c.window), int(ts // 3600 % 24), c.alpha)
+        buckets = [("ip:" + ip, c.ip_rate), ("subnet:" + sn, c.subnet_rate)]
+        if session:
+            buckets.append(("session:" + session, c.session_rate))
+        keys = ["ip:" + ip, "subnet:" + sn] + (["session:" + session] if session else [])
+        levels, ewma, learned, active = self.store.step(buckets, url, math.floor(ts / c.window),
+                                                        int(ts // 3600 % 24), c.alpha, keys, ts)
+        ip_level, sub_level = levels[0], levels[1]
+        sess_level = levels[2] if session else 0.0
         feats: dict[str, Any] = {"ip_rate": ip_n, "ip_url_rate": ip_url_n, "url_rate": url_n, "url_sources": url_ips,
                                  "url_no_cookie_ratio": round(url_nc / max(1, url_n), 3), "subnet_rate": sub_n,
                                  "subnet_sources": sub_ips, "ip_bucket": round(ip_level, 1),
@@ -308,8 +369,7 @@ class CCDetector:
         if session:
             feats.update(session_rate=int(v[7]), session_bucket=round(sess_level, 1))
         out = CCVerdict(features=feats)
-        keys = ["ip:" + ip, "subnet:" + sn] + (["session:" + session] if session else [])
-        for d in self.store.active(keys, ts):
+        for d in active:
             if ACTION_RANK[d["action"]] > ACTION_RANK[out.action]:
                 out.action, out.entity_type, out.entity, out.expires_at = (
                     d["action"], d["entity_type"], d["entity"], d["expires_at"])
