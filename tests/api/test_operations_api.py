@@ -124,3 +124,41 @@ def _bump_mtime(p: Path) -> None:
 
     st = p.stat()
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_reload_under_concurrent_requests_drops_nothing(make_client, application, tmp_path):
+    import threading
+
+    pol = tmp_path / "live.yaml"
+    text = default_policy_path().read_text(encoding="utf-8")
+    pol.write_text(text)
+    client, platform = make_client(policies=[pol])
+    statuses: list[int] = []
+    policies: set[str] = set()
+    stop = threading.Event()
+
+    def hammer(worker: int) -> None:
+        i = 0
+        while not stop.is_set() and i < 200:
+            app = copy.deepcopy(application)
+            app["event_id"] = f"rl-{worker}-{i}"
+            r = client.post("/v1/decisions/loan_application", json=app)
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                policies.add(r.json()["policy"])
+            i += 1
+
+    threads = [threading.Thread(target=hammer, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for v in range(2, 7):
+        pol.write_text(text.replace("version: 1", f"version: {v}"))
+        _bump_mtime(pol)
+        platform.reload_if_changed()
+        time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert statuses and set(statuses) == {200}
+    assert "credit-default@6" in {p["policy"] for p in client.get("/v1/policies").json()["items"]}
+    assert len(policies) >= 2
