@@ -127,13 +127,22 @@ class BanList:
                 raise InputError(f"{self.path}: unreadable ban file ({exc})") from exc
         elif self.backend == "store":
             for kind in ("ip", "subnet"):
-                for e in self._store.list_entries(list_type="black", entity_type=kind, limit=1000):
+                for e in self._store_entries(kind):
                     if not str(e.get("source", "")).startswith(SOURCE):
                         continue
                     jail = str(e["source"]).partition(":")[2] or "manual"
                     self._bans[e["value_hash"]] = Ban(target=e["value_hash"], until=e["expires_at"],
                                                       reason=e["reason"], jail=jail, created=e["created_at"],
                                                       entry_id=e["entry_id"])
+
+    def _store_entries(self, kind: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self._store.list_entries(list_type="black", entity_type=kind, include_expired=True,
+                                            limit=1000, offset=len(out))
+            out += page
+            if len(page) < 1000:
+                return out
 
     def _save(self) -> None:
         if self.backend != "json":

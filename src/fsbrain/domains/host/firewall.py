@@ -72,7 +72,8 @@ def iptables_commands(bans: list[Ban], now: float | None = None) -> list[list[st
     for b in bans:
         net = _net(b.target)
         t = _timeout(b, at)
-        cmds.append(["ipset", "add", "fsbrain4" if net.version == 4 else "fsbrain6", str(net),
+        elem = str(net.network_address) if net.num_addresses == 1 else str(net)
+        cmds.append(["ipset", "add", "fsbrain4" if net.version == 4 else "fsbrain6", elem,
                      "timeout", str(t if t is not None else 0), "-exist"])
     return cmds
 
