@@ -6,7 +6,9 @@ Each feature namespace is a :class:`Space` holding ``entity -> state``, where a 
 
 ``h`` is the newest bucket that took an observation (the ``H`` of :mod:`fsbrain.state.base`), ``mn`` the
 oldest bucket kept, ``buckets`` maps bucket index to that bucket's aggregate, and ``total`` is the
-aggregate of *all* kept buckets, maintained incrementally (river's update/revert idea):
+aggregate of *all* kept buckets, maintained incrementally (river's update/revert idea). Most entities
+only ever touch one bucket: their ``buckets`` is ``None`` (the one bucket ``h`` holds ``total``) until a
+second bucket appears, which saves a dict per entity and per feature.
 
 * count, sum: an int (sum in fixed-point units); reverted by subtraction when a bucket leaves.
 * mean: units in ``total`` and the observation count in slot 4.
@@ -44,7 +46,18 @@ class Space:
         return value
 
     def new(self, b: int, x: Any) -> list[Any]:
-        return [b, b, x, {b: x}]
+        return [b, b, x, None]
+
+    def one(self, st: list[Any]) -> dict[int, Any]:
+        """The bucket dict of a single-bucket state."""
+        return {st[H]: st[TOT]}
+
+    def mat(self, st: list[Any]) -> dict[int, Any]:
+        """The state's bucket dict, materialised from a single-bucket state when needed."""
+        bk = st[BK]
+        if bk is None:
+            bk = st[BK] = self.one(st)
+        return bk
 
     def add(self, st: list[Any], b: int, x: Any) -> None:
         bk = st[BK]
@@ -68,6 +81,7 @@ class Space:
         """Drop buckets ``<= lo``; return how many went."""
         if st[MN] > lo:
             return 0
+        self.mat(st)
         gone = self.drop(st, lo)
         bk = st[BK]
         st[MN] = min(bk) if bk else INF
@@ -82,6 +96,7 @@ class Space:
                 return None
             st = data[key] = self.new(b, x)
             return st
+        self.mat(st)
         h = st[H]
         heff = h if hf is None or hf <= h else hf
         if b == h and heff == h:
@@ -109,7 +124,7 @@ class Space:
         lo = (bt if bt > heff else heff) - self.n
         if h <= bt and st[MN] > lo:
             return self.full(st)
-        if not st[BK] or lo >= bt:
+        if lo >= bt or not self.mat(st):
             return self.empty
         return self.fold(st, lo, bt)
 
@@ -121,6 +136,7 @@ class Space:
 
     def advance(self, st: list[Any], b: int) -> None:
         """Move an entity's newest bucket forward to ``b`` (not late), dropping what leaves the window."""
+        self.mat(st)
         lo = b - self.n
         if st[MN] <= lo:
             self.prune(st, lo)
@@ -147,7 +163,7 @@ class Space:
                 continue
             h = st[H]
             freed += self.prune(st, (h if h > bw else bw) - n)
-            if not st[BK]:
+            if st[BK] == {}:
                 del data[key]
         return freed
 
@@ -162,16 +178,22 @@ class CountSpace(Space):
         if hf is None:
             st = self.data.get(key)
             if st is None:
-                self.data[key] = [b, b, 1, {b: 1}]
+                self.data[key] = [b, b, 1, None]
                 return 1
             h = st[H]
-            if b >= h:
+            if b == h:
                 bk = st[BK]
-                if b == h:
+                if bk is not None:
                     bk[b] += 1
-                else:
-                    self.advance(st, b)
-                    bk[b] = 1
+                st[TOT] += 1
+                return st[TOT]
+            if b > h:
+                if st[BK] is None and h <= b - self.n:  # the one old bucket leaves: start afresh
+                    st[H] = st[MN] = b
+                    st[TOT] = 1
+                    return 1
+                self.advance(st, b)
+                st[BK][b] = 1
                 st[TOT] += 1
                 return st[TOT]
         return Space.ug(self, key, b, value, hf)
@@ -196,16 +218,22 @@ class SumSpace(Space):
                 return self.read(self.data.get(key), b, hf)
             st = self.data.get(key)
             if st is None:
-                self.data[key] = [b, b, x, {b: x}]
+                self.data[key] = [b, b, x, None]
                 return x / VALUE_SCALE
             h = st[H]
-            if b >= h:
+            if b == h:
                 bk = st[BK]
-                if b == h:
+                if bk is not None:
                     bk[b] += x
-                else:
-                    self.advance(st, b)
-                    bk[b] = x
+                st[TOT] += x
+                return st[TOT] / VALUE_SCALE
+            if b > h:
+                if st[BK] is None and h <= b - self.n:
+                    st[H] = st[MN] = b
+                    st[TOT] = x
+                    return x / VALUE_SCALE
+                self.advance(st, b)
+                st[BK][b] = x
                 st[TOT] += x
                 return st[TOT] / VALUE_SCALE
         return Space.ug(self, key, b, value, hf)
@@ -220,10 +248,43 @@ class SumSpace(Space):
 class MeanSpace(SumSpace):
     __slots__ = ()
     empty = None
-    ug = Space.ug
+
+    def ug(self, key: Any, b: int, value: Any, hf: int | None) -> Any:
+        if hf is None:
+            tp = type(value)
+            if tp is int:
+                x = value * VALUE_SCALE
+            else:
+                x = value * VALUE_SCALE if tp is float else None
+                x = round(x) if x is not None and x - x == 0 else self.encode(value)
+            if x is None:
+                return self.read(self.data.get(key), b, hf)
+            st = self.data.get(key)
+            if st is None:
+                self.data[key] = [b, b, x, None, 1]
+                return x / VALUE_SCALE
+            h = st[H]
+            if b == h and st[BK] is None:
+                st[TOT] += x
+                st[CNT] += 1
+                return st[TOT] / (st[CNT] * VALUE_SCALE)
+            if b >= h:
+                if b > h:
+                    if st[BK] is None and h <= b - self.n:
+                        st[H] = st[MN] = b
+                        st[TOT] = x
+                        st[CNT] = 1
+                        return x / VALUE_SCALE
+                    self.advance(st, b)
+                self.add(st, b, x)
+                return st[TOT] / (st[CNT] * VALUE_SCALE)
+        return Space.ug(self, key, b, value, hf)
 
     def new(self, b: int, x: Any) -> list[Any]:
-        return [b, b, x, {b: [x, 1]}, 1]
+        return [b, b, x, None, 1]
+
+    def one(self, st: list[Any]) -> dict[int, Any]:
+        return {st[H]: [st[TOT], st[CNT]]}
 
     def add(self, st: list[Any], b: int, x: Any) -> None:
         cur = st[BK].get(b)
@@ -268,11 +329,19 @@ class MinSpace(Space):
                 return self.read(self.data.get(key), b, hf)
             st = self.data.get(key)
             if st is None:
-                self.data[key] = [b, b, x, {b: x}]
+                self.data[key] = [b, b, x, None]
                 return x
             h = st[H]
+            if b == h and st[BK] is None:
+                if self.better(x, st[TOT]):
+                    st[TOT] = x
+                return st[TOT]
             if b >= h:
                 if b > h:
+                    if st[BK] is None and h <= b - self.n:
+                        st[H] = st[MN] = b
+                        st[TOT] = x
+                        return x
                     self.advance(st, b)
                 self.add(st, b, x)
                 return self.full(st)
@@ -321,6 +390,12 @@ class DistinctSpace(Space):
             return value
         return str(value)
 
+    def new(self, b: int, x: Any) -> list[Any]:
+        return [b, b, {x: 1}, None]
+
+    def one(self, st: list[Any]) -> dict[int, Any]:
+        return {st[H]: set(st[TOT])}
+
     def ug(self, key: Any, b: int, value: Any, hf: int | None) -> Any:
         if hf is None:
             x = value if type(value) is str else self.encode(value)
@@ -328,25 +403,24 @@ class DistinctSpace(Space):
                 return self.read(self.data.get(key), b, hf)
             st = self.data.get(key)
             if st is None:
-                self.data[key] = [b, b, {x: 1}, {b: {x}}]
+                self.data[key] = [b, b, {x: 1}, None]
                 return 1
             h = st[H]
+            if b == h and st[BK] is None:
+                cnt = st[TOT]
+                if x not in cnt:
+                    cnt[x] = 1
+                return len(cnt)
             if b >= h:
                 if b > h:
+                    if st[BK] is None and h <= b - self.n:
+                        st[H] = st[MN] = b
+                        st[TOT] = {x: 1}
+                        return 1
                     self.advance(st, b)
-                bk, cnt = st[BK], st[TOT]
-                s = bk.get(b)
-                if s is None:
-                    bk[b] = {x}
-                    cnt[x] = cnt.get(x, 0) + 1
-                elif x not in s:
-                    s.add(x)
-                    cnt[x] = cnt.get(x, 0) + 1
-                return len(cnt)
+                self.add(st, b, x)
+                return len(st[TOT])
         return Space.ug(self, key, b, value, hf)
-
-    def new(self, b: int, x: Any) -> list[Any]:
-        return [b, b, {x: 1}, {b: {x}}]
 
     def add(self, st: list[Any], b: int, x: Any) -> None:
         bk = st[BK]

@@ -93,7 +93,7 @@ class MemoryStateBackend(StateBackend):
         self.sweep_every = cfg.sweep_every
         self.sweep_chunk = cfg.sweep_chunk
         self._spaces: dict[str, Space] = {}
-        self._by_id: dict[int, tuple[WindowSpec, Space]] = {}
+        self._by_id: dict[int, tuple[WindowSpec, Space, Any, float]] = {}
         self._clock: float | None = None
         self._lock = threading.Lock()
         self._since_sweep = 0
@@ -106,18 +106,22 @@ class MemoryStateBackend(StateBackend):
                    sweep_chunk=config.sweep_chunk)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _space(self, spec: WindowSpec) -> Space:
+    def _entry(self, spec: WindowSpec) -> tuple[WindowSpec, Space, Any, float]:
+        """``(spec, space, space.ug, bucket width)``, cached by ``id(spec)``."""
         hit = self._by_id.get(id(spec))
         if hit is not None and hit[0] is spec:
-            return hit[1]
+            return hit
         ns = state_namespace(spec)
         sp = self._spaces.get(ns)
         if sp is None:
             sp = self._spaces[ns] = SPACE_FOR_AGG[spec.agg](spec)
         if len(self._by_id) > 65536:
             self._by_id.clear()
-        self._by_id[id(spec)] = (spec, sp)  # the spec is kept alive, so its id cannot be reused
-        return sp
+        hit = self._by_id[id(spec)] = (spec, sp, sp.ug, sp.bucket)  # keeps the spec alive: no id reuse
+        return hit
+
+    def _space(self, spec: WindowSpec) -> Space:
+        return self._entry(spec)[1]
 
     def _watermark(self) -> float | None:
         return None if self._clock is None else self._clock - self.allowed_lateness
@@ -132,19 +136,26 @@ class MemoryStateBackend(StateBackend):
     def _apply(self, ops: Sequence[WindowOp], ts: float, read: bool) -> list[Any]:
         w = self._tick(ts)
         out: list[Any] = []
-        by_id, space = self._by_id, self._space
-        for op in ops:
-            spec = op.spec
-            hit = by_id.get(id(spec))
-            sp = hit[1] if hit is not None and hit[0] is spec else space(spec)
-            bw = sp.bucket
-            hf = None if w is None else _floor(w / bw)
-            if read:
-                out.append(sp.ug(op.key, _floor(ts / bw), op.value, hf))
-            else:
-                x = sp.encode(op.value)
-                if x is not None:
-                    sp.observe(op.key, _floor(ts / bw), x, hf)
+        by_id, entry = self._by_id, self._entry
+        if read and w is None:  # the hot path: an event that is not late
+            append = out.append
+            for op in ops:
+                spec = op.spec
+                hit = by_id.get(id(spec))
+                if hit is None or hit[0] is not spec:
+                    hit = entry(spec)
+                append(hit[2](op.key, _floor(ts / hit[3]), op.value, None))
+        else:
+            for op in ops:
+                sp = entry(op.spec)[1]
+                bw = sp.bucket
+                hf = None if w is None else _floor(w / bw)
+                if read:
+                    out.append(sp.ug(op.key, _floor(ts / bw), op.value, hf))
+                else:
+                    x = sp.encode(op.value)
+                    if x is not None:
+                        sp.observe(op.key, _floor(ts / bw), x, hf)
         if self.sweep_every:
             self._since_sweep += len(ops)
             if self._since_sweep >= self.sweep_every:
