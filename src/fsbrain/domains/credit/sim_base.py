@@ -147,6 +147,6 @@ def ring_sizes(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray
 
 def repeat_to(k: np.ndarray, n: int) -> np.ndarray:
     """Row index repeating person ``i`` ``k[i]`` times, exactly ``n`` long (``k`` is raised in place if short)."""
-    while int(k.sum()) < n:
-        k[: n - int(k.sum())] += 1
+    while int(k.sum()) < n:  # raise the people with the fewest applications first
+        k[np.flatnonzero(k == k.min())[: n - int(k.sum())]] += 1
     return np.repeat(np.arange(len(k)), k)[:n]
