@@ -1,8 +1,9 @@
 """Writing simulated applications as JSON lines, CSV or Parquet, and the run summary.
 
-JSON lines and Parquet keep the nested request shape; CSV flattens it to dotted column names
-(``applicant.id_number``) with the contact list as a JSON cell, which :func:`fsbrain.io.read_records`
-nests back.
+JSON lines and Parquet keep the nested request shape and types, and are what backtests should replay.
+CSV flattens it to dotted column names (``applicant.id_number``) with the contact list as a JSON cell, for
+spreadsheets and analysis tools; CSV carries no types, so readers must keep digit strings (ID numbers,
+phones, cards, OS versions) as text.
 """
 
 from __future__ import annotations
