@@ -257,11 +257,13 @@ def zlib_streams(data: bytes, budget: Budget) -> Iterator[Member] | None:
 
     def gen() -> Iterator[Member]:
         found = 0
+        view = memoryview(data)  # zero-copy slices: a copy per candidate would make carving quadratic
         for at in cands:
             budget.check_time()
-            d = zlib.decompressobj()
-            try:
-                out = d.decompress(data[at:at + budget.limits.max_member_size], budget.limits.max_member_size)
+            try:  # cheap probe first: random bytes after a plausible header fail within a few KB
+                zlib.decompressobj().decompress(view[at:at + 2048], 8192)
+                d = zlib.decompressobj()
+                out = d.decompress(view[at:at + budget.limits.max_member_size], budget.limits.max_member_size)
             except zlib.error:
                 continue
             if not d.eof or len(out) < 64:
