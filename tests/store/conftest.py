@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from fsbrain.core.model import Decision, Reason
@@ -17,11 +19,24 @@ def store_url(request, tmp_path):
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory):
+    """One SQLite file migrated to head, copied for each test (migrating every time is slow)."""
+    path = tmp_path_factory.mktemp("template") / "store.db"
+    s = Store(f"sqlite:///{path}")
+    s.migrate()
+    s.close()  # disposing the engine checkpoints the WAL into the main file
+    return path
+
+
 @pytest.fixture
-def store(store_url):
+def store(store_url, _sqlite_template):
     """A migrated :class:`Store` on each backend."""
+    if store_url.startswith("sqlite:///"):
+        shutil.copyfile(_sqlite_template, store_url.removeprefix("sqlite:///"))
     s = Store(store_url)
     s.migrate()
+    assert s.schema_revision() == Store.head_revision()
     yield s
     s.close()
 
