@@ -103,6 +103,7 @@ class ByteRegex:
     """
 
     __slots__ = ("pattern", "engine", "groupindex", "_re2", "_py", "_anchor", "_names")
+    _names: list[tuple[str, int]]
 
     def __init__(self, pattern: str, *, multiline: bool = False) -> None:
         self.pattern = pattern
@@ -129,7 +130,7 @@ class ByteRegex:
             self.groupindex = dict(self._py.groupindex)
             STATS["python_re"] += 1
         self._anchor = _re2.RE2.Anchor.UNANCHORED
-        self._names = list(self.groupindex.items())
+        self._names = [(name.split("__", 1)[0], idx) for name, idx in self.groupindex.items()]
 
     def spans(self, text: bytes) -> list[tuple[int, int]] | None:
         """Byte spans of the whole match and every group (``(-1, -1)`` when unset), or ``None``."""
@@ -151,12 +152,10 @@ class ByteRegex:
 
     def groups_from(self, text: bytes, spans: list[tuple[int, int]]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
-        for name, idx in self._names:
+        for base, idx in self._names:
             s, e = spans[idx]
-            if s >= 0:
-                base = name.split("__", 1)[0]
-                if base not in out:
-                    out[base] = text[s:e]
+            if s >= 0 and base not in out:
+                out[base] = text[s:e]
         return out
 
 

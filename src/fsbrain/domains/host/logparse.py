@@ -9,7 +9,8 @@ Processing one line (bytes; never decoded as a whole):
 5. connection ids (``<F-MLFID>``) tie lines together: a failure without a host waits for a later line
    of the same connection that names it; ``<F-NOFAIL>`` lines only remember the host and user;
    ``<F-MLFFORGET>`` closes the connection; ``<F-MLFGAINED>`` is a successful login, which is a failure
-   when that connection already tried several user names.
+   when that connection already tried several user names. Connection ids are kept for
+   :data:`MLFID_MAX_AGE` seconds of *log* time and at most :data:`MLFID_CACHE` of them.
 
 Each line gets a :class:`LineResult` with a status: ``failure``, ``success``, ``ignored``, ``nofail``
 (matched a helper regex), ``missed`` (no regex), ``nodate`` is counted on the side.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from fsbrain.core.errors import PolicyError
 from fsbrain.domains.host.dates import DateParser
@@ -28,6 +30,7 @@ from fsbrain.domains.host.fail2ban_regex import ByteRegex, RegexSet, compile_fai
 
 MAX_LINE = 16384
 MLFID_CACHE = 10000
+MLFID_MAX_AGE = 300.0  # seconds of log time a connection id is remembered (fail2ban: 5 minutes)
 
 
 @dataclass(slots=True)
@@ -60,6 +63,7 @@ class _Conn:
     nofail: int = 0
     pending: bool = False
     pending_user: str | None = None
+    seen: float | None = None
 
 
 def _text(b: bytes | None) -> str | None:
@@ -100,6 +104,8 @@ class LogFilter:
         self._fail_set = RegexSet(self.failregex)
         # cheap pre-check: a literal each regex needs (None: always try it)
         self._fail_lits = [required_literals(r.pattern) for r in self.failregex]
+        self._plan = [(i, lits[0] if lits is not None and len(lits) == 1 else None, lits, rx)
+                      for i, (lits, rx) in enumerate(zip(self._fail_lits, self.failregex, strict=True))]
         self._ign_set = RegexSet(self.ignoreregex) if self.ignoreregex else None
         self._succ_set = RegexSet(self.successregex) if self.successregex else None
         self.dates = DateParser(definition.datepattern, tz=tz, now=now)
@@ -128,6 +134,14 @@ class LogFilter:
 
     def process(self, line: bytes) -> LineResult:
         """Classify one line (without its trailing newline)."""
+        res = self.decide(self.extract(line))
+        if self.maxlines > 1 and res.status in ("failure", "success"):
+            self._buffer.clear()
+        return res
+
+    def extract(self, line: bytes) -> tuple[Any, ...]:
+        """The stateless half of :meth:`process`: date, prefix and regex matching (safe to run in parallel
+        workers for single-line filters). Returns a compact tuple for :meth:`decide`."""
         c = self.counts
         c["lines"] += 1
         if len(line) > MAX_LINE:
@@ -148,42 +162,54 @@ class LogFilter:
             text = b"\n".join(self._buffer)
         else:
             text = line
-        res = self._classify(text, ts)
-        if self.maxlines > 1 and res.status in ("failure", "success"):
-            self._buffer.clear()
-        c[res.status] += 1
-        return res
+        return self._extract(text, ts)
 
-    def _classify(self, text: bytes, ts: float | None) -> LineResult:
+    def _extract(self, text: bytes, ts: float | None) -> tuple[Any, ...]:
         pre: dict[str, bytes] = {}
         body = text
         if self.prefregex is not None:
             spans = self.prefregex.spans(text)
             if spans is None:
-                return LineResult("missed", time=ts)
+                return ("missed", ts)
             pre = self.prefregex.groups_from(text, spans)
             body = pre.pop("content", b"")
-        hit = None
-        for i, lits in enumerate(self._fail_lits):
-            if lits is not None and not any(x in body for x in lits):
-                continue
-            spans = self.failregex[i].spans(body)
+        for i, one, lits, rx in self._plan:
+            if one is not None:
+                if one not in body:
+                    continue
+            elif lits is not None:
+                for x in lits:
+                    if x in body:
+                        break
+                else:
+                    continue
+            spans = rx.spans(body)
             if spans is not None:
-                hit = (i, spans)
-                break
-        if hit is None:
-            if self._succ_set is not None:
-                shit = self._succ_set.first(body)
-                if shit is not None:
-                    g = {**pre, **self.successregex[shit[0]].groups_from(body, shit[1])}
-                    return LineResult("success", host=_host(g), user=_text(g.get("user")), time=ts, regex=shit[0])
+                if self._ign_set is not None and self._ign_set.first(text) is not None:
+                    return ("ignored", ts, i)
+                g = rx.groups_from(body, spans)
+                return ("fail", ts, i, {**pre, **g} if pre else g)
+        if self._succ_set is not None:
+            shit = self._succ_set.first(body)
+            if shit is not None:
+                return ("success", ts, shit[0], {**pre, **self.successregex[shit[0]].groups_from(body, shit[1])})
+        return ("missed", ts)
+
+    def decide(self, x: tuple[Any, ...]) -> LineResult:
+        """The stateful half of :meth:`process`: connection ids, helper lines, counting."""
+        res = self._decide(x)
+        self.counts[res.status] += 1
+        return res
+
+    def _decide(self, x: tuple[Any, ...]) -> LineResult:
+        kind, ts = x[0], x[1]
+        if kind == "missed":
             return LineResult("missed", time=ts)
-        idx, spans = hit
-        if self._ign_set is not None and self._ign_set.first(text) is not None:
-            return LineResult("ignored", time=ts, regex=idx)
-        g = self.failregex[idx].groups_from(body, spans)
-        if pre:
-            g = {**pre, **g}
+        if kind == "ignored":
+            return LineResult("ignored", time=ts, regex=x[2])
+        idx, g = x[2], x[3]
+        if kind == "success":
+            return LineResult("success", host=_host(g), user=_text(g.get("user")), time=ts, regex=idx)
         mlfid = g.get("mlfid")
         if mlfid is not None:
             return self._merge(mlfid, g, ts, idx)
@@ -202,10 +228,14 @@ class LogFilter:
 
     def _merge(self, mlfid: bytes, g: dict[str, bytes], ts: float | None, idx: int) -> LineResult:
         conn = self._conns.get(mlfid)
+        if conn is not None and ts is not None and conn.seen is not None and ts - conn.seen > MLFID_MAX_AGE:
+            conn = None  # a stale connection id (process ids get reused): start afresh
         if conn is None:
             conn = _Conn()
         else:
             self._conns.move_to_end(mlfid)
+        if ts is not None:
+            conn.seen = ts
         host = _host(g)
         if host is not None:
             conn.host = host
