@@ -175,8 +175,14 @@ class WebRuleEngine:
             lst = [r for r in self.rules if r.kind == "marker" or r.phase == ph]
             self.phases[ph] = lst
             self.markers[ph] = {r.marker: i for i, r in enumerate(lst) if r.kind == "marker" and r.marker}
+        for r in self.rules:
+            for link in r.links():
+                t = link.targets[0] if len(link.targets) == 1 else None
+                if (t is not None and t.collection == "TX" and t.key is not None and not link.exclusions
+                        and not link.multi_match):
+                    link.fast_tx = (t.key, t.count, ("&TX:" if t.count else "TX:") + t.key)
         self.labels_by_rule = {r.id: self.label_map.labels_for(r.id, r.tags) for r in self.rules if r.id}
-        self.prefilter = Prefilter(self.rules)
+        self.prefilter = Prefilter(self.rules, max_paranoia=paranoia)
 
     # ---- constructors -------------------------------------------------------------------------------
     @classmethod
@@ -226,17 +232,16 @@ class WebRuleEngine:
             tr.enter_phase(ph)
             if tr.rule_engine == "Off":
                 break
-            hits = self.prefilter.scan(tr, ph)
-            interrupted = self._run_phase(tr, ph, matched, hits)
+            interrupted = self._run_phase(tr, ph, matched)
             if interrupted is not None:
                 break
         return self._verdict(tr, matched, interrupted, t0)
 
-    def _run_phase(self, tr: Transaction, ph: int, matched: list[MatchedRule],
-                   hits: set[int] | None) -> int | None:
+    def _run_phase(self, tr: Transaction, ph: int, matched: list[MatchedRule]) -> int | None:
         rules = self.phases[ph]
         markers = self.markers[ph]
-        skip_only = self.prefilter.rule_index
+        group_of = self.prefilter.group_of
+        may_match = self.prefilter.may_match
         i, n = 0, len(rules)
         while i < n:
             rule = rules[i]
@@ -247,7 +252,7 @@ class WebRuleEngine:
                 continue
             if tr.removed_tags and any(t in rule.tags for t in tr.removed_tags):
                 continue
-            if hits is not None and id(rule) in skip_only and id(rule) not in hits:
+            if id(rule) in group_of and not may_match(tr, rule):
                 continue
             before = tr.score_added
             if rule.kind == "rule" and not self._match_chain(tr, rule):
@@ -281,10 +286,32 @@ class WebRuleEngine:
         op = r.operator
         if op is None:
             return False
-        found: list[tuple[str, bytes]] = []
         names = r.transforms
-        cache = tr.tcache
         expand = tr.expand
+        fast = r.fast_tx
+        if fast is not None and (not tr.removed_targets or r.id not in tr.removed_targets):
+            key, count, vname = fast
+            tv = tr.tx.get(key)
+            if count:
+                res = op(b"0" if tv is None else b"1", expand)
+            elif tv is None:
+                return False
+            else:
+                if names:
+                    tv = tr.transformed(tv, names, r.tfuncs)
+                res = op(tv, expand)
+            if r.op_negated:
+                res = () if res is None else None
+            if res is None:
+                return False
+            if r.capture and res:
+                for gi, g in enumerate(res):
+                    tr.tx[str(gi)] = g
+            value = tv if tv is not None and not count else (b"0" if tv is None else b"1")
+            tr.matched_var, tr.matched_var_name = value, vname
+            tr.matched_vars = [(vname, value)]
+            return True
+        found: list[tuple[str, bytes]] = []
         for name, value, _cacheable in tr.values(r):
             if r.multi_match:
                 cands = [value]
@@ -295,14 +322,7 @@ class WebRuleEngine:
             elif not names:
                 cands = [value]
             else:
-                key = (value, names)
-                tv = cache.get(key)
-                if tv is None:
-                    tv = value
-                    for f in r.tfuncs:
-                        tv = f(tv)
-                    cache[key] = tv
-                cands = [tv]
+                cands = [tr.transformed(value, names, r.tfuncs)]
             for cand in cands:
                 res = op(cand, expand)
                 if r.op_negated:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fsbrain.domains.web.seclang.operators import Operator
+from fsbrain.domains.web.seclang.operators import _UNANCHORED, Operator
 from fsbrain.domains.web.transforms import Transform
 
 SEVERITY_NAMES = {"EMERGENCY": 0, "ALERT": 1, "CRITICAL": 2, "ERROR": 3, "WARNING": 4, "NOTICE": 5,
@@ -61,7 +61,11 @@ class Target:
     def selects(self, key: str) -> bool:
         """Whether this target's selector picks ``key`` (case-insensitive)."""
         if self.key_rx is not None:
-            return self.key_rx.search(key.encode("utf-8", "surrogateescape")) is not None
+            kb = key.encode("utf-8", "surrogateescape")
+            raw = getattr(self.key_rx, "_regexp", None)
+            if raw is not None and _UNANCHORED is not None:
+                return bool(raw.Match(_UNANCHORED, kb, 0, len(kb))[0][0] >= 0)
+            return self.key_rx.search(kb) is not None
         return self.key is None or self.key == key.lower()
 
 
@@ -114,6 +118,7 @@ class Rule:
     marker: str | None = None
     paranoia: int = 0
     disabled: str | None = None
+    fast_tx: tuple[str, bool, str] | None = None
 
     def links(self) -> list[Rule]:
         """This rule and the rules chained after it."""

@@ -53,12 +53,19 @@ class _Group:
 
 
 class Prefilter:
-    """Per-phase RE2 set scans; ``rule_index`` holds the ids of rules it can rule out."""
+    """RE2 set scans per (phase, transformation chain), run lazily when the first rule of a group is
+    reached (groups whose rules are all skipped, e.g. above the paranoia level, are never scanned).
 
-    def __init__(self, rules: list[Rule]) -> None:
+    Args:
+        rules: every rule of the engine.
+        max_paranoia: rules tagged above this paranoia level are left out (CRS skips them anyway; an
+            untagged rule above it would simply be evaluated without the prefilter).
+    """
+
+    def __init__(self, rules: list[Rule], max_paranoia: int = 4) -> None:
         groups: dict[tuple[int, tuple[str, ...]], _Group] = {}
         for r in rules:
-            if not _eligible(r):
+            if not _eligible(r) or r.paranoia > max_paranoia:
                 continue
             g = groups.get((r.phase, r.transforms))
             if g is None:
@@ -67,7 +74,7 @@ class Prefilter:
             for t in r.targets:
                 (g.colls if t.collection in _STATIC_COLLS else g.scalars).add(t.collection)
         self.groups: list[_Group] = []
-        self.rule_index: set[int] = set()
+        self.group_of: dict[int, int] = {}
         for g in groups.values():
             s = re2.Set.SearchSet(re2_options())
             try:
@@ -77,54 +84,42 @@ class Prefilter:
             except (re2.error, ValueError, TypeError):
                 continue
             g.set = s
+            gi = len(self.groups)
             self.groups.append(g)
-            self.rule_index.update(id(r) for r in g.rules)
+            for r in g.rules:
+                self.group_of[id(r)] = gi
 
-    def scan(self, tr: Transaction, phase: int) -> set[int] | None:
-        """Ids (``id(rule)``) of prefiltered rules whose pattern occurs in this phase's values."""
-        if not self.groups:
-            return None
-        hits: set[int] = set()
-        cache = tr.tcache
-        values_of: dict[str, list[tuple[str, bytes]]] = {}
-        for g in self.groups:
-            if g.phase != phase:
-                continue
-            parts: list[bytes] = []
-            for c in g.colls:
-                entries = values_of.get(c)
-                if entries is None:
-                    if c == "XML":
-                        entries = tr.xml("/*") + tr.xml("//@*")
-                    else:
-                        entries = [(f"{c}:{k}", v) for k, v in tr.collection(c)]
-                    values_of[c] = entries
-                for name, v in entries:
-                    parts.append(_transformed(cache, name, v, g))
-            for c in g.scalars:
-                v = tr.scalar(c)
-                if v is not None:
-                    parts.append(_transformed(cache, c, v, g))
-            if not parts:
-                continue
-            idx = g.set.Match(b"\n".join(parts))  # type: ignore[union-attr]
-            if idx:
-                rules = g.rules
-                hits.update(id(rules[i]) for i in idx)
-        return hits
+    def may_match(self, tr: Transaction, rule: Rule) -> bool:
+        """False when the rule's pattern occurs in none of the values it could inspect."""
+        gi = self.group_of.get(id(rule))
+        if gi is None:
+            return True
+        hits = tr.prefilter_hits.get(gi)
+        if hits is None:
+            hits = tr.prefilter_hits[gi] = self._scan(tr, self.groups[gi])
+        return id(rule) in hits
 
-
-def _transformed(cache: dict, name: str, value: bytes, g: _Group) -> bytes:  # type: ignore[type-arg]
-    if not g.transforms:
-        return value
-    key = (value, g.transforms)
-    tv = cache.get(key)
-    if tv is None:
-        tv = value
-        for f in g.tfuncs:
-            tv = f(tv)
-        cache[key] = tv
-    return tv  # type: ignore[no-any-return]
+    @staticmethod
+    def _scan(tr: Transaction, g: _Group) -> set[int]:
+        parts: list[bytes] = []
+        for c in g.colls:
+            if c == "XML":
+                entries = tr.xml("/*") + tr.xml("//@*")
+            else:
+                entries = tr.collection(c)
+            for _k, v in entries:
+                parts.append(tr.transformed(v, g.transforms, g.tfuncs))
+        for c in g.scalars:
+            v = tr.scalar(c)
+            if v is not None:
+                parts.append(tr.transformed(v, g.transforms, g.tfuncs))
+        if not parts:
+            return set()
+        idx = g.set.Match(b"\n".join(parts))  # type: ignore[union-attr]
+        if not idx:
+            return set()
+        rules = g.rules
+        return {id(rules[i]) for i in idx}
 
 
 def _multiline(pattern: bytes) -> bytes:

@@ -61,18 +61,32 @@ class Transaction:
         self.matched_var_name = ""
         self.matched_vars: Entries = []
         self.rule: Rule | None = None
-        self.tcache: dict[tuple[bytes, tuple[str, ...]], bytes] = {}
+        self.tcache: dict[tuple[bytes, str], bytes] = {}
+        self.prefilter_hits: dict[int, set[int]] = {}
         self._coll: dict[str, Entries] = {}
         self._idx: dict[str, dict[str, Entries]] = {}
         self.unique_id = ""
 
     # ---- phases ----------------------------------------------------------------------------------------
+    def transformed(self, value: bytes, names: tuple[str, ...], funcs: tuple) -> bytes:  # type: ignore[type-arg]
+        """Apply a transformation chain, memoising every step per (value, transformation) in this request,
+        so chains sharing a prefix (most start with urlDecodeUni) never repeat work."""
+        cache = self.tcache
+        for name, f in zip(names, funcs, strict=True):
+            key = (value, name)
+            nv = cache.get(key)
+            if nv is None:
+                nv = cache[key] = f(value)
+            value = nv
+        return value
+
     def enter_phase(self, phase: int) -> None:
         """Move to a phase; body variables appear in phase 2."""
         self.phase = phase
         if phase == 2:
             self._coll.clear()
             self._idx.clear()
+            self.prefilter_hits.clear()
 
     @property
     def body(self):  # type: ignore[no-untyped-def]
