@@ -156,3 +156,20 @@ def test_pcap_of_netflow_and_sflow(tmp_path):
     out = np.concatenate(list(read_flows(path, stats=stats)))
     assert len(out) == 61
     assert sorted(out["src"].tolist())[-60:] == sorted(recs["src"].tolist())
+
+
+@pytest.mark.parametrize("encode", ["v5", "v9", "ipfix"])
+def test_batch_decoding_equals_packet_by_packet(encode):
+    recs = _records(200, seed=3)
+    pkts = {"v5": lambda: encode_v5(recs, boot=1.69e9, sampling=4),
+            "v9": lambda: encode_v9(recs, boot=1.69e9, sampling=4),
+            "ipfix": lambda: encode_ipfix(recs)}[encode]()
+    dec = NetflowDecoder()
+    single = np.concatenate([dec.decode(p, exporter=5) for p in pkts])
+    batch_dec = NetflowDecoder()
+    mixed = [(p, 5) for p in pkts] + [(b"\x00\x05bad", 5)]
+    many = batch_dec.decode_many(mixed)
+    order = np.argsort(many["ts"], kind="stable")
+    assert (many[order] == single[np.argsort(single["ts"], kind="stable")]).all()
+    assert batch_dec.stats.records == dec.stats.records == 200
+    assert batch_dec.stats.packets == len(pkts) + 1 and batch_dec.stats.errors == {"truncated": 1}
