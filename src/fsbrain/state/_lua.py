@@ -27,11 +27,12 @@ from __future__ import annotations
 # Returns one entry per op in modes ug/g: count/sum/distinct -> integer; min/max -> string or nil;
 # mean -> {units, count} or nil.
 UPDATE_GET = r"""
+local tonumber, sub, find, format, floor, rcall = tonumber, string.sub, string.find, string.format, math.floor, redis.call
 local mode = ARGV[1]
-local T = tonumber(redis.call('GET', KEYS[1]))
+local T = tonumber(rcall('GET', KEYS[1]))
 if mode ~= 'g' then
   local ts = tonumber(ARGV[2])
-  if not T or ts > T then redis.call('SET', KEYS[1], ARGV[2]); T = ts end
+  if not T or ts > T then rcall('SET', KEYS[1], ARGV[2]); T = ts end
 end
 local W = nil
 if T then W = T - tonumber(ARGV[3]) end
@@ -43,15 +44,15 @@ for i = 2, #KEYS do
   local agg, bs, n, bw, ttl, v = ARGV[j], ARGV[j+1], tonumber(ARGV[j+2]), tonumber(ARGV[j+3]), ARGV[j+4], ARGV[j+5]
   j = j + 6
   local b = tonumber(bs)
-  local flat = redis.call('HGETALL', key)
+  local flat = rcall('HGETALL', key)
   local fb, ff, fv, m = {}, {}, {}, 0
   local h = NEG
   for k = 1, #flat, 2 do
     local f = flat[k]
     local bi, val
     if agg == 'd' then
-      local p = string.find(f, ':', 1, true)
-      bi = tonumber(string.sub(f, 1, p - 1)); val = string.sub(f, p + 1)
+      local p = find(f, ':', 1, true)
+      bi = tonumber(sub(f, 1, p - 1)); val = sub(f, p + 1)
     else
       bi = tonumber(f); val = flat[k + 1]
     end
@@ -59,7 +60,7 @@ for i = 2, #KEYS do
     if bi > h then h = bi end
   end
   local heff = h
-  if W then local bW = math.floor(W / bw); if bW > heff then heff = bW end end
+  if W then local bW = floor(W / bw); if bW > heff then heff = bW end end
   local write = mode ~= 'g' and (agg == 'c' or v ~= '')
   if write then
     if b > heff then heff = b end
@@ -71,7 +72,7 @@ for i = 2, #KEYS do
     end
     fb, ff, fv, m = kb, kf, kv, mm
     for s = 1, #dels, 1000 do
-      redis.call('HDEL', key, unpack(dels, s, math.min(s + 999, #dels)))
+      rcall('HDEL', key, unpack(dels, s, math.min(s + 999, #dels)))
     end
     if b > lo then
       local field, nv = bs, nil
@@ -81,24 +82,24 @@ for i = 2, #KEYS do
       local old = at and fv[at]
       local o = 0
       if old and (agg == 'c' or agg == 's') then o = tonumber(old) end
-      if agg == 'c' then nv = string.format('%.0f', o + 1)
-      elseif agg == 's' then nv = string.format('%.0f', o + tonumber(v))
+      if agg == 'c' then nv = format('%.0f', o + 1)
+      elseif agg == 's' then nv = format('%.0f', o + tonumber(v))
       elseif agg == 'n' then if old and tonumber(old) <= tonumber(v) then nv = old else nv = v end
       elseif agg == 'x' then if old and tonumber(old) >= tonumber(v) then nv = old else nv = v end
       elseif agg == 'a' then
         local u, c = 0, 0
-        if old then local p = string.find(old, ' ', 1, true); u = tonumber(string.sub(old, 1, p - 1)); c = tonumber(string.sub(old, p + 1)) end
-        nv = string.format('%.0f %.0f', u + tonumber(v), c + 1)
+        if old then local p = find(old, ' ', 1, true); u = tonumber(sub(old, 1, p - 1)); c = tonumber(sub(old, p + 1)) end
+        nv = format('%.0f %.0f', u + tonumber(v), c + 1)
       else nv = v end
       if agg == 'd' then
-        if not at then redis.call('HSET', key, field, '1'); m = m + 1; fb[m] = b; ff[m] = field; fv[m] = v end
+        if not at then rcall('HSET', key, field, '1'); m = m + 1; fb[m] = b; ff[m] = field; fv[m] = v end
       else
-        redis.call('HSET', key, field, nv)
+        rcall('HSET', key, field, nv)
         if at then fv[at] = nv else m = m + 1; fb[m] = b; ff[m] = field; fv[m] = nv end
       end
-      redis.call('PEXPIRE', key, ttl)
+      rcall('PEXPIRE', key, ttl)
     elseif m == 0 and #dels > 0 then
-      redis.call('DEL', key)
+      rcall('DEL', key)
     end
   end
   if mode ~= 'u' then
@@ -119,8 +120,8 @@ for i = 2, #KEYS do
       local u, c = 0, 0
       for k = 1, m do
         if fb[k] > rlo and fb[k] <= b then
-          local p = string.find(fv[k], ' ', 1, true)
-          u = u + tonumber(string.sub(fv[k], 1, p - 1)); c = c + tonumber(string.sub(fv[k], p + 1))
+          local p = find(fv[k], ' ', 1, true)
+          u = u + tonumber(sub(fv[k], 1, p - 1)); c = c + tonumber(sub(fv[k], p + 1))
         end
       end
       if c > 0 then out[#out + 1] = {u, c} else out[#out + 1] = false end
@@ -142,7 +143,8 @@ return out
 # KEYS[1] = clock key; KEYS[2..] = entity hashes. ARGV[1] = now; ARGV[2] = allowed lateness; then 3 per
 # key: agg code, n_buckets, bucket width. Prunes against min(now, T) - lateness; returns buckets freed.
 EXPIRE = r"""
-local T = tonumber(redis.call('GET', KEYS[1]))
+local tonumber, sub, find, format, floor, rcall = tonumber, string.sub, string.find, string.format, math.floor, redis.call
+local T = tonumber(rcall('GET', KEYS[1]))
 if not T then return 0 end
 local now = tonumber(ARGV[1])
 if now < T then T = now end
@@ -153,16 +155,16 @@ for i = 2, #KEYS do
   local key = KEYS[i]
   local agg, n, bw = ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2])
   j = j + 3
-  local flat = redis.call('HGETALL', key)
+  local flat = rcall('HGETALL', key)
   local h, fb, ff = -math.huge, {}, {}
   for k = 1, #flat, 2 do
     local f = flat[k]
     local bi
-    if agg == 'd' then bi = tonumber(string.sub(f, 1, string.find(f, ':', 1, true) - 1)) else bi = tonumber(f) end
+    if agg == 'd' then bi = tonumber(sub(f, 1, find(f, ':', 1, true) - 1)) else bi = tonumber(f) end
     fb[#fb + 1] = bi; ff[#ff + 1] = f
     if bi > h then h = bi end
   end
-  local bW = math.floor(cut / bw)
+  local bW = floor(cut / bw)
   if bW > h then h = bW end
   local lo = h - n
   local dels, gone, left = {}, {}, 0
@@ -172,9 +174,9 @@ for i = 2, #KEYS do
       if not gone[fb[k]] then gone[fb[k]] = true; freed = freed + 1 end
     else left = left + 1 end
   end
-  if left == 0 and #fb > 0 then redis.call('DEL', key)
+  if left == 0 and #fb > 0 then rcall('DEL', key)
   else
-    for s = 1, #dels, 1000 do redis.call('HDEL', key, unpack(dels, s, math.min(s + 999, #dels))) end
+    for s = 1, #dels, 1000 do rcall('HDEL', key, unpack(dels, s, math.min(s + 999, #dels))) end
   end
 end
 return freed
