@@ -18,7 +18,10 @@ pytestmark = pytest.mark.conformance
 
 # fail2ban sample file -> covered by fsbrain's filter of the same name (sshd-journal: sshd, logtype journal)
 SUPPORTED = ["sshd", "sshd-journal", "pam-generic", "vsftpd", "proftpd", "pure-ftpd", "postfix", "dovecot",
-             "nginx-http-auth", "apache-auth", "mysqld-auth", "mongodb-auth"]
+             "nginx-http-auth", "apache-auth", "mysqld-auth", "mongodb-auth", "dropbear", "courier-auth",
+             "cyrus-imap", "sieve", "sogo-auth", "webmin-auth", "gitlab", "grafana", "haproxy-http-auth",
+             "lighttpd-auth", "traefik-auth", "mssql-auth", "phpmyadmin-syslog", "drupal-auth", "bitwarden",
+             "uwimap-auth", "solid-pop3d", "wuftpd", "selinux-ssh", "recidive"]
 OWN_SAMPLES = ["postgres-auth", "redis-auth", "windows-4625"]
 EXCEPTIONS: dict[str, str] = {}
 

@@ -60,7 +60,7 @@ TEMPLATES: list[tuple[str, str]] = [
     ("dmy_dotted", r"(?P<d>\d{2})\.(?P<m>\d{2})\.(?P<Y>\d{4})[ ,]\s*(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"),
     ("mysql", r"(?P<y>\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)\s+(?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2})"),
     ("tai64n", r"@(?P<tai>4000000[0-9a-f]{9})[0-9a-f]{8}"),
-    ("epoch", r"(?:^|\[|@)(?P<e>1\d{9})(?:\.(?P<f>\d{1,6}))?\b"),
+    ("epoch", r"(?:^|[\[(@])(?P<e>1\d{9})(?:\.(?P<f>\d{1,6}))?\b"),
 ]
 
 _BUILTIN_BODIES = {b for _, b in TEMPLATES}
@@ -178,14 +178,14 @@ class DateParser:
             m = self._fast[self._last].match(line)
             if m is not None:
                 span = m.span("_dt")
+                if m.groupdict().get("e") is not None:  # the epoch may follow a bracket kept in the line
+                    span = (m.start("e"), span[1])
                 text = line[span[0]:span[1]]
                 if text == self._cache_key and self._cache_val is not None:
                     return span, self._cache_val
                 fields = {k: v for k, v in m.groupdict().items() if v is not None and k != "_dt"}
                 ts = self._to_epoch(fields)
                 if ts is not None:
-                    if "e" in fields:
-                        span = (m.start("e"), span[1])
                     self._cache_key, self._cache_val = text, ts
                     return span, ts
         spans = self._regex.spans(line)
@@ -199,6 +199,8 @@ class DateParser:
                 break
         else:  # pragma: no cover - a match always has one alternative
             return None
+        if "e" in groups and spans[groups["e"]][0] >= 0:  # the epoch may follow a bracket kept in the line
+            span = (spans[groups["e"]][0], span[1])
         text = line[span[0]:span[1]]
         if text == self._cache_key and self._cache_val is not None:
             return span, self._cache_val
@@ -206,8 +208,6 @@ class DateParser:
         ts = self._to_epoch(fields)
         if ts is None:
             return None
-        if "e" in fields:  # the epoch alternative may have swallowed a bracket before the number
-            span = (spans[groups["e"]][0], span[1])
         self._cache_key, self._cache_val = text, ts
         return span, ts
 
