@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsbrain.domains.credit import identity
 from fsbrain.domains.credit.identity import (
@@ -164,3 +166,11 @@ def test_public_names():
                                    "card_issuer", "id_region", "parse_application", "phone_attribution",
                                    "to_event_data"}
     assert all(hasattr(credit, name) for name in credit.__all__)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"\A[0-9]{1,19}\Z"))
+def test_luhn_ok_agrees_with_stdnum(digits):
+    from stdnum import luhn
+
+    assert identity.luhn_ok(digits) == luhn.is_valid(digits)

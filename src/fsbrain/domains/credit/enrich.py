@@ -18,7 +18,6 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from stdnum import luhn
 from stdnum.cn import ric
 
 from fsbrain.core.pii import (
@@ -32,6 +31,7 @@ from fsbrain.core.pii import (
 from fsbrain.domains.credit.identity import (
     card_issuer,
     id_region,
+    luhn_ok,
     phone_attribution,
     province_code,
     province_name,
@@ -120,8 +120,8 @@ def card_fields(raw: str | None) -> dict[str, Any]:
         return {"card_present": False, "card_valid": None, "card_bin_known": None, "card_bank": None,
                 "card_bank_code": None, "card_type": None, "card_length_ok": None}
     v = re.sub(r"[\s\-]", "", raw)
-    valid = v.isdigit() and 12 <= len(v) <= 19 and luhn.is_valid(v)
     info = card_issuer(v)
+    valid = v.isdigit() and 12 <= len(v) <= 19 and (info.luhn_valid if info else luhn_ok(v))
     return {
         "card_present": True,
         "card_valid": valid,
@@ -206,13 +206,17 @@ def applicant_fields(a: Applicant, ident: dict[str, Any], h: Hasher) -> dict[str
 def device_fields(d: Device) -> dict[str, Any]:
     """Device, network and location facts; ``ip_prefix`` is the /24 (IPv4) or /48 (IPv6) network."""
     ip = d.ip
-    prefix = ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False)
-    ip_type = d.ip_type or ("private" if ip.is_private else "unknown")
+    if ip.version == 4:
+        prefix = str(ip).rsplit(".", 1)[0] + ".0/24"
+    else:
+        prefix = str(ipaddress.ip_network(f"{ip}/48", strict=False))
+    private = ip.is_private
+    ip_type = d.ip_type or ("private" if private else "unknown")
     return {
         "device_id": d.device_id, "device_os": d.os, "os_version": d.os_version, "device_model": d.model,
         "device_is_emulator": d.is_emulator, "device_is_rooted": d.is_rooted, "app_version": d.app_version,
-        "ip": str(ip), "ip_version": ip.version, "ip_prefix": str(prefix), "ip_type": ip_type,
-        "ip_is_private": ip.is_private, "ip_risky": ip_type in RISKY_IP_TYPES,
+        "ip": str(ip), "ip_version": ip.version, "ip_prefix": prefix, "ip_type": ip_type,
+        "ip_is_private": private, "ip_risky": ip_type in RISKY_IP_TYPES,
         "gps_present": d.gps is not None,
         "gps_lat": d.gps.lat if d.gps else None, "gps_lon": d.gps.lon if d.gps else None,
     }
