@@ -70,8 +70,6 @@ _TAG_RE = re.compile(r"<(HOST|ADDR|IP4|IP6|DNS|CIDR|SUBNET)>")
 _FIELD_OPEN = re.compile(r"<F-([A-Za-z][\w]*)>")
 _FIELD_CLOSE = re.compile(r"</F-([A-Za-z][\w]*)>")
 _GROUP_NAME = re.compile(r"\(\?P<([A-Za-z_]\w*)>")
-# constructs RE2 does not implement
-_PCRE_ONLY = re.compile(r"\(\?<?[=!]|\(\?\(|\(\?P=|\\[1-9]|\(\?>|[*+?}]\+")
 
 
 def translate_tags(regex: str) -> str:
@@ -88,6 +86,17 @@ def translate_tags(regex: str) -> str:
         return m.group(0) if n == 0 else f"(?P<{name}__{n}>"
 
     return _GROUP_NAME.sub(rename, out)
+
+
+_INLINE_FLAGS = re.compile(r"(?<!\\)\(\?([aiLmsux]+)\)")
+
+
+def _hoist_flags(regex: str) -> str:
+    """Move inline global flags (``(?i)``) to the front, as Python 3.11 requires (fail2ban does the same)."""
+    flags = set("".join(_INLINE_FLAGS.findall(regex)))
+    if not flags:
+        return regex
+    return f"(?{''.join(sorted(flags))})" + _INLINE_FLAGS.sub("", regex)
 
 
 def _rewrite_for_re2(regex: str) -> str:
@@ -110,20 +119,20 @@ class ByteRegex:
         self._re2: Any = None
         self._py: re.Pattern[bytes] | None = None
         rewritten = _rewrite_for_re2(pattern)
-        if not _PCRE_ONLY.search(rewritten):
-            opts = re2.Options()
-            opts.log_errors = False
-            opts.max_mem = 32 << 20
-            body = ("(?m)" if multiline else "") + rewritten
-            compiled = _re2.RE2(body.encode("utf-8"), opts)
-            if compiled.ok():
-                self._re2 = compiled
-                self.engine = "re2"
-                self.groupindex = {k.decode(): v for k, v in compiled.NamedCapturingGroups()}
-                STATS["re2"] += 1
+        # RE2 rejects what it cannot run (look-around, back-references, conditionals): fall back then
+        opts = re2.Options()
+        opts.log_errors = False
+        opts.max_mem = 32 << 20
+        body = ("(?m)" if multiline else "") + rewritten
+        compiled = _re2.RE2(body.encode("utf-8"), opts)
+        if compiled.ok():
+            self._re2 = compiled
+            self.engine = "re2"
+            self.groupindex = {k.decode(): v for k, v in compiled.NamedCapturingGroups()}
+            STATS["re2"] += 1
         if self._re2 is None:
             try:
-                self._py = re.compile(pattern.encode("utf-8"), re.MULTILINE if multiline else 0)
+                self._py = re.compile(_hoist_flags(pattern).encode("utf-8"), re.MULTILINE if multiline else 0)
             except re.error as exc:
                 raise PolicyError(f"invalid regex {pattern!r}: {exc}") from exc
             self.engine = "python_re"
