@@ -97,3 +97,18 @@ def test_cron_directory_writable_by_others(tmp_path):
     (tmp_path / "etc" / "cron.d").mkdir(parents=True)
     os.chmod(tmp_path / "etc" / "cron.d", 0o777)
     assert values(tmp_path, "FSB-CRN-001") == [("/etc/cron.d", "drwxrwxrwx")]
+
+
+def test_hostile_file_names_in_findings_are_printable(tmp_path):
+    etc = os.path.join(os.fsencode(tmp_path), b"etc")
+    os.makedirs(etc)
+    for name in (b"bad\xffname", b"new\nline"):
+        p = os.path.join(etc, name)
+        with open(p, "wb") as fh:
+            fh.write(b"x")
+        os.chmod(p, 0o666)
+    r = run_audit(tmp_path, checks=["FSB-FS-001"])
+    assert sorted(f.file for f in r.findings) == ["/etc/bad\\xffname", "/etc/new\\nline"]
+    import json
+
+    json.dumps(r.to_dict(), ensure_ascii=False).encode("utf-8")  # no lone surrogates left

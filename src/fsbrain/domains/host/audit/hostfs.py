@@ -24,6 +24,25 @@ MAX_CONFIG_BYTES = 8 * 1024 * 1024
 _MAX_HOPS = 40
 
 
+def printable(text: str | None) -> str | None:
+    """A single-line, encodable form of a path or value from the tree: undecodable bytes (surrogate
+    escapes) as ``\\xNN``, control characters escaped, so hostile file names cannot break reports."""
+    if text is None:
+        return None
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif ch == "\n":
+            out.append("\\n")
+        elif o < 0x20 or o == 0x7F or 0xD800 <= o <= 0xDFFF:
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 class HostFS:
     """A file tree treated as a host's root file system.
 

@@ -18,7 +18,7 @@ from fsbrain.core.errors import InputError
 from fsbrain.core.model import Alert, Reason
 from fsbrain.domains.host.audit import accounts, packages, privileges, services, sshd
 from fsbrain.domains.host.audit.catalogue import SEVERITY_RANK, Check, Finding, load_catalogue
-from fsbrain.domains.host.audit.hostfs import HostFS
+from fsbrain.domains.host.audit.hostfs import HostFS, printable
 
 PENALTY = {"critical": 20, "high": 10, "medium": 5, "low": 2, "info": 0}
 ALERT_SCORE = {"critical": 950, "high": 750, "medium": 500, "low": 250, "info": 50}
@@ -155,9 +155,10 @@ def run_audit(root: str | Path = "/", *, checks: Iterable[str] | None = None,
             continue
         c = cat[f.check_id]
         findings.append(replace(f, severity=f.severity or c.severity, title=f.title or c.title,
-                                remedy=f.remedy or c.remedy))
+                                remedy=f.remedy or c.remedy, file=printable(f.file), value=printable(f.value),
+                                detail=printable(f.detail)))
     findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity or "info"], f.check_id, f.file or "", f.line or 0))
     host = (fs.read_text("/etc/hostname") or "").strip().splitlines()[:1]
     return AuditReport(root=fs.root, host=host[0] if host else os.path.basename(fs.root) or "/",
-                       findings=findings, checks_run=sorted(selected), notes=list(dict.fromkeys(fs.notes)),
+                       findings=findings, checks_run=sorted(selected), notes=[printable(n) or "" for n in dict.fromkeys(fs.notes)],
                        score=score(findings), duration_s=time.perf_counter() - t0)
