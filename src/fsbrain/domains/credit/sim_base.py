@@ -90,6 +90,8 @@ class Clock:
 
 @dataclass
 class Block:
+    """Applications as columns: ``people`` (one row per application) and ``app`` (the :data:`COLUMNS`)."""
+
     people: People
     app: dict[str, np.ndarray]
 
@@ -134,9 +136,8 @@ def base_app(rng: np.random.Generator, p: People, ts: np.ndarray, platform: np.n
 
 
 def uids(rng: np.random.Generator, m: int) -> np.ndarray:
+    """Random person ids (they key account ids and break timestamp ties)."""
     return rng.integers(1, 2**40, m)
-
-
 
 
 def ring_sizes(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray:
