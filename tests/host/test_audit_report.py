@@ -136,3 +136,12 @@ def test_cli_json_table_and_errors(cli, tmp_path):
     assert res.exit_code == 2 and "not a directory" in res.output
     res = cli("host", "audit", "--root", str(tmp_path), "--checks", "bogus")
     assert res.exit_code == 2 and "unknown check" in res.output
+
+
+def test_public_names_of_the_audit_package():
+    from fsbrain.domains.host import audit
+
+    assert sorted(audit.__all__) == sorted([
+        "CATEGORIES", "SEVERITY_RANK", "Advisory", "AuditReport", "Check", "Finding", "HostFS", "Version",
+        "compare", "load_advisories", "load_catalogue", "run_audit", "score"])
+    assert all(hasattr(audit, n) for n in audit.__all__)

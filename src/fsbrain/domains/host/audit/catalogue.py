@@ -7,7 +7,7 @@ can change without touching code.
 >>> cat = load_catalogue()
 >>> cat["FSB-SSH-001"].severity
 'high'
->>> Finding(check_id="FSB-SSH-001", file="/etc/ssh/sshd_config", line=3, value="yes").to_dict()["line"]
+>>> Finding(check_id="FSB-SSH-001", file="/etc/ssh/sshd_config", line=3, value="yes").to_dict()["evidence"]["line"]
 3
 """
 
