@@ -56,7 +56,7 @@ TEMPLATES: list[tuple[str, str]] = [
     ("slashed", r"(?P<Y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})[ T-](?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"
                 r"(?:[.,](?P<f>\d{1,9}))?"),
     ("dmy_named", rf"(?P<d>\d{{1,2}})[-/ ](?P<b>{_MON})[-/ ](?P<Y>\d{{4}})[ :T](?P<H>\d{{2}}):(?P<M>\d{{2}})"
-                  rf":(?P<S>\d{{2}})(?:[.,](?P<f>\d{{1,9}}))?"),
+                  rf":(?P<S>\d{{2}})(?:[.,](?P<f>\d{{1,9}}))?(?:\s(?P<z>[+-]\d{{4}}))?"),
     ("dmy_dotted", r"(?P<d>\d{2})\.(?P<m>\d{2})\.(?P<Y>\d{4})[ ,]\s*(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"),
     ("mysql", r"(?P<y>\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)\s+(?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2})"),
     ("tai64n", r"@(?P<tai>4000000[0-9a-f]{9})[0-9a-f]{8}"),
@@ -72,6 +72,27 @@ _STRFTIME = {
     "%a": _DAY, "%A": _DAY, "%z": r"(?P<z>[+-]\d{2}:?\d{2}|Z)", "%Z": r"(?:[A-Z]{2,5})", "%p": r"(?:AM|PM)",
     "%I": r"(?P<H>\d{1,2})", "%s": r"(?P<e>\d{9,11})", "%%": "%",
 }
+
+
+def _mark_date_group(pattern: str) -> str:
+    """Name the first plain capturing group ``(...)`` of a datepattern ``span``: as in fail2ban, when a
+    pattern has one, only that group is the date (the rest only locates it)."""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            while j < len(pattern) and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i = j + 1
+            continue
+        if c == "(" and not pattern.startswith("(?", i):
+            return pattern[:i] + "(?P<span>" + pattern[i + 1:]
+        i += 1
+    return pattern
 
 
 def _strftime_to_regex(pattern: str) -> str:
@@ -117,7 +138,7 @@ class DateParser:
         for i, body in enumerate(bodies):
             # give each alternative its own group names: t<i>_<name>
             renamed = body
-            for g in ("Y", "y", "m", "b", "d", "H", "M", "S", "f", "z", "e", "tai"):
+            for g in ("Y", "y", "m", "b", "d", "H", "M", "S", "f", "z", "e", "tai", "span"):
                 renamed = renamed.replace(f"(?P<{g}>", f"(?P<t{i}_{g}>")
             alts.append(f"(?P<t{i}>{renamed})")
         self._regex = None
@@ -155,6 +176,7 @@ class DateParser:
         pattern = pattern.replace("{TAI64N}", dict(TEMPLATES)["tai64n"]).replace("{ISO8601}", dict(TEMPLATES)["iso"])
         pattern = pattern.replace("{LEPOCH}", r"(?P<e>1\d{9})(?P<f>\d{3})")
         pattern = pattern.replace("{EPOCH}", r"(?P<e>1\d{9})(?:\.(?P<f>\d{1,6}))?")
+        pattern = _mark_date_group(pattern)
         if "{DATE}" in pattern:
             return [pattern.replace("{DATE}", body) for _, body in TEMPLATES]
         converted = _strftime_to_regex(pattern)
@@ -199,12 +221,14 @@ class DateParser:
                 break
         else:  # pragma: no cover - a match always has one alternative
             return None
+        if "span" in groups and spans[groups["span"]][0] >= 0:  # fail2ban: group 1 is the date itself
+            span = spans[groups["span"]]
         if "e" in groups and spans[groups["e"]][0] >= 0:  # the epoch may follow a bracket kept in the line
             span = (spans[groups["e"]][0], span[1])
         text = line[span[0]:span[1]]
         if text == self._cache_key and self._cache_val is not None:
             return span, self._cache_val
-        fields = {k: line[spans[v][0]:spans[v][1]] for k, v in groups.items() if spans[v][0] >= 0}
+        fields = {k: line[spans[v][0]:spans[v][1]] for k, v in groups.items() if spans[v][0] >= 0 and k != "span"}
         ts = self._to_epoch(fields)
         if ts is None:
             return None

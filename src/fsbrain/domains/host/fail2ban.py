@@ -148,17 +148,23 @@ class _Resolver:
         self._cache: dict[str, str] = {}
 
     def raw(self, name: str) -> str | None:
-        if name.startswith("known/"):
+        default = self.sections.get("DEFAULT", {})
+        if name.startswith("known/"):  # the value below the current layer
+            opt = name[6:]
             for sec in ("Definition", "Init", "DEFAULT"):
                 if name in self.sections.get(sec, {}):
                     return self.sections[sec][name]
-            return self.known.get(name[6:])
+            if opt in default and any(opt in self.sections.get(s, {}) for s in ("Definition", "Init")):
+                return default[opt]
+            return self.known.get(opt)
         if "/" in name:
             sec, _, opt = name.partition("/")
             values = self.sections.get(sec, {})
+            if opt.startswith("known/"):
+                return values.get(opt, default.get(opt[6:]) if sec != "DEFAULT" else None)
             if opt in values:
                 return values[opt]
-            return self.sections.get("DEFAULT", {}).get(opt)
+            return default.get(opt)
         return self.env.get(name)
 
     def value(self, name: str, stack: tuple[str, ...] = ()) -> str | None:
@@ -167,6 +173,11 @@ class _Resolver:
         raw = self.raw(name)
         if raw is None:
             return None
+        sec = name.partition("/")[0] if "/" in name and not name.startswith("known/") else ""
+        if sec:  # inside [sec], names refer to sec's own options first (known/x: its earlier value)
+            own = self.sections.get(sec, {})
+            raw = re.sub(r"(%\(|<)known/", lambda m: f"{m.group(1)}{sec}/known/", raw)
+            raw = _PCT_RE.sub(lambda m: f"%({sec}/{m.group(1)})s" if m.group(1) in own else m.group(0), raw)
         if name in stack:
             raise PolicyError(f"option {name!r} refers to itself (via {' -> '.join(stack)})", source=self.source)
         out = self.expand(raw, stack + (name,))
