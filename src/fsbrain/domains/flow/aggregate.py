@@ -94,71 +94,90 @@ def _group(w: np.ndarray, ent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return (uniq >> np.uint64(32)).astype(np.int64) + wmin, (uniq & np.uint64(0xFFFFFFFF)).astype(np.uint32), inv
 
 
-def _sources(inv: np.ndarray, src: np.ndarray, pkts: np.ndarray, w: np.ndarray, n: int,
-             prev_pairs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct sources, entropy and new sources per group; also the (group-entity, src) pairs of the
-    last window for the next call."""
-    pair = (inv.astype(np.uint64) << np.uint64(32)) | src.astype(np.uint64)
-    upair, pinv = np.unique(pair, return_inverse=True)
-    gid = (upair >> np.uint64(32)).astype(np.int64)
-    srcs = np.bincount(gid, minlength=n).astype(np.float64)
-    p = np.bincount(pinv, weights=pkts, minlength=len(upair))
-    tot = np.bincount(gid, weights=p, minlength=n)
-    plogp = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
-    s = np.bincount(gid, weights=plogp, minlength=n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ent = np.where(tot > 0, np.log2(np.where(tot > 0, tot, 1.0)) - s / np.where(tot > 0, tot, 1.0), 0.0)
-    return srcs, np.maximum(ent, 0.0), gid, upair
+def source_stats(src: np.ndarray, pkts: np.ndarray,
+                 prev_src: np.ndarray | None) -> tuple[int, float, int, np.ndarray]:
+    """Distinct sources, Shannon entropy (bits) of packets over sources, sources absent from ``prev_src``
+    (the previous window), and the distinct sources themselves, for one entity-window's rows."""
+    if len(src) == 0:
+        return 0, 0.0, 0, np.zeros(0, dtype=np.uint32)
+    u, inv = np.unique(src, return_inverse=True)
+    p = np.bincount(inv, weights=pkts)
+    tot = p.sum()
+    ent = 0.0
+    if tot > 0:
+        q = p[p > 0] / tot
+        ent = float(max(0.0, -(q * np.log2(q)).sum()))
+    new = len(u) if prev_src is None else int((~np.isin(u, prev_src, assume_unique=True)).sum())
+    return len(u), ent, new, u
 
 
-def aggregate(rows: dict[str, np.ndarray], entity: np.ndarray, *, host_level: bool = False,
-              prev: dict[str, np.ndarray] | None = None) -> LevelAgg:
-    """Aggregate window rows by ``(w, entity)``.
+def aggregate(rows: dict[str, np.ndarray], entity: np.ndarray) -> LevelAgg:
+    """Aggregate window rows by ``(w, entity)``: one sort, then a ``bincount`` per metric.
+
+    Source statistics (distinct, new, entropy) are left at zero here and computed by the detector for
+    alerting groups only (:func:`source_stats`): they explain alerts, they do not decide them.
 
     Args:
         rows: output of :func:`expand` (possibly filtered).
-        entity: per-row entity (destination, subnet base address, or zeros).
-        host_level: compute new sources against ``prev`` (the previous window's dst/src pairs).
-        prev: ``{"w": int, "keys": dst<<32|src}`` carried between calls; updated in place.
+        entity: per-row entity (destination host address).
     """
-    w = rows["w"]
-    gw, gent, inv = _group(w, entity)
+    gw, gent, inv = _group(rows["w"], entity)
     n = len(gw)
     pk, by = rows["pkts"], rows["bytes"]
     agg = LevelAgg(w=gw, entity=gent, inverse=inv,
                    pkts=np.bincount(inv, weights=pk, minlength=n), bytes=np.bincount(inv, weights=by, minlength=n),
                    flows=np.bincount(inv, weights=rows["flows"], minlength=n),
                    srcs=np.zeros(n), new_srcs=np.zeros(n), entropy=np.zeros(n), tcp_pkts=np.zeros(n))
-    agg.srcs, agg.entropy, _, _ = _sources(inv, rows["src"], pk, w, n, None)
     cls = rows["cls"]
-    agg.tcp_pkts = np.bincount(inv, weights=np.where(cls & 16, pk, 0.0), minlength=n)
-    for c in CLASSES:
-        m = (cls & CLS_BIT[c]) != 0
-        agg.cls_pkts[c] = np.bincount(inv, weights=np.where(m, pk, 0.0), minlength=n)
-        agg.cls_bytes[c] = np.bincount(inv, weights=np.where(m, by, 0.0), minlength=n)
-    if host_level:
-        agg.new_srcs = _new_sources(w, rows["dst"], rows["src"], inv, n, prev)
+    for c, bit in (("tcp", 16), *((c, CLS_BIT[c]) for c in CLASSES)):
+        m = (cls & bit) != 0
+        cp = np.bincount(inv[m], weights=pk[m], minlength=n)
+        if c == "tcp":
+            agg.tcp_pkts = cp
+            continue
+        agg.cls_pkts[c] = cp
+        agg.cls_bytes[c] = np.bincount(inv[m], weights=by[m], minlength=n)
     return agg
 
 
-def _new_sources(w: np.ndarray, dst: np.ndarray, src: np.ndarray, inv: np.ndarray, n: int,
-                 prev: dict[str, np.ndarray] | None) -> np.ndarray:
-    key = (dst.astype(np.uint64) << np.uint64(32)) | src.astype(np.uint64)
-    order = np.lexsort((w, key))
-    k, ww, g = key[order], w[order], inv[order]
-    first = np.ones(len(k), dtype=bool)
-    first[1:] = (k[1:] != k[:-1]) | (ww[1:] != ww[:-1])
-    k, ww, g = k[first], ww[first], g[first]  # unique (pair, window), sorted by pair then window
-    seen_before = np.zeros(len(k), dtype=bool)
-    seen_before[1:] = (k[1:] == k[:-1]) & (ww[1:] == ww[:-1] + 1)
-    if prev is not None and len(prev.get("keys", ())):
-        at_start = ww == int(prev["w"]) + 1
-        seen_before |= at_start & np.isin(k, prev["keys"])
-    if prev is not None and len(ww):
-        last = int(ww.max())
-        prev["w"] = np.int64(last)
-        prev["keys"] = k[ww == last]
-    return np.bincount(g[~seen_before], minlength=n).astype(np.float64)
+def rollup(host: LevelAgg, mask: np.uint32) -> tuple[LevelAgg, np.ndarray]:
+    """Subnet-level metrics summed from host-level groups (no pass over the rows).
+
+    Returns:
+        The subnet aggregate and, for each host group, the index of its subnet group; the subnet's
+        ``inverse`` maps host groups (not rows) to subnet groups.
+    """
+    sw, sent, parent = _group(host.w, host.entity & mask)
+    n = len(sw)
+
+    def s(x: np.ndarray) -> np.ndarray:
+        return np.bincount(parent, weights=x, minlength=n)
+
+    agg = LevelAgg(w=sw, entity=sent, inverse=parent, pkts=s(host.pkts), bytes=s(host.bytes), flows=s(host.flows),
+                   srcs=np.zeros(n), new_srcs=np.zeros(n), entropy=np.zeros(n), tcp_pkts=s(host.tcp_pkts))
+    for c in CLASSES:
+        agg.cls_pkts[c] = s(host.cls_pkts[c])
+        agg.cls_bytes[c] = s(host.cls_bytes[c])
+    return agg, parent
+
+
+def top_by_group(group: np.ndarray, keys: np.ndarray, weights: np.ndarray, n: int) -> dict[int, dict[int, float]]:
+    """For each group id, its ``n`` heaviest keys with their summed weights (one sort for all groups)."""
+    if len(group) == 0:
+        return {}
+    k = (group.astype(np.uint64) << np.uint64(32)) | keys.astype(np.uint64)
+    u, inv = np.unique(k, return_inverse=True)
+    tot = np.bincount(inv, weights=weights)
+    ug = (u >> np.uint64(32)).astype(np.int64)
+    order = np.lexsort((-tot, ug))
+    ug_o = ug[order]
+    rank = np.arange(len(order)) - np.searchsorted(ug_o, ug_o, "left")
+    keep = order[rank < n]
+    out: dict[int, dict[int, float]] = {}
+    for g, key, wt in zip(ug[keep].tolist(), (u[keep] & np.uint64(0xFFFFFFFF)).tolist(), tot[keep].tolist(),
+                          strict=True):
+        out.setdefault(g, {})[key] = wt
+    return out
 
 
 def spread(host: LevelAgg, parent_of_host: np.ndarray, n_parent: int) -> tuple[dict[str, np.ndarray],

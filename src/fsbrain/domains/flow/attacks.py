@@ -61,13 +61,15 @@ class Attack:
     entropy: float = 0.0
     normal_pps: float = 0.0
     targets: float = 0.0
+    new_sources: float = 0.0
+    prev_sources: Any = None
     top_sources: Counter[int] = field(default_factory=Counter)
     src_ports: Counter[int] = field(default_factory=Counter)
     dst_ports: Counter[int] = field(default_factory=Counter)
     top_targets: Counter[int] = field(default_factory=Counter)
 
     def hit(self, w: int, pps: float, bps: float, threshold: float, kind: str, share: float, srcs: float,
-            entropy: float, normal: float, targets: float) -> None:
+            entropy: float, normal: float, targets: float, new_sources: float = 0.0) -> None:
         """Record one window in which the attack's class was over threshold."""
         if self.windows == 0:
             self.threshold_pps, self.threshold_kind, self.normal_pps = threshold, kind, normal
@@ -82,6 +84,8 @@ class Attack:
         self.srcs = max(self.srcs, srcs)
         self.entropy = max(self.entropy, entropy)
         self.targets = max(self.targets, targets)
+        if self.windows > 1:  # the first window has no previous attack window to compare with
+            self.new_sources = max(self.new_sources, new_sources / self.window)
 
     def add_evidence(self, sources: dict[int, float], sports: dict[int, float], dports: dict[int, float],
                      targets: dict[int, float]) -> None:
@@ -144,7 +148,8 @@ class Attack:
                 "peak_bps": round(self.peak_bps, 1), "packets": int(self.packets), "bytes": int(self.bytes),
                 "threshold_pps": round(self.threshold_pps, 1), "threshold_kind": self.threshold_kind,
                 "normal_pps": round(self.normal_pps, 1), "distinct_sources": int(self.srcs),
-                "source_entropy_bits": round(self.entropy, 2), "top_sources": srcs, "top_src_ports": sports,
+                "source_entropy_bits": round(self.entropy, 2),
+                "max_new_sources_per_s": round(self.new_sources, 1), "top_sources": srcs, "top_src_ports": sports,
                 "top_dst_ports": dports, "top_targets": tgts, "targets": int(self.targets),
                 "mitigation": mit,
             },

@@ -82,12 +82,14 @@ class Baseline:
         rows = self._rows(entities, create=True)
         ok = rows >= 0
         rows, slots = rows[ok], slots[ok]
-        for col in (slots, np.full(len(rows), self.slots)):
-            np.add.at(self._n, (rows, col), 1.0)
-            for m in self.metrics:
-                v = values[m][ok]
-                np.add.at(self._s1[m], (rows, col), v)
-                np.add.at(self._s2[m], (rows, col), v * v)
+        width = self.slots + 1
+        size = self._n.size
+        flat = np.concatenate((rows * width + slots, rows * width + self.slots))  # the slot and the all-day cell
+        self._n += np.bincount(flat, minlength=size).reshape(self._n.shape)
+        for m in self.metrics:
+            v = np.tile(values[m][ok], 2)
+            self._s1[m] += np.bincount(flat, weights=v, minlength=size).reshape(self._n.shape)
+            self._s2[m] += np.bincount(flat, weights=v * v, minlength=size).reshape(self._n.shape)
         over = self._n > self.memory
         if over.any():
             scale = np.where(over, self.memory / np.maximum(self._n, 1.0), 1.0)

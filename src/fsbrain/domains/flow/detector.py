@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from fsbrain.core.model import Alert
-from fsbrain.domains.flow.aggregate import CLS_BIT, LevelAgg, aggregate, expand, spread
+from fsbrain.domains.flow.aggregate import CLS_BIT, LevelAgg, aggregate, expand, rollup, source_stats, spread, top_by_group
 from fsbrain.domains.flow.attacks import Attack
 from fsbrain.domains.flow.baseline import Baseline
 from fsbrain.domains.flow.config import CLASSES, LABEL_OF, DetectorConfig
@@ -66,7 +66,6 @@ class VolumetricDetector:
         self._buf_rows = 0
         self._watermark = np.iinfo(np.int64).min
         self._done_w = np.iinfo(np.int64).min
-        self._prev: dict[str, Any] = {"w": np.int64(-(2**62)), "keys": np.zeros(0, dtype=np.uint64)}
         self.active: dict[tuple[str, int, str], Attack] = {}
         self.closed: list[Alert] = []
         self._started: list[Alert] = []
@@ -140,8 +139,7 @@ class VolumetricDetector:
         self._buf_rows = len(rest["w"])
         cur = {k: v[now] for k, v in rows.items()}
         if len(cur["w"]):
-            order = np.argsort(cur["w"], kind="stable")
-            self._evaluate({k: v[order] for k, v in cur.items()})
+            self._evaluate(cur)
         self._done_w = cutoff
         self._close_quiet(cutoff)
 
@@ -152,12 +150,8 @@ class VolumetricDetector:
 
     def _evaluate(self, rows: dict[str, np.ndarray]) -> None:
         c = self.config
-        host = aggregate(rows, rows["dst"], host_level=True, prev=self._prev)
-        subnet = aggregate(rows, rows["dst"] & self._mask)
-        # map host groups to subnet groups (same window, dst & mask)
-        skey = (subnet.w.astype(np.int64) << 32) | subnet.entity.astype(np.int64)
-        hkey = (host.w.astype(np.int64) << 32) | (host.entity & self._mask).astype(np.int64)
-        parent = np.searchsorted(skey, hkey)
+        host = aggregate(rows, rows["dst"])
+        subnet, parent = rollup(host, self._mask)
         subnet.targets, subnet.top_share = spread(host, parent, len(subnet))
         self._count_backend(host)
         sub_hits = self._hits("subnet", subnet)
@@ -272,20 +266,24 @@ class VolumetricDetector:
         any_hit = np.logical_or.reduce([h[0] for h in hits.values()])
         if not any_hit.any():
             return
-        # rows belonging to hit groups, grouped by group index once
         row_group = agg.inverse if level == "host" else parent_of_host[host.inverse]  # type: ignore[index]
-        sel = np.nonzero(any_hit[row_group])[0]
-        sel = sel[np.argsort(row_group[sel], kind="stable")]
-        grp = row_group[sel]
-        bounds = np.searchsorted(grp, np.nonzero(any_hit)[0]), np.searchsorted(grp, np.nonzero(any_hit)[0], "right")
-        where = {g: (lo, hi) for g, lo, hi in zip(np.nonzero(any_hit)[0], *bounds, strict=True)}
         prefix = 32 if level == "host" else c.subnet_prefix
         for cl in CLASSES:
             mask, thr, learned = hits[cl]
+            gs = np.nonzero(mask)[0]
+            if len(gs) == 0:
+                continue
+            # this class's rows of the hit groups, grouped once; evidence for every group in one sort
+            ridx = np.nonzero(mask[row_group] & ((rows["cls"] & CLS_BIT[cl]) != 0))[0]
+            rg = row_group[ridx]
+            order = np.argsort(rg, kind="stable")
+            ridx, rg = ridx[order], rg[order]
+            lo, hi = np.searchsorted(rg, gs), np.searchsorted(rg, gs, "right")
+            pk = rows["pkts"][ridx]
+            tops = {name: top_by_group(rg, rows[name][ridx], pk, 2 * c.top_n) for name in ("src", "sport", "dport", "dst")}
             label = LABEL_OF[cl] if level == "host" else "ddos_carpet_bombing"
-            mean, _, _ = self.baselines[level].stats(cl, agg.entity[mask], self._slot(agg.w[mask]),
-                                                     c.learn.min_windows)
-            for j, g in enumerate(np.nonzero(mask)[0]):
+            mean, _, _ = self.baselines[level].stats(cl, agg.entity[gs], self._slot(agg.w[gs]), c.learn.min_windows)
+            for j, g in enumerate(gs.tolist()):
                 ent, w = int(agg.entity[g]), int(agg.w[g])
                 key = (level, ent, label)
                 att = self.active.get(key)
@@ -293,19 +291,16 @@ class VolumetricDetector:
                     att = self.active[key] = Attack(level=level, entity=ent, prefix=prefix, label=label, cls=cl,
                                                     window=c.window, start_w=w, min_share=c.min_share[cl])
                     self._started.append(att.to_alert(c.top_n, ended=False))
+                idx = ridx[lo[j] : hi[j]]
+                prev = att.prev_sources if att.windows and att.last_w == w - 1 else None
+                n_src, ent_bits, new_src, att.prev_sources = source_stats(rows["src"][idx], rows["pkts"][idx], prev)
                 pps = agg.cls_pkts[cl][g] / c.window
                 d = {"syn": agg.tcp_pkts[g], "amplification": agg.cls_pkts["udp"][g]}.get(cl, agg.pkts[g])
                 att.hit(w, pps, agg.cls_bytes[cl][g] * 8 / c.window, float(thr[g]),
                         "learned" if learned[g] else "static", agg.cls_pkts[cl][g] / d if d else 0.0,
-                        float(agg.srcs[g]), float(agg.entropy[g]), float(mean[j]),
-                        float(agg.targets[cl][g]) if level == "subnet" else 1.0)
-                lo, hi = where[g]
-                idx = sel[lo:hi]
-                idx = idx[(rows["cls"][idx] & CLS_BIT[cl]) != 0]
-                att.add_evidence(_top(rows["src"][idx], rows["pkts"][idx], c.top_n),
-                                 _top(rows["sport"][idx], rows["pkts"][idx], c.top_n),
-                                 _top(rows["dport"][idx], rows["pkts"][idx], c.top_n),
-                                 _top(rows["dst"][idx], rows["pkts"][idx], c.top_n))
+                        float(n_src), ent_bits, float(mean[j]),
+                        float(agg.targets[cl][g]) if level == "subnet" else 1.0, new_sources=new_src)
+                att.add_evidence(*(tops[name].get(g, {}) for name in ("src", "sport", "dport", "dst")))
 
     def _close_quiet(self, upto: int) -> None:
         limit = upto - self.config.end_after_windows
@@ -321,15 +316,6 @@ class VolumetricDetector:
                 "alerts": len(self.closed), "buffered_rows": self._buf_rows,
                 "baseline_hosts": len(self.baselines["host"]), "baseline_subnets": len(self.baselines["subnet"]),
                 "last_window": self.last_window}
-
-
-def _top(keys: np.ndarray, weights: np.ndarray, n: int) -> dict[int, float]:
-    if len(keys) == 0:
-        return {}
-    u, inv = np.unique(keys, return_inverse=True)
-    s = np.bincount(inv, weights=weights)
-    order = np.argsort(-s)[: n * 2]
-    return {int(u[i]): float(s[i]) for i in order}
 
 
 def detect(batches: Any, config: DetectorConfig | None = None) -> list[Alert]:
