@@ -124,6 +124,7 @@ class DateParser:
         self.tz = tz
         self.now = now
         self.enabled = True
+        self.problems: list[str] = []
         self._anchor_start = False
         bodies = [b for _, b in TEMPLATES]
         if datepattern and datepattern.strip():
@@ -133,6 +134,16 @@ class DateParser:
                 bodies = []
             else:
                 bodies = [b for p in pats for b in self._convert(p)]
+                good = []
+                for b in bodies:  # keep the lines that compile; report the others
+                    try:
+                        compile_bytes(b)
+                        good.append(b)
+                    except PolicyError as exc:
+                        self.problems.append(f"datepattern line ignored: {exc.message}")
+                if not good:
+                    raise PolicyError(f"no usable line in datepattern {datepattern!r}: {'; '.join(self.problems)}")
+                bodies = good
         self._groups: list[dict[str, int]] = []
         alts = []
         for i, body in enumerate(bodies):

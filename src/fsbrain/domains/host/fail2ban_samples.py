@@ -14,10 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fsbrain.core.errors import FsbrainError
 from fsbrain.domains.host.dates import zone
 from fsbrain.domains.host.logparse_scan import make_filter
 
@@ -173,3 +175,47 @@ def _check(rep: SampleReport, ann: dict[str, Any], res: Any, line: bytes, opts: 
             problems.append(f"user {res.user!r} != {ann['user']!r}")
     if problems and len(rep.failures) < max_failures:
         rep.failures.append(f"{opts or '{}'} {line[:160].decode('utf-8', 'replace')!r}: {'; '.join(problems)}")
+
+
+def markdown_table(reports: list[SampleReport]) -> str:
+    """A Markdown table of reports: checks, matched right, host right, time right, user right."""
+    rows = ["| sample | filter | annotated checks | matched right | host right | time right | user right |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    for r in reports:
+        rows.append(f"| {r.sample} | {r.filter} | {r.checks} | {r.match_ok}/{r.checks} | "
+                    f"{r.host_ok}/{r.host_checks} | {r.time_ok}/{r.time_checks} | {r.user_ok}/{r.user_checks} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fsbrain.domains.host.fail2ban_samples SAMPLE_DIR [--filter-dir DIR] NAME...``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Check fail2ban sample logs against filters.")
+    ap.add_argument("sample_dir", type=Path)
+    ap.add_argument("names", nargs="*", help="sample names (default: every sample with a filter)")
+    ap.add_argument("--filter-dir", type=Path, action="append", default=None)
+    args = ap.parse_args(argv)
+    from fsbrain.domains.host.fail2ban import find_filter_file
+
+    names = args.names or sorted(p.name for p in args.sample_dir.iterdir() if p.is_file())
+    reports = []
+    for name in names:
+        try:
+            find_filter_file(SAMPLE_TO_FILTER.get(name, name), args.filter_dir)
+        except Exception:  # noqa: BLE001 - no filter of that name: not a sample we support
+            if name != "windows-4625":
+                continue
+        try:
+            reports.append(run_sample(args.sample_dir / name, filter_dirs=args.filter_dir))
+        except FsbrainError as exc:
+            rep = SampleReport(sample=name, filter=SAMPLE_TO_FILTER.get(name, name))
+            rep.failures.append(exc.message)
+            reports.append(rep)
+            print(f"{name}: {exc.message}", file=sys.stderr)
+    print(markdown_table(reports))
+    return 0 if all(r.all_ok for r in reports) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
