@@ -261,8 +261,10 @@ class Parser:
         for line_no, line in _logical_lines(text):
             try:
                 self._directive(line, source, line_no, base_dir)
-            except (ValueError, OperatorError) as exc:
+            except (ValueError, OperatorError, re2.error) as exc:
                 self.problem(source, line_no, str(exc))
+            except IndexError:
+                self.problem(source, line_no, f"directive is missing an argument: {line[:80]!r}")
 
     def finish(self) -> RuleSet:
         if self._pending_chain is not None:
@@ -279,6 +281,8 @@ class Parser:
     # ---- directives ---------------------------------------------------------------------------------
     def _directive(self, line: str, source: str, line_no: int, base_dir: Path | None) -> None:
         args = _split_args(line)
+        if not args:
+            return
         name = args[0].lower()
         if name == "secrule":
             if len(args) not in (3, 4):
