@@ -193,7 +193,8 @@ def _cab(data: bytes, at: int, budget: Budget) -> list[Member]:
         p += 8 + folder_reserve
         kind = ctype & 0x0F
         if kind not in (0, 1):
-            folders.append(f"unsupported CAB compression type {kind} ({'Quantum' if kind == 2 else 'LZX'})")
+            name = {2: "Quantum", 3: "LZX"}.get(kind, "unknown")
+            folders.append(f"unsupported CAB compression type {kind} ({name})")
             continue
         out = bytearray()
         q = at + coff
