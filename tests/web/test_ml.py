@@ -71,7 +71,7 @@ def test_load_rejects_bad_files(tmp_path):
     with pytest.raises(InputError, match="not a web n-gram model"):
         ml.WebModel.load(bad)
     with gzip.open(bad, "wt") as f:
-        f.write(json.dumps({"format": ml.MODEL_FORMAT, "version": 1, "ngram_range": [1, 4], "vocab": ["a"],
+        f.write(json.dumps({"format": ml.MODEL_FORMAT, "version": ml.MODEL_VERSION, "ngram_range": [1, 4], "vocab": ["a"],
                             "classes": list(ml.CLASSES), "weights_f32_b64": "AAAA", "bias": [0] * 9}))
     with pytest.raises(InputError, match="corrupt web model"):
         ml.WebModel.load(bad)

@@ -33,12 +33,11 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import numpy as np
-import re2
 
 from fsbrain.core.errors import InputError
 
 MODEL_FORMAT = "fsbrain-web-ngram-lr"
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 CLASSES = ("benign", "sqli", "xss", "rce", "lfi", "rfi", "php", "java", "ssrf")
 NGRAM_RANGE = (1, 4)
 MAX_MODEL_CHARS = 4096
@@ -82,7 +81,7 @@ def ngrams(norm: str) -> set[str]:
     return {s[i:i + n] for n in range(lo, hi + 1) for i in range(n_s - n + 1)}
 
 
-_PLAIN = re2.compile(r"^[\p{L}\p{N}_.@,:-]*$")
+_PLAIN_PUNCT = str.maketrans("", "", "_.@,:-")
 
 
 def is_plain(value: str) -> bool:
@@ -93,7 +92,10 @@ def is_plain(value: str) -> bool:
     >>> is_plain("张三"), is_plain("2024-05-01"), is_plain("1 or 1")
     (True, True, False)
     """
-    return len(value) <= 256 and bool(_PLAIN.match(value))
+    if len(value) > 256:
+        return False
+    rest = value.translate(_PLAIN_PUNCT)
+    return not rest or rest.isalnum()
 
 
 def heldout(key: str) -> bool:
@@ -123,18 +125,26 @@ class ValueScore:
 class WebModel:
     """A trained n-gram logistic-regression model (see the module docstring).
 
+    Two heads share the vocabulary: a binary head (attack vs benign) gives ``p_attack`` with one dict
+    lookup per n-gram (the fast path every value takes), and the multinomial head names the attack class
+    and explains it, computed only for values the binary head calls attacks.
+
     Args:
         vocab: n-gram strings in weight-row order.
-        weights: ``len(vocab) x len(classes)`` float32 matrix.
+        weights: ``len(vocab) x len(classes)`` float32 matrix (multinomial head).
         bias: per-class intercepts.
+        binary: ``len(vocab)`` weights of the binary head.
+        binary_bias: its intercept.
         classes: class names; ``classes[0]`` must be ``benign``.
         meta: training metadata (sources, split, evaluation) kept with the model.
     """
 
     def __init__(self, *, vocab: Sequence[str], weights: np.ndarray, bias: Sequence[float],
-                 classes: Sequence[str] = CLASSES, meta: dict[str, Any] | None = None) -> None:
-        if weights.shape != (len(vocab), len(classes)):
-            raise InputError(f"web model: weights shape {weights.shape} != ({len(vocab)}, {len(classes)})")
+                 binary: Sequence[float], binary_bias: float, classes: Sequence[str] = CLASSES,
+                 meta: dict[str, Any] | None = None) -> None:
+        if weights.shape != (len(vocab), len(classes)) or len(binary) != len(vocab):
+            raise InputError(f"web model: weights shape {weights.shape} / binary {len(binary)} do not match "
+                             f"vocabulary {len(vocab)} x classes {len(classes)}")
         if not classes or classes[0] != "benign":
             raise InputError("web model: the first class must be 'benign'")
         self.vocab = list(vocab)
@@ -143,13 +153,18 @@ class WebModel:
         self.classes = tuple(classes)
         self.meta = meta or {}
         self._index = {g: i for i, g in enumerate(self.vocab)}
+        self.binary = np.asarray(binary, dtype=np.float32)
+        self.binary_bias = float(binary_bias)
+        self._bin = dict(zip(self.vocab, self.binary.tolist(), strict=True))
 
     # -- persistence -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "classes": list(self.classes),
                 "ngram_range": list(NGRAM_RANGE), "vocab": self.vocab,
                 "weights_f32_b64": base64.b64encode(self.weights.astype("<f4").tobytes()).decode("ascii"),
-                "bias": [float(b) for b in self.bias], "meta": self.meta}
+                "bias": [float(b) for b in self.bias],
+                "binary_f32_b64": base64.b64encode(self.binary.astype("<f4").tobytes()).decode("ascii"),
+                "binary_bias": self.binary_bias, "meta": self.meta}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> WebModel:
@@ -163,7 +178,9 @@ class WebModel:
             vocab, classes = list(data["vocab"]), list(data["classes"])
             raw = base64.b64decode(data["weights_f32_b64"], validate=True)
             w = np.frombuffer(raw, dtype="<f4").reshape(len(vocab), len(classes))
-            return cls(vocab=vocab, weights=w, bias=data["bias"], classes=classes, meta=data.get("meta") or {})
+            wb = np.frombuffer(base64.b64decode(data["binary_f32_b64"], validate=True), dtype="<f4")
+            return cls(vocab=vocab, weights=w, bias=data["bias"], binary=wb, binary_bias=float(data["binary_bias"]),
+                       classes=classes, meta=data.get("meta") or {})
         except (KeyError, ValueError, TypeError) as exc:
             raise InputError(f"{source}: corrupt web model: {exc}") from exc
 
@@ -206,15 +223,18 @@ class WebModel:
             explain: compute the top n-grams (skip for speed when the verdict is not shown).
             top: how many n-grams to report.
         """
-        logits, idx = self._logits(ngrams(normalize(value)))
-        z = logits - logits.max()
-        p = np.exp(z)
-        p /= p.sum()
-        k = int(np.argmax(p[1:])) + 1
-        p_attack = float(1.0 - p[0])
-        cls_name = self.classes[k] if p[k] > p[0] or p_attack >= 0.5 else "benign"
+        grams = ngrams(normalize(value))
+        get = self._bin.get
+        ws = [w for g in grams if (w := get(g)) is not None]
+        z = self.binary_bias + (math.fsum(ws) / math.sqrt(len(ws)) if ws else 0.0)
+        p_attack = 1.0 / (1.0 + math.exp(-z)) if z > -50 else 0.0
+        if p_attack < 0.5:
+            return ValueScore(p_attack=p_attack, attack_class="benign")
+        logits, idx = self._logits(grams)
+        k = int(np.argmax(logits[1:])) + 1
+        cls_name = self.classes[k]
         out = ValueScore(p_attack=p_attack, attack_class=cls_name)
-        if explain and idx and cls_name != "benign":
+        if explain and idx:
             contrib = self.weights[idx, k] - self.weights[idx, 0]
             order = np.argsort(-contrib)[:top]
             out.top_ngrams = [(self.vocab[idx[j]].replace("\x02", "^").replace("\x03", "$"), float(contrib[j]))
@@ -271,6 +291,9 @@ def train_model(samples: Sequence[tuple[str, str]], *, c: float = 4.0, min_df: i
     clf = LogisticRegression(C=c, max_iter=3000,
                              class_weight={k: (1.0 if k == 0 else attack_w) for k in set(y.tolist())})
     clf.fit(x, y, sample_weight=None if sample_weight is None else np.asarray(sample_weight))
+    y_bin = (y != 0).astype(int)
+    bclf = LogisticRegression(C=c, max_iter=3000, class_weight={0: 1.0, 1: attack_w})
+    bclf.fit(x, y_bin, sample_weight=None if sample_weight is None else np.asarray(sample_weight))
     vocab = list(vec.get_feature_names_out())
     w = np.zeros((len(vocab), len(CLASSES)), dtype=np.float32)
     b = np.full(len(CLASSES), -30.0, dtype=np.float32)
@@ -279,7 +302,8 @@ def train_model(samples: Sequence[tuple[str, str]], *, c: float = 4.0, min_df: i
     for row, k in enumerate(clf.classes_):
         w[:, k] = coef[row]
         b[k] = inter[row]
-    return WebModel(vocab=vocab, weights=w, bias=b, classes=CLASSES, meta=dict(meta or {}))
+    return WebModel(vocab=vocab, weights=w, bias=b, binary=bclf.coef_[0], binary_bias=float(bclf.intercept_[0]),
+                    classes=CLASSES, meta=dict(meta or {}))
 
 
 # -- parameters of a request, as the model sees them ---------------------------------------------------
