@@ -22,8 +22,8 @@ from __future__ import annotations
 
 # KEYS[1] = clock key; KEYS[2..] = one entity hash per op.
 # ARGV[1] = mode ("ug" update+get, "u" update, "g" get); ARGV[2] = ts ("" in get mode);
-# ARGV[3] = allowed lateness; then 6 per op: agg code, bucket, n_buckets, bucket width, ttl ms, value
-# (value "" = no observation).
+# ARGV[3] = allowed lateness; then 3 per op: the spec's meta "<agg code> <n_buckets> <bucket width>
+# <ttl ms>" (parsed once per call), the bucket index, and the value ("" = no observation).
 # Returns one entry per op in modes ug/g: count/sum/distinct -> integer; min/max -> string or nil;
 # mean -> {units, count} or nil.
 UPDATE_GET = r"""
@@ -37,12 +37,20 @@ end
 local W = nil
 if T then W = T - tonumber(ARGV[3]) end
 local NEG = -math.huge
+local metas = {}
 local out = {}
 local j = 4
 for i = 2, #KEYS do
   local key = KEYS[i]
-  local agg, bs, n, bw, ttl, v = ARGV[j], ARGV[j+1], tonumber(ARGV[j+2]), tonumber(ARGV[j+3]), ARGV[j+4], ARGV[j+5]
-  j = j + 6
+  local md = metas[ARGV[j]]
+  if not md then
+    local a, nn, bb, tt = string.match(ARGV[j], '^(%a) (%d+) (%S+) (%d+)$')
+    md = {a, tonumber(nn), tonumber(bb), tt}
+    metas[ARGV[j]] = md
+  end
+  local agg, n, bw, ttl = md[1], md[2], md[3], md[4]
+  local bs, v = ARGV[j + 1], ARGV[j + 2]
+  j = j + 3
   local b = tonumber(bs)
   local flat = rcall('HGETALL', key)
   local fb, ff, fv, m = {}, {}, {}, 0
@@ -61,44 +69,35 @@ for i = 2, #KEYS do
   end
   local heff = h
   if W then local bW = floor(W / bw); if bW > heff then heff = bW end end
-  local write = mode ~= 'g' and (agg == 'c' or v ~= '')
-  if write then
+  if mode ~= 'g' and (agg == 'c' or v ~= '') then
     if b > heff then heff = b end
     local lo = heff - n
-    local dels, kb, kf, kv, mm = {}, {}, {}, {}, 0
-    for k = 1, m do
-      if fb[k] <= lo then dels[#dels + 1] = ff[k]
-      else mm = mm + 1; kb[mm] = fb[k]; kf[mm] = ff[k]; kv[mm] = fv[k] end
-    end
-    fb, ff, fv, m = kb, kf, kv, mm
-    for s = 1, #dels, 1000 do
-      rcall('HDEL', key, unpack(dels, s, math.min(s + 999, #dels)))
-    end
+    local dels = {}
+    for k = 1, m do if fb[k] <= lo then dels[#dels + 1] = ff[k] end end
+    for s = 1, #dels, 1000 do rcall('HDEL', key, unpack(dels, s, math.min(s + 999, #dels))) end
     if b > lo then
-      local field, nv = bs, nil
+      local field = bs
       if agg == 'd' then field = bs .. ':' .. v end
       local at = nil
       for k = 1, m do if ff[k] == field then at = k; break end end
-      local old = at and fv[at]
-      local o = 0
-      if old and (agg == 'c' or agg == 's') then o = tonumber(old) end
-      if agg == 'c' then nv = format('%.0f', o + 1)
-      elseif agg == 's' then nv = format('%.0f', o + tonumber(v))
-      elseif agg == 'n' then if old and tonumber(old) <= tonumber(v) then nv = old else nv = v end
-      elseif agg == 'x' then if old and tonumber(old) >= tonumber(v) then nv = old else nv = v end
-      elseif agg == 'a' then
-        local u, c = 0, 0
-        if old then local p = find(old, ' ', 1, true); u = tonumber(sub(old, 1, p - 1)); c = tonumber(sub(old, p + 1)) end
-        nv = format('%.0f %.0f', u + tonumber(v), c + 1)
-      else nv = v end
       if agg == 'd' then
         if not at then rcall('HSET', key, field, '1'); m = m + 1; fb[m] = b; ff[m] = field; fv[m] = v end
       else
+        local old, nv = at and fv[at], nil
+        if agg == 'c' then nv = format('%.0f', (old and tonumber(old) or 0) + 1)
+        elseif agg == 's' then nv = format('%.0f', (old and tonumber(old) or 0) + tonumber(v))
+        elseif agg == 'n' then if old and tonumber(old) <= tonumber(v) then nv = old else nv = v end
+        elseif agg == 'x' then if old and tonumber(old) >= tonumber(v) then nv = old else nv = v end
+        else
+          local u, c = 0, 0
+          if old then local p = find(old, ' ', 1, true); u = tonumber(sub(old, 1, p - 1)); c = tonumber(sub(old, p + 1)) end
+          nv = format('%.0f %.0f', u + tonumber(v), c + 1)
+        end
         rcall('HSET', key, field, nv)
         if at then fv[at] = nv else m = m + 1; fb[m] = b; ff[m] = field; fv[m] = nv end
       end
-      rcall('PEXPIRE', key, ttl)
-    elseif m == 0 and #dels > 0 then
+      if b > h then rcall('PEXPIRE', key, ttl) end
+    elseif #dels > 0 and #dels == m then
       rcall('DEL', key)
     end
   end

@@ -3,12 +3,13 @@
 Each (feature namespace, entity) is one Redis hash of bucket aggregates; one registered Lua script
 (EVALSHA) applies and reads all of a decision's ops in a single round trip, with the same semantics and
 the same fixed-point arithmetic as the in-process backend, so both return identical values on the same
-event stream. Keys carry a TTL of ``window + bucket + allowed_lateness`` seconds, refreshed on each
-write, so Redis memory stays bounded even when nobody calls :meth:`RedisStateBackend.expire`.
+event stream. Keys carry a TTL of ``window + bucket + allowed_lateness`` seconds, set whenever a write
+opens a newer bucket, so Redis memory stays bounded even when nobody calls :meth:`RedisStateBackend.expire`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from fsbrain.state.base import (
 LAYOUT_VERSION = 1
 _NS_RE = re.compile(r"\|([cdsnxa])(\d+)b([^:|]+)$")
 _SCAN_BATCH = 500
+_floor = math.floor
 
 
 class RedisStateBackendConfig(BaseModel):
@@ -107,20 +109,22 @@ class RedisStateBackend(StateBackend):
             raise InputError(f"invalid Redis URL {self._where!r}: {exc}") from exc
         self._ug = self._client.register_script(UPDATE_GET)
         self._expire = self._client.register_script(EXPIRE)
-        self._specs: dict[int, tuple[WindowSpec, tuple[str, str, str, str, str]]] = {}
+        self._specs: dict[int, tuple[WindowSpec, tuple[str, str, str]]] = {}
 
     # -- helpers ---------------------------------------------------------------------------------
     def _fail(self, what: str, exc: Exception) -> BackendError:
         return BackendError(f"Redis state backend at {self._where}: {what} failed: "
                             f"{type(exc).__name__}: {exc}")
 
-    def _meta(self, spec: WindowSpec) -> tuple[str, str, str, str, str]:
+    def _meta(self, spec: WindowSpec) -> tuple[str, str, str]:
+        """``(key prefix, aggregate code, script meta "<code> <n> <bucket> <ttl ms>")`` of a spec."""
         hit = self._specs.get(id(spec))
         if hit is not None and hit[0] is spec:
             return hit[1]
         ttl_ms = int((spec.window + spec.bucket + self.config.allowed_lateness + self.config.ttl_grace) * 1000)
-        meta = (f"{self._base}w:{state_namespace(spec)}:", AGG_CODES[spec.agg], str(spec.n_buckets),
-                repr(float(spec.bucket)), str(max(1, ttl_ms)))
+        code = AGG_CODES[spec.agg]
+        meta = (f"{self._base}w:{state_namespace(spec)}:", code,
+                f"{code} {spec.n_buckets} {float(spec.bucket)!r} {max(1, ttl_ms)}")
         if len(self._specs) > 65536:
             self._specs.clear()
         self._specs[id(spec)] = (spec, meta)  # keeps the spec alive, so its id cannot be reused
@@ -143,11 +147,11 @@ class RedisStateBackend(StateBackend):
         codes = []
         for it in items:
             spec = it.spec
-            pre, code, n, bw, ttl = self._meta(spec)
+            pre, code, meta = self._meta(spec)
             key = it.key
             keys.append(pre + (key if type(key) is str else str(key)))
             value = self._encode(spec, code, it.value) if mode != "g" else ""  # type: ignore[union-attr]
-            args += (code, str(spec.bucket_of(ts)), n, bw, ttl, value)
+            args += (meta, str(_floor(ts / spec.bucket)), value)
             codes.append(code)
         try:
             raw = self._ug(keys=keys, args=args)
