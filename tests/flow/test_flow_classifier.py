@@ -62,10 +62,10 @@ def test_train_and_classify_cli(shared_data, tmp_path):
 
     _register()
     data = tmp_path / "small.csv"
-    n = _subsample_csv(shared_data("cicids2017-flows") / "flows_train.csv.gz", data)
+    n = _subsample_csv(shared_data("cicids2017-flows") / "flows_train.csv.gz", data, per_class=40)
     model = tmp_path / "m.lgb.gz"
     runner = CliRunner()
-    res = runner.invoke(app, ["flow", "train", str(data), "--out", str(model), "--rounds", "20"])
+    res = runner.invoke(app, ["flow", "train", str(data), "--out", str(model), "--rounds", "10"])
     assert res.exit_code == 0, res.output
     assert C.FlowClassifier.load(model).meta["trained_rows"] < n  # Heartbleed/Infiltration skipped
     out = tmp_path / "labels.csv"

@@ -11,7 +11,7 @@ from fsbrain.domains.flow.nfdecode import NetflowDecoder
 from fsbrain.domains.flow.records import FLOW_DTYPE, make_records
 from fsbrain.domains.flow.sflow import SflowDecoder, counter_sample, encode_sflow, ipv4_header, packet_sample
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _valid_packets() -> list[bytes]:
