@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fsbrain.state._windows import SPACE_FOR_AGG, Space
+from fsbrain.state._extremes import DistinctSpace, MaxSpace, MinSpace
+from fsbrain.state._windows import CountSpace, MeanSpace, Space, SumSpace
 from fsbrain.state.base import (
     DEFAULT_ALLOWED_LATENESS,
     StateBackend,
@@ -31,6 +32,10 @@ from fsbrain.state.base import (
 )
 
 _floor = math.floor
+SPACE_FOR_AGG: dict[str, type[Space]] = {
+    "count": CountSpace, "sum": SumSpace, "mean": MeanSpace,
+    "min": MinSpace, "max": MaxSpace, "distinct": DistinctSpace,
+}
 _EXPIRE_CHUNK = 4096
 
 
