@@ -27,7 +27,16 @@ from typing import Any
 import numpy as np
 
 from fsbrain.core.model import Alert
-from fsbrain.domains.flow.aggregate import CLS_BIT, LevelAgg, aggregate, expand, rollup, source_stats, spread, top_by_group
+from fsbrain.domains.flow.aggregate import (
+    CLS_BIT,
+    LevelAgg,
+    aggregate,
+    expand,
+    rollup,
+    source_stats,
+    spread,
+    top_by_group,
+)
 from fsbrain.domains.flow.attacks import Attack
 from fsbrain.domains.flow.baseline import Baseline
 from fsbrain.domains.flow.config import CLASSES, LABEL_OF, DetectorConfig

@@ -19,7 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from fsbrain.domains.flow.records import ACK, FIN, ICMP, PSH, SYN, TCP, UDP, concat, int_to_ip, ip_to_int, make_records
+from fsbrain.domains.flow.records import (
+    ACK,
+    FIN,
+    ICMP,
+    PSH,
+    SYN,
+    TCP,
+    UDP,
+    concat,
+    int_to_ip,
+    ip_to_int,
+    make_records,
+)
 
 DAY = 86400.0
 LABELS = {"syn_flood": "ddos_syn_flood", "udp_flood": "ddos_udp_flood", "icmp_flood": "ddos_icmp_flood",

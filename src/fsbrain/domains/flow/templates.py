@@ -131,7 +131,7 @@ def decode_variable(tpl: Template, body: bytes) -> dict[int, np.ndarray]:
                 seen.add(fid)
             offset += length
         n += 1
-        for fid, vals in wanted.items():
+        for vals in wanted.values():
             if len(vals) < n:
                 vals.append(0)
     cols = {fid: np.array(vals, dtype=np.uint64) for fid, vals in wanted.items()}
