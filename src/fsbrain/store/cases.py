@@ -18,7 +18,8 @@ from fsbrain.store.tables import AlertRow, CaseItemRow, CaseNoteRow, CaseRow, De
 
 CASE_STATUSES = ("open", "in_review", "closed")
 RESOLUTIONS = ("fraud", "legit", "false_positive", "duplicate", "inconclusive")
-_ITEM_TABLES = {"decision": (DecisionRow, DecisionRow.decision_id), "alert": (AlertRow, AlertRow.alert_id)}
+_ITEM_TABLES: dict[str, tuple[Any, Any]] = {
+    "decision": (DecisionRow, DecisionRow.decision_id), "alert": (AlertRow, AlertRow.alert_id)}
 
 
 def _ids(value: Any, name: str) -> list[str]:

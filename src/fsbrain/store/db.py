@@ -154,11 +154,10 @@ class Database:
         key = (table.name, returning.name)
         stmt = self._insert_cache.get(key)
         if stmt is None:
-            if self.dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            stmt = dialect_insert(table).on_conflict_do_nothing().returning(returning)
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            base = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+            stmt = base.on_conflict_do_nothing().returning(returning)
             self._insert_cache[key] = stmt
         return stmt
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -12,9 +12,9 @@ from fsbrain.store import validate as v
 from fsbrain.store.db import Database
 from fsbrain.store.tables import DecisionLabelRow, DecisionRow, ShadowDecisionRow
 
-LIVE = DecisionRow.__table__
-SHADOW = ShadowDecisionRow.__table__
-LABELS = DecisionLabelRow.__table__
+LIVE = cast(sa.Table, DecisionRow.__table__)
+SHADOW = cast(sa.Table, ShadowDecisionRow.__table__)
+LABELS = cast(sa.Table, DecisionLabelRow.__table__)
 
 
 _COLUMNS = [c.name for c in DecisionRow.__table__.columns]

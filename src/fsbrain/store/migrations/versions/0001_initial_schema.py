@@ -9,6 +9,8 @@ This revision is frozen: it does not import the ORM classes, so later model chan
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -23,11 +25,11 @@ BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 ACTIVE_KEY = sa.text("revoked_at IS NULL")
 
 
-def _col(name: str, type_: sa.types.TypeEngine | type, nullable: bool = False, **kw: object) -> sa.Column:
-    return sa.Column(name, type_, nullable=nullable, **kw)  # type: ignore[arg-type]
+def _col(name: str, type_: sa.types.TypeEngine[Any], nullable: bool = False, **kw: Any) -> sa.Column[Any]:
+    return sa.Column(name, type_, nullable=nullable, **kw)
 
 
-def _decision_columns() -> list[sa.Column]:
+def _decision_columns() -> list[sa.Column[Any]]:
     return [
         _col("decision_id", sa.String(64), primary_key=True),
         _col("event_id", sa.String(128)),
