@@ -241,6 +241,8 @@ class ExporterState:
         if not tpl.fields:
             return self.templates.pop(tpl.template_id, None) is not None
         old = self.templates.get(tpl.template_id)
+        if old is not None and old.fields == tpl.fields and old.options == tpl.options:
+            return False  # a periodic refresh: keep the object (batch decoding groups by it)
         if old is None and len(self.templates) >= MAX_TEMPLATES_PER_KEY:
             self.templates.pop(next(iter(self.templates)))
         self.templates[tpl.template_id] = tpl
