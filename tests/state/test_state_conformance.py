@@ -96,7 +96,8 @@ def test_non_numeric_values_raise_input_error(backend: Any, agg: str, value: Any
 def test_distinct_compares_values_by_their_string_form(backend: Any) -> None:
     spec = W60["distinct"]
     assert backend.update_get([WindowOp(spec, "d", 1), WindowOp(spec, "d", "1"), WindowOp(spec, "d", 1.5),
-                               WindowOp(spec, "d", "a:b")], 7.0) == [1, 1, 2, 3]
+                               WindowOp(spec, "d", "a:b"), WindowOp(spec, "d", ""), WindowOp(spec, "d", "=a")],
+                              7.0) == [1, 1, 2, 3, 4, 5]
 
 
 def test_same_key_twice_in_one_call_and_separate_namespaces(backend: Any) -> None:

@@ -23,7 +23,8 @@ from __future__ import annotations
 # KEYS[1] = clock key; KEYS[2..] = one entity hash per op.
 # ARGV[1] = mode ("ug" update+get, "u" update, "g" get); ARGV[2] = ts ("" in get mode);
 # ARGV[3] = allowed lateness; then 3 per op: the spec's meta "<agg code> <n_buckets> <bucket width>
-# <ttl ms>" (parsed once per call), the bucket index, and the value ("" = no observation).
+# <ttl ms>" (parsed once per call), the bucket index, and the value ("" = no observation; distinct
+# values come as "=" + value, so that an empty string is a value).
 # Returns one entry per op in modes ug/g: count/sum/distinct -> integer; min/max -> string or nil;
 # mean -> {units, count} or nil.
 UPDATE_GET = r"""
@@ -51,6 +52,8 @@ for i = 2, #KEYS do
   local agg, n, bw, ttl = md[1], md[2], md[3], md[4]
   local bs, v = ARGV[j + 1], ARGV[j + 2]
   j = j + 3
+  local present = agg == 'c' or v ~= ''
+  if agg == 'd' and present then v = sub(v, 2) end
   local b = tonumber(bs)
   local flat = rcall('HGETALL', key)
   local fb, ff, fv, m = {}, {}, {}, 0
@@ -69,7 +72,7 @@ for i = 2, #KEYS do
   end
   local heff = h
   if W then local bW = floor(W / bw); if bW > heff then heff = bW end end
-  if mode ~= 'g' and (agg == 'c' or v ~= '') then
+  if mode ~= 'g' and present then
     if b > heff then heff = b end
     local lo = heff - n
     local dels = {}

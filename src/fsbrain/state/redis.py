@@ -135,7 +135,7 @@ class RedisStateBackend(StateBackend):
         if code == "c" or value is None:
             return ""
         if code == "d":
-            return value if type(value) is str else str(value)
+            return "=" + (value if type(value) is str else str(value))
         if code == "n" or code == "x":
             return repr(to_float(spec, value))
         return str(to_units(spec, value))
