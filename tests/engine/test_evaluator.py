@@ -141,3 +141,20 @@ def test_policy_swap_keeps_state(engine):
     engine.set_policy(compile_policy(POLICY.replace("version: 2", "version: 9")))
     d = engine.decide("loan_application", ev(5), event_id="s", timestamp=20.0)[0]
     assert d.features["id_platforms_7d"] == 3 and d.policy == "t@9"
+
+
+def test_list_key_fans_out_and_reads_the_max():
+    pol = compile_policy(POLICY.replace("rules:", """\
+  - {name: contact_ids_30d, agg: distinct, key: [contact_phones], value: id_number, window: 30d}
+rules:
+  - {id: GF-C, label: gang_fraud, when: "f.contact_ids_30d >= 3", weight: 300}"""))
+    e = Engine(state=MemoryStateBackend())
+    e.set_policy(pol)
+    outs, decisions = [], []
+    for i, contacts in enumerate([["c1", "c2"], ["c2"], ["c9", "c2", "c2"], [], None]):
+        d = e.decide("loan_application", ev(i, id_number=f"h:id{i}", contact_phones=contacts),
+                     event_id=str(i), timestamp=100.0 + i)[0]
+        outs.append(d.features["contact_ids_30d"])
+        decisions.append(d)
+    assert outs == [1, 2, 3, 0, 0]
+    assert "gang_fraud" in decisions[2].labels and "gang_fraud" not in decisions[1].labels

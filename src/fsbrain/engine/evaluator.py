@@ -157,19 +157,20 @@ class Engine:
                             errors.append({"feature": f.name, "error": f"value {value!r} is not a number"})
                             self.stats.feature_errors += 1
                             observe = False
-            if observe:
-                ops.append(WindowOp(f.spec, key, value))
-                op_names.append(f.spec.name)
-            else:
-                reads.append(WindowRead(f.spec, key))
-                read_names.append(f.spec.name)
+            for k in (key,) if type(key) is str else key:
+                if observe:
+                    ops.append(WindowOp(f.spec, k, value))
+                    op_names.append(f.spec.name)
+                else:
+                    reads.append(WindowRead(f.spec, k))
+                    read_names.append(f.spec.name)
         try:
             if ops:
                 for n, v in zip(op_names, self.state.update_get(ops, ts), strict=True):
-                    values[n] = v
+                    values[n] = _fold_max(values, n, v)
             if reads:
                 for n, v in zip(read_names, self.state.get(reads, ts), strict=True):
-                    values[n] = v
+                    values[n] = _fold_max(values, n, v)
         except BackendError:
             self.stats.state_errors += 1
             raise
@@ -279,6 +280,17 @@ class Engine:
         return Decision(event_id=event_id, event_type=pol.event_type, outcome=outcome, score=score,
                         labels=labels, reasons=reasons, policy=pol.ref, features=f, errors=errors,
                         latency_ms=(time.perf_counter() - t0) * 1000, event_time=ts)
+
+
+def _fold_max(values: dict[str, Any], name: str, v: Any) -> Any:
+    """A fanned-out feature (one key per list element) reads as the largest of its keys' values."""
+    old = values.get(name, _MISSING)
+    if old is _MISSING or old is None:
+        return v
+    return old if v is None or old >= v else v
+
+
+_MISSING = object()
 
 
 def _get_path(data: dict[str, Any], path: str) -> Any:

@@ -35,6 +35,7 @@ _AUTO_FIELD = re.compile(
 RESERVED_ROOTS = ("f", "l", "m")  # features, list hits, model scores; event fields are top-level names
 
 Getter = Callable[[dict[str, Any]], Any]
+MAX_FANOUT = 16
 
 
 _STRING_LIT = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
@@ -91,14 +92,19 @@ class CompiledFeature:
     agg: str
     when_names: tuple[str, ...] = ()
 
-    def key_of(self, data: dict[str, Any]) -> str | None:
+    def key_of(self, data: dict[str, Any]) -> str | list[str] | None:
+        """The entity key; a list of keys when a single key field holds a list (fan-out, at most
+        :data:`MAX_FANOUT` distinct elements), ``None`` when a key field is missing."""
         if len(self.key_getters) == 1:
             v = self.key_getters[0](data)
+            if isinstance(v, list | tuple):
+                keys = list(dict.fromkeys(str(x) for x in v if x is not None and x != ""))[:MAX_FANOUT]
+                return keys or None
             return None if v is None or v == "" else str(v)
         parts = []
         for g in self.key_getters:
             v = g(data)
-            if v is None or v == "":
+            if v is None or v == "" or isinstance(v, list | tuple | dict):
                 return None
             parts.append(str(v))
         return "|".join(parts)
