@@ -62,3 +62,11 @@ def test_required_literals_never_reject_a_match():
         lits = required_literals(pat)
         assert compile_bytes(pat).spans(text) is not None
         assert lits is None or any(lit in text for lit in lits)
+
+
+def test_python_only_spellings_are_rewritten_not_misread():
+    # RE2 would read "{,3}" as literal text; fail2ban filters use it as "{0,3}"
+    rx = compile_failregex(r"^errors \(\d{,3}\);$")
+    assert rx.engine == "re2"
+    assert rx.spans(b"errors (12);") is not None
+    assert compile_failregex(r"^end\Z").spans(b"end") is not None

@@ -10,7 +10,8 @@ Shapes understood without configuration (the *built-in templates*):
 * syslog (RFC 3164) and ctime: ``Jun 21 16:47:48``, ``Sat Jun 21 16:47:48 2005``
 * Apache / nginx access logs: ``21/Jun/2005:16:47:48 +0200``
 * slashed: ``2005/06/21 16:47:48`` (nginx error log), ``21-Jun-2005 16:47:48`` (BIND)
-* MySQL 5.x: ``050621 16:47:48``; dotted European ``21.06.2005 16:47:48``
+* MySQL 5.x: ``050621 16:47:48``; ``21.06.2005 16:47:48``, ``21-06-2005 16:47:48 +0200``,
+  ``2005.06.21 16:47:48``, ``Jun 21 2005 16:47:48``
 * epoch seconds at the line start or in brackets: ``1119365268.123``; TAI64N labels (``@4000...``)
 
 A year missing from the line is inferred: the reference time's year, or the year before when the date
@@ -49,6 +50,7 @@ _TZ = r"(?:Z|[+-]\d{2}:?\d{2}|UTC|GMT)"
 TEMPLATES: list[tuple[str, str]] = [
     ("iso", rf"(?P<Y>\d{{4}})-(?P<m>\d{{2}})-(?P<d>\d{{2}})(?:T|\s{{1,2}})(?P<H>\d{{1,2}}):(?P<M>\d{{2}}):(?P<S>\d{{2}})"
             rf"(?:[.,](?P<f>\d{{1,9}}))?(?:\s?(?P<z>{_TZ}))?"),
+    ("mdy_year", rf"(?P<b>{_MON})\s+(?P<d>\d{{1,2}}),?\s+(?P<Y>\d{{4}})\s+(?P<H>\d{{1,2}}):(?P<M>\d{{2}}):(?P<S>\d{{2}})"),
     ("syslog", rf"(?:{_DAY},?\s+)?(?P<b>{_MON})\s+(?P<d>\d{{1,2}}),?\s+(?P<H>\d{{1,2}}):(?P<M>\d{{2}}):(?P<S>\d{{2}})"
                rf"(?:\.(?P<f>\d{{1,9}}))?(?:\s+(?P<Y>\d{{4}})\b)?"),
     ("apache", rf"(?P<d>\d{{1,2}})/(?P<b>{_MON})/(?P<Y>\d{{4}}):(?P<H>\d{{2}}):(?P<M>\d{{2}}):(?P<S>\d{{2}})"
@@ -58,6 +60,8 @@ TEMPLATES: list[tuple[str, str]] = [
     ("dmy_named", rf"(?P<d>\d{{1,2}})[-/ ](?P<b>{_MON})[-/ ](?P<Y>\d{{4}})[ :T](?P<H>\d{{2}}):(?P<M>\d{{2}})"
                   rf":(?P<S>\d{{2}})(?:[.,](?P<f>\d{{1,9}}))?(?:\s(?P<z>[+-]\d{{4}}))?"),
     ("dmy_dotted", r"(?P<d>\d{2})\.(?P<m>\d{2})\.(?P<Y>\d{4})[ ,]\s*(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"),
+    ("dmy_dashed", r"(?P<d>\d{2})-(?P<m>\d{2})-(?P<Y>\d{4})[ T](?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"),
+    ("ymd_dotted", r"(?P<Y>\d{4})\.(?P<m>\d{2})\.(?P<d>\d{2})[ T-](?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"),
     ("mysql", r"(?P<y>\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)\s+(?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2})"),
     ("tai64n", r"@(?P<tai>4000000[0-9a-f]{9})[0-9a-f]{8}"),
     ("epoch", r"(?:^|[\[(@])(?P<e>1\d{9})(?:\.(?P<f>\d{1,6}))?\b"),
@@ -69,7 +73,7 @@ _STRFTIME = {
     "%Y": r"(?P<Y>\d{4})", "%y": r"(?P<y>\d{2})", "%m": r"(?P<m>\d{1,2})", "%d": r"(?P<d>\d{1,2})",
     "%e": r"\s?(?P<d>\d{1,2})", "%H": r"(?P<H>\d{1,2})", "%k": r"\s?(?P<H>\d{1,2})", "%M": r"(?P<M>\d{2})",
     "%S": r"(?P<S>\d{2})", "%f": r"(?P<f>\d{1,9})", "%b": rf"(?P<b>{_MON})", "%B": rf"(?P<b>{_MON})",
-    "%a": _DAY, "%A": _DAY, "%z": r"(?P<z>[+-]\d{2}:?\d{2}|Z)", "%Z": r"(?:[A-Z]{2,5})", "%p": r"(?:AM|PM)",
+    "%a": _DAY, "%A": _DAY, "%z": r"(?P<z>[+-]\d{2}:?\d{2}|Z)", "%Z": r"(?:[A-Z]{2,5})", "%p": r"(?P<p>[AaPp][Mm])",
     "%I": r"(?P<H>\d{1,2})", "%s": r"(?P<e>\d{9,11})", "%%": "%",
 }
 
@@ -149,7 +153,7 @@ class DateParser:
         for i, body in enumerate(bodies):
             # give each alternative its own group names: t<i>_<name>
             renamed = body
-            for g in ("Y", "y", "m", "b", "d", "H", "M", "S", "f", "z", "e", "tai", "span"):
+            for g in ("Y", "y", "m", "b", "d", "H", "M", "S", "f", "z", "e", "tai", "span", "p"):
                 renamed = renamed.replace(f"(?P<{g}>", f"(?P<t{i}_{g}>")
             alts.append(f"(?P<t{i}>{renamed})")
         self._regex = None
@@ -191,7 +195,7 @@ class DateParser:
         if "{DATE}" in pattern:
             return [pattern.replace("{DATE}", body) for _, body in TEMPLATES]
         converted = _strftime_to_regex(pattern)
-        for name in ("Y", "y", "m", "b", "d", "H", "M", "S", "f", "z", "e"):
+        for name in ("Y", "y", "m", "b", "d", "H", "M", "S", "f", "z", "e", "p"):
             # a name can appear once per alternative; keep the first, make later ones anonymous
             first = converted.find(f"(?P<{name}>")
             if first >= 0:
@@ -253,8 +257,17 @@ class DateParser:
                 return int(f["e"]) + frac
             if "tai" in f:
                 return float(int(f["tai"], 16) - (1 << 62))
+            if "d" not in f:  # a time of day only: the reference day, or the day before if still to come
+                now = self.now if self.now is not None else time.time()
+                ref = dt.datetime.fromtimestamp(now, self.tz or dt.UTC)
+                hh, mm, ss = int(f["H"]), int(f.get("M", b"0")), int(f.get("S", b"0"))
+                if (hh, mm, ss) > (ref.hour, ref.minute, ref.second):
+                    ref -= dt.timedelta(days=1)
+                f = {**f, "Y": str(ref.year).encode(), "m": str(ref.month).encode(), "d": str(ref.day).encode()}
             month = int(f["m"]) if "m" in f else MONTHS[f["b"][:3].lower().decode()]
             day, hour = int(f["d"]), int(f["H"])
+            if "p" in f:  # 12-hour clock
+                hour = hour % 12 + (12 if f["p"][:1] in (b"P", b"p") else 0)
             minute, sec = int(f.get("M", b"0")), int(f.get("S", b"0"))
             zone_text = f.get("z")
             year = int(f["Y"]) if "Y" in f else (2000 + int(f["y"]) if "y" in f else 0)

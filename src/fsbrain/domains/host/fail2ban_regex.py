@@ -74,7 +74,7 @@ _GROUP_NAME = re.compile(r"\(\?P<([A-Za-z_]\w*)>")
 
 def translate_tags(regex: str) -> str:
     """Replace fail2ban tags by named groups; repeated names get a ``__N`` suffix (merged on read)."""
-    out = _TAG_RE.sub(lambda m: HOST_TAGS[m.group(1)], regex)
+    out = _TAG_RE.sub(lambda m: HOST_TAGS[m.group(1)], regex).replace("<SKIPLINES>", r"(?:[^\n]*\n)*?")
     out = _FIELD_OPEN.sub(lambda m: f"(?P<{FIELD_ALIASES.get(m.group(1).upper(), m.group(1).lower())}>", out)
     out = _FIELD_CLOSE.sub(")", out)
     seen: dict[str, int] = {}
@@ -99,8 +99,12 @@ def _hoist_flags(regex: str) -> str:
     return f"(?{''.join(sorted(flags))})" + _INLINE_FLAGS.sub("", regex)
 
 
+_OPEN_MIN = re.compile(r"(?<!\\)\{,(\d+)\}")
+
+
 def _rewrite_for_re2(regex: str) -> str:
-    return regex.replace(r"\Z", r"\z")
+    """Python-only spellings RE2 would misread: ``\Z`` (end) and ``{,n}`` (RE2 reads it literally)."""
+    return _OPEN_MIN.sub(r"{0,\1}", regex.replace(r"\Z", r"\z"))
 
 
 class ByteRegex:

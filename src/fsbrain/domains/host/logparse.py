@@ -111,6 +111,7 @@ class LogFilter:
         self.dates = DateParser(definition.datepattern, tz=tz, now=now)
         self.maxlines = definition.maxlines
         self._buffer: list[bytes] = []
+        self._last_ts: float | None = None
         self._conns: OrderedDict[bytes, _Conn] = OrderedDict()
         self.counts = dict.fromkeys(
             ("lines", "failure", "success", "ignored", "nofail", "missed", "nodate", "truncated"), 0)
@@ -129,6 +130,7 @@ class LogFilter:
         """Forget connection state and counts (a new file)."""
         self._conns.clear()
         self._buffer.clear()
+        self._last_ts = None
         for k in self.counts:
             self.counts[k] = 0
 
@@ -152,8 +154,10 @@ class LogFilter:
             found = self.dates.find(line)
             if found is None:
                 c["nodate"] += 1
+                ts = self._last_ts  # fail2ban: a line without a date happened at the last date seen
             else:
                 (s, e), ts = found
+                self._last_ts = ts
                 line = line[:s] + line[e:]
         if self.maxlines > 1:
             self._buffer.append(line)
