@@ -173,3 +173,18 @@ def test_batch_decoding_equals_packet_by_packet(encode):
     assert (many[order] == single[np.argsort(single["ts"], kind="stable")]).all()
     assert batch_dec.stats.records == dec.stats.records == 200
     assert batch_dec.stats.packets == len(pkts) + 1 and batch_dec.stats.errors == {"truncated": 1}
+
+
+def test_held_flowsets_expire(monkeypatch):
+    import fsbrain.domains.flow.nfdecode as nd
+
+    recs = _records(48)
+    pkts = encode_v9(recs, boot=1.69e9, per_packet=24, template_every=100)
+    dec = NetflowDecoder()
+    clock = [1000.0]
+    monkeypatch.setattr(nd.time, "monotonic", lambda: clock[0])
+    dec.decode(pkts[1], exporter=7)
+    clock[0] += nd.MAX_HOLD_SECONDS + 1
+    out = dec.decode(pkts[0], exporter=7)
+    assert len(out) == 24  # only the template packet's own records; the stale held set was dropped
+    assert dec.stats.errors["dropped_unknown_template"] == 1 and dec.pending == 0

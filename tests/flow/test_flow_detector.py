@@ -168,3 +168,22 @@ def test_baseline_snapshot_round_trip():
     for m in ("udp", "syn"):
         assert np.allclose(det.baselines["host"].stats(m, ents, slots, 1)[0],
                            other.baselines["host"].stats(m, ents, slots, 1)[0])
+
+
+@pytest.mark.redis
+def test_two_collectors_sharing_redis_add_up(redis_url):
+    from fsbrain.state.redis import RedisStateBackend
+
+    recs = _flood(100, 30_000, 5)
+    halves = [recs[recs["src"] % 2 == 0], recs[recs["src"] % 2 == 1]]
+    backends = [RedisStateBackend(url=redis_url), RedisStateBackend(url=redis_url)]
+    try:
+        a, b = VolumetricDetector(backend=backends[0]), VolumetricDetector(backend=backends[1])
+        for i in range(5):
+            for det, half in ((a, halves[0]), (b, halves[1])):
+                det.process(half[(half["ts"] >= 1000 + i) & (half["ts"] < 1001 + i)])
+        alerts = a.finish() + b.finish()
+    finally:
+        for be in backends:
+            be.close()
+    assert any(x.labels == ["ddos_syn_flood"] for x in alerts)

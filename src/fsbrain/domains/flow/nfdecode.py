@@ -3,8 +3,9 @@
 v5 has a fixed layout and decodes with one ``numpy.frombuffer``. v9 and IPFIX templates are parsed with
 the ``netflow`` package and cached per exporter and source id / observation domain
 (:mod:`fsbrain.domains.flow.templates`); data flowsets then decode vectorised. A data flowset whose
-template has not arrived yet is held (at most :data:`MAX_PENDING` per exporter, oldest dropped and
-counted) and decoded as soon as the template comes.
+template has not arrived yet is held (at most :data:`MAX_PENDING` per exporter for
+:data:`MAX_HOLD_SECONDS`; older or surplus ones are dropped and counted) and decoded as soon as the
+template comes.
 
 Nothing here raises on bad input: every problem is counted in :attr:`NetflowDecoder.stats`.
 
@@ -16,6 +17,7 @@ Nothing here raises on bad input: every problem is counted in :attr:`NetflowDeco
 from __future__ import annotations
 
 import struct
+import time
 from collections import deque
 from typing import Any
 
@@ -34,6 +36,7 @@ V5_RECORD = np.dtype(
 V9_HEADER = struct.Struct("!HHIIII")
 IPFIX_HEADER = struct.Struct("!HHIII")
 MAX_PENDING = 64
+MAX_HOLD_SECONDS = 60.0
 MAX_EXPORTERS = 4096
 
 
@@ -59,7 +62,7 @@ class NetflowDecoder:
         self.last_error = ""
         self._sink: list[tuple[Any, ...]] | None = None
         self._exporters: dict[tuple[int, int, int], T.ExporterState] = {}
-        self._pending: dict[tuple[int, int, int], deque[tuple[int, bytes, tuple[Any, ...]]]] = {}
+        self._pending: dict[tuple[int, int, int], deque[tuple[int, bytes, tuple[Any, ...], float]]] = {}
 
     # -- public ----------------------------------------------------------------------------------
     def decode(self, data: bytes, exporter: int = 0) -> np.ndarray:
@@ -253,18 +256,22 @@ class NetflowDecoder:
     def _hold(self, key: tuple[int, int, int], set_id: int, body: bytes, hdr: tuple[Any, ...]) -> None:
         self.stats.count("unknown_template")
         q = self._pending.setdefault(key, deque())
-        if len(q) >= MAX_PENDING:
+        now = time.monotonic()
+        while q and (len(q) >= MAX_PENDING or now - q[0][3] > MAX_HOLD_SECONDS):
             q.popleft()
             self.stats.count("dropped_unknown_template")
-        q.append((set_id, body, hdr))
+        q.append((set_id, body, hdr, now))
 
     def _release(self, key: tuple[int, int, int], st: T.ExporterState) -> np.ndarray:
         q = self._pending.pop(key, deque())
         parts, keep = [], deque()
-        for set_id, body, hdr in q:
+        now = time.monotonic()
+        for set_id, body, hdr, since in q:
             tpl = st.templates.get(set_id)
-            if tpl is None:
-                keep.append((set_id, body, hdr))
+            if now - since > MAX_HOLD_SECONDS:
+                self.stats.count("dropped_unknown_template")
+            elif tpl is None:
+                keep.append((set_id, body, hdr, since))
             else:
                 parts.append(self._data_set(st, tpl, body, hdr, key[0]))
                 self.stats.count("released_after_template")
