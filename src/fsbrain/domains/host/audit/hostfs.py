@@ -158,18 +158,29 @@ class HostFS:
         base = host_path.rstrip("/")
         return [f"{base}/{n}" for n in names]
 
-    def walk(self, host_dir: str, *, max_entries: int) -> Iterator[tuple[str, os.stat_result]]:
+    def walk(self, host_dir: str, *, max_entries: int,
+             visited: set[tuple[int, int]] | None = None) -> Iterator[tuple[str, os.stat_result]]:
         """Every entry under a directory (no symlinks followed) as ``(host_path, lstat)``.
 
         Stops after ``max_entries`` entries and records a note, so a huge tree cannot stall the audit.
+        Directories in ``visited`` (device, inode) are not walked again (``/bin`` -> ``/usr/bin`` on
+        merged-/usr systems); the set is updated.
         """
         real = self.resolve(host_dir)
         if real is None or not os.path.isdir(real):
             return
         count = 0
         stack = [real]
+        seen = visited if visited is not None else set()
         while stack:
             cur = stack.pop()
+            try:
+                dst = os.stat(cur)
+            except OSError:
+                continue
+            if (dst.st_dev, dst.st_ino) in seen:
+                continue
+            seen.add((dst.st_dev, dst.st_ino))
             try:
                 with os.scandir(cur) as it:
                     entries = list(it)

@@ -96,8 +96,9 @@ def check_file_modes(fs: HostFS, *, max_entries: int = MAX_WALK) -> list[Finding
     """FSB-FS-001 (world-writable in system locations) and FSB-FS-002 (unexpected SUID/SGID)."""
     found: list[Finding] = []
     seen: set[tuple[int, int]] = set()
+    dirs: set[tuple[int, int]] = set()
     for top in SENSITIVE_DIRS:
-        for path, st in fs.walk(top, max_entries=max_entries):
+        for path, st in fs.walk(top, max_entries=max_entries, visited=dirs):
             if (st.st_dev, st.st_ino) in seen or stat.S_ISLNK(st.st_mode):
                 continue
             seen.add((st.st_dev, st.st_ino))
@@ -106,8 +107,9 @@ def check_file_modes(fs: HostFS, *, max_entries: int = MAX_WALK) -> list[Finding
                 found.append(Finding(check_id="FSB-FS-001", file=path, value=stat.filemode(st.st_mode)))
     good = known_good_suid()
     seen.clear()
+    dirs.clear()
     for top in SUID_DIRS:
-        for path, st in fs.walk(top, max_entries=max_entries):
+        for path, st in fs.walk(top, max_entries=max_entries, visited=dirs):
             if not stat.S_ISREG(st.st_mode) or not st.st_mode & (stat.S_ISUID | stat.S_ISGID):
                 continue
             if (st.st_dev, st.st_ino) in seen:
