@@ -149,6 +149,7 @@ def main() -> None:
         generate(log, args.lines)
     n = sum(1 for _ in open(log, "rb"))
     print(f"log: {log} ({n} lines, {log.stat().st_size / 1e6:.1f} MB)", flush=True)
+    load_before = os.getloadavg()
     f2b = run_fail2ban(log)
     print(f"fail2ban-regex: {f2b}", flush=True)
     own, own_fail = run_fsbrain(log, "sshd", None)
@@ -159,6 +160,7 @@ def main() -> None:
     par_fail = parallel_failures(log, "sshd", jobs=args.jobs)
     par_wall = time.perf_counter() - t0
     print(f"fsbrain parallel x{args.jobs}: {len(par_fail)} failures in {par_wall:.2f}s", flush=True)
+    load_after = os.getloadavg()
     theirs = sorted(fail2ban_matched_lines(log))
     same_own = theirs == sorted(x.decode() for x in own_fail)
     same_deb = theirs == sorted(x.decode() for x in deb_fail)
@@ -176,6 +178,9 @@ def main() -> None:
         "",
         f"Machine: {describe()}",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"Load average (1 min) before / after the timed runs: {load_before[0]:.1f} / {load_after[0]:.1f} "
+        f"on {os.cpu_count()} cores (the machine is shared: both tools ran under the same load, one after "
+        "the other, so the ratio is the comparable number, not the absolute lines/s).",
         "",
         f"Input: {n} generated sshd syslog lines ({log.stat().st_size / 1e6:.1f} MB; attacks, PAM records, "
         "preauth disconnects, legitimate key logins, other daemons), one file, read once per tool, "

@@ -103,7 +103,7 @@ _OPEN_MIN = re.compile(r"(?<!\\)\{,(\d+)\}")
 
 
 def _rewrite_for_re2(regex: str) -> str:
-    """Python-only spellings RE2 would misread: ``\Z`` (end) and ``{,n}`` (RE2 reads it literally)."""
+    r"""Python-only spellings RE2 would misread: ``\Z`` (end) and ``{,n}`` (RE2 reads it literally)."""
     return _OPEN_MIN.sub(r"{0,\1}", regex.replace(r"\Z", r"\z"))
 
 
