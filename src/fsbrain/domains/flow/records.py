@@ -42,8 +42,14 @@ FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 _FLAG_LETTERS = (("U", URG), ("A", ACK), ("P", PSH), ("R", RST), ("S", SYN), ("F", FIN))
 
 
+_EMPTY = np.zeros(0, dtype=FLOW_DTYPE)
+
+
 def make_records(n: int) -> np.ndarray:
-    """An all-zero record array of length ``n`` with ``sampling`` set to 1."""
+    """An all-zero record array of length ``n`` with ``sampling`` set to 1 (length 0: a shared empty
+    array, which decoders return for every datagram that carried no records)."""
+    if n == 0:
+        return _EMPTY
     out = np.zeros(n, dtype=FLOW_DTYPE)
     out["sampling"] = 1
     return out

@@ -8,6 +8,7 @@ IPFIX templates with variable-length fields fall back to a per-record loop.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,16 +45,7 @@ class Template:
     record_len: int = 0
 
     def __post_init__(self) -> None:
-        if any(length == VARIABLE for _, length, _ in self.fields):
-            self.dtype = None
-            self.record_len = 0
-            return
-        names, formats = [], []
-        for i, (_, length, _) in enumerate(self.fields):
-            names.append(f"f{i}")
-            formats.append({1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}.get(length, f"V{length}"))
-        self.record_len = sum(length for _, length, _ in self.fields)
-        self.dtype = np.dtype({"names": names, "formats": formats}) if self.record_len else None
+        self.dtype, self.record_len = _layout(tuple(length for _, length, _ in self.fields))
 
     def index(self, field_id: int) -> int:
         """Position of the first standard (enterprise 0) field ``field_id``, or -1."""
@@ -61,6 +53,18 @@ class Template:
             if fid == field_id and ent == 0:
                 return i
         return -1
+
+
+@functools.lru_cache(maxsize=4096)
+def _layout(lengths: tuple[int, ...]) -> tuple[np.dtype | None, int]:
+    """numpy dtype and record length for fixed field lengths (None, 0 with a variable-length field)."""
+    if any(length == VARIABLE for length in lengths):
+        return None, 0
+    formats = [{1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}.get(length, f"V{length}") for length in lengths]
+    total = sum(lengths)
+    if not total:
+        return None, 0
+    return np.dtype({"names": [f"f{i}" for i in range(len(lengths))], "formats": formats}), total
 
 
 def _column(arr: np.ndarray, tpl: Template, i: int) -> np.ndarray:
