@@ -85,6 +85,11 @@ def _jsonl(p: Path) -> Iterator[dict[str, Any]]:
 
 
 def _cell(v: str) -> Any:
+    """A CSV cell: empty → absent, JSON arrays/objects decoded, everything else kept as text.
+
+    Text is deliberately not guessed into numbers: ID numbers, phones and cards are digit strings, and
+    the event schemas convert numeric fields themselves.
+    """
     if v == "":
         return None
     if v[0] in "[{":
@@ -92,18 +97,7 @@ def _cell(v: str) -> Any:
             return json.loads(v)
         except json.JSONDecodeError:
             return v
-    if v in ("true", "True"):
-        return True
-    if v in ("false", "False"):
-        return False
-    try:
-        return int(v)
-    except ValueError:
-        pass
-    try:
-        return float(v)
-    except ValueError:
-        return v
+    return v
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
