@@ -57,3 +57,23 @@ def test_logs_errors(client):
     assert r.status_code == 422
     r = client.post("/v1/host/logs", json={"filter": "sshd", "lines": ["x"] * 10_001})
     assert r.status_code == 422
+
+
+@pytest.mark.redis
+def test_logs_counts_are_shared_through_redis(tmp_path, redis_url):
+    """Two API processes on one Redis see each other's failures (the jail fires on the second one)."""
+    now = dt.datetime.now()
+    lines = [(now + dt.timedelta(seconds=i)).strftime("%b %d %H:%M:%S")
+             + f" srv sshd[{10 + i}]: Failed password for root from 203.0.113.99 port 22 ssh2" for i in range(6)]
+    platforms = [Platform(load_settings(home=tmp_path / f"h{i}", state_type="redis", redis_url=redis_url))
+                 for i in range(2)]
+    try:
+        a, b = (TestClient(create_app(p, background=False)) for p in platforms)
+        first = a.post("/v1/host/logs", json={"filter": "sshd", "lines": lines[:3]}).json()
+        second = b.post("/v1/host/logs", json={"filter": "sshd", "lines": lines[3:]}).json()
+        assert first["alerts"] == []
+        assert [x["labels"] for x in second["alerts"]] == [["brute_force"]]
+        assert second["alerts"][0]["reasons"][0]["value"] == 5
+    finally:
+        for p in platforms:
+            p.close()

@@ -107,3 +107,26 @@ def test_apply_without_the_tool_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(InputError, match="not installed"):
         fw.apply([["nft", "list", "ruleset"]])
+
+
+def test_apply_runs_each_command_without_a_shell(tmp_path, monkeypatch):
+    """--apply path with stand-in nft/ipset/iptables binaries that record their arguments."""
+    log = tmp_path / "calls.log"
+    for tool in ("nft", "ipset", "iptables", "ip6tables"):
+        script = tmp_path / tool
+        rc = "1" if tool.endswith("iptables") else "0"  # "-C" says the rule is missing; inserts succeed
+        script.write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\n'
+                          f'case "$1" in -C) exit {rc};; esac\nexit 0\n')
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    bans = [Ban(target="192.0.2.1", until=NOW + 100)]
+    res = fw.apply(fw.firewall_commands(bans, "nft", now=NOW))
+    assert all(r["ok"] for r in res)
+    calls = log.read_text().splitlines()
+    assert "nft add element inet fsbrain banned4 { 192.0.2.1 timeout 100s }" in calls
+    log.write_text("")
+    res = fw.apply(fw.firewall_commands(bans, "iptables", now=NOW))
+    calls = log.read_text().splitlines()
+    assert "iptables -C INPUT -m set --match-set fsbrain4 src -j DROP" in calls
+    assert "iptables -I INPUT -m set --match-set fsbrain4 src -j DROP" in calls
+    assert "ipset add fsbrain4 192.0.2.1 timeout 100 -exist" in calls

@@ -56,8 +56,16 @@ class _BruteForceService:
         from fsbrain.state import MemoryStateBackend
 
         cfg = JailsConfig.load()
-        state = getattr(getattr(platform, "engine", None), "state", None)
-        if state is None or getattr(state, "allowed_lateness", 0) < 3600:
+        # log lines arrive late and out of order (batches, several files): keep a day of lateness. On a
+        # Redis-backed platform the counts go to the same Redis (own key prefix) so workers share them.
+        settings = getattr(platform, "settings", None)
+        state_cfg = getattr(settings, "state", None)
+        if state_cfg is not None and state_cfg.type == "redis":
+            from fsbrain.state import make_backend
+
+            state = make_backend("redis", url=state_cfg.url, prefix=f"{state_cfg.prefix}-hostbf",
+                                 allowed_lateness=86400.0)
+        else:
             state = MemoryStateBackend(allowed_lateness=86400.0)
         self.detector = BruteForceDetector(cfg, backend=state)
         self.bans = BanList(allowlist=cfg.allowlist, backend="store", store=platform.store)

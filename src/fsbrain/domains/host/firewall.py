@@ -105,7 +105,7 @@ def apply(cmds: list[list[str]], *, timeout: float = 10.0) -> list[dict[str, obj
     results: list[dict[str, object]] = []
     for cmd in cmds:
         if cmd[0] in ("iptables", "ip6tables") and cmd[1] == "-I":
-            check = [cmd[0], "-C", *cmd[3:]]
+            check = [cmd[0], "-C", *cmd[2:]]
             if _run(check, timeout)["ok"]:
                 results.append({"cmd": shlex.join(cmd), "ok": True, "rc": 0, "error": "rule already present"})
                 continue
