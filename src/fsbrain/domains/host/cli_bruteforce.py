@@ -48,10 +48,10 @@ def _detector(jails: Path | None, state: str, redis_url: str | None) -> Any:
     return BruteForceDetector(cfg, backend=backend)
 
 
-def _banlist(det: Any, backend: str | None) -> Any:
+def _banlist(allowlist: list[str] | None, backend: str | None) -> Any:
     from fsbrain.domains.host.bans import BanList
 
-    return BanList(allowlist=det.config.allowlist if det is not None else None, backend=backend)
+    return BanList(allowlist=allowlist, backend=backend)
 
 
 def _print_jsonl(rows: list[dict[str, Any]]) -> None:
@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         tz = zone(timezone or det.config.timezone)
         report = scan_files(list(logfile), filter_spec=filter_name, filter_dirs=list(filter_dir), detector=det, tz=tz)
         if ban:
-            _banlist(det, ban_backend).apply_alerts(report.alerts)
+            _banlist(det.config.allowlist, ban_backend).apply_alerts(report.alerts)
         if fmt == "jsonl":
             _print_jsonl([a.to_dict() for a in report.alerts])
             typer.echo(json.dumps({"summary": report.to_dict()}, default=str), err=True)
@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
         spec = filter_name or (guess_filter(sample_lines(logfile), list(filter_dir)) if logfile.exists() else "sshd")
         flt = make_filter(spec, list(filter_dir))
         jail = det.config.jail_for_filter(spec).name
-        bans = _banlist(det, ban_backend) if ban else None
+        bans = _banlist(det.config.allowlist, ban_backend) if ban else None
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         follower = FileFollower(logfile, from_start=from_start)
         try:
@@ -191,7 +191,7 @@ def register(app: typer.Typer) -> None:
         """Ban an address or network."""
         from fsbrain.domains.host.jails import JailsConfig
 
-        bl = _banlist(type("D", (), {"config": JailsConfig.load(jails)})(), backend)
+        bl = _banlist(JailsConfig.load(jails).allowlist, backend)
         b = bl.add(target, seconds=seconds or None, reason=reason)
         typer.echo(json.dumps(b.to_dict()))
 
