@@ -18,7 +18,6 @@ True
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import os
 import re
@@ -32,6 +31,8 @@ from stdnum.cn import ric
 from fsbrain.core.errors import InputError
 
 _MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
+_PHONE_JUNK = re.compile(r"[\s\-()]")
+_CARD_JUNK = re.compile(r"[\s\-]")
 _CARD_RE = re.compile(r"^\d{12,19}$")
 
 # field kinds -> normaliser
@@ -87,7 +88,9 @@ def id_number_is_valid(value: str) -> bool:
 
 
 def normalize_phone(value: str) -> str:
-    v = re.sub(r"[\s\-()]", "", str(value))
+    if type(value) is str and value.isdigit():
+        return value
+    v = _PHONE_JUNK.sub("", str(value))
     if v.startswith("+86"):
         v = v[3:]
     elif v.startswith("0086"):
@@ -146,7 +149,7 @@ def mask(kind: str, value: str) -> str:
 _NORMALIZERS = {
     "id_number": normalize_id_number,
     "phone": normalize_phone,
-    "bank_card": lambda v: re.sub(r"[\s\-]", "", str(v)),
+    "bank_card": lambda v: v if type(v) is str and v.isdigit() else _CARD_JUNK.sub("", str(v)),
 }
 
 
@@ -163,9 +166,9 @@ class Pseudonymizer:
         self.key = key
 
     def hash(self, kind: str, value: str) -> str:
-        norm = _NORMALIZERS.get(kind, lambda v: str(v).strip())(value)
-        digest = hmac.new(self.key, f"{kind}:{norm}".encode(), hashlib.sha256).hexdigest()
-        return f"h:{digest[:32]}"
+        fn = _NORMALIZERS.get(kind)
+        norm = fn(value) if fn is not None else str(value).strip()
+        return "h:" + hmac.digest(self.key, f"{kind}:{norm}".encode(), "sha256").hex()[:32]
 
     @staticmethod
     def is_token(value: object) -> bool:
