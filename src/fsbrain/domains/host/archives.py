@@ -24,6 +24,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from fsbrain.domains.host.archives_implode import explode
+
 MiB = 1024 * 1024
 _CHUNK = 256 * 1024
 
@@ -173,12 +175,19 @@ def _zip_members(data: bytes, budget: Budget) -> Iterator[Member]:
                 yield Member(name, skip=refuse)
                 continue
             try:
-                if info.compress_type == 9:  # deflate64: zlib inflates streams that use no deflate64-only codes
+                if info.compress_type in (6, 9):
                     raw = data[info.header_offset:]
                     n, m = struct.unpack("<HH", raw[26:30])
                     body = raw[30 + n + m:30 + n + m + info.compress_size]
-                    d = zlib.decompressobj(-15)
-                    content = _stream(lambda b, k, d=d: d.decompress(b or d.unconsumed_tail, k), body, budget)
+                    if info.compress_type == 6:  # PKWARE implode
+                        content = explode(body, flags=info.flag_bits, size=info.file_size, tick=budget.check_time)
+                        budget.charge(len(content), info.compress_size)
+                    else:  # deflate64: zlib inflates streams that use no deflate64-only codes
+                        d = zlib.decompressobj(-15)
+                        content = _stream(lambda b, k, d=d: d.decompress(b or d.unconsumed_tail, k), body, budget)
+                    if zlib.crc32(content) != info.CRC:
+                        yield Member(name, skip="corrupt zip member: CRC mismatch after unpacking")
+                        continue
                 else:
                     with zf.open(info) as fh:
                         content = _stream(lambda b, k, fh=fh: fh.read(k), b"", budget, info.compress_size)
