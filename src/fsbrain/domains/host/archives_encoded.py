@@ -60,7 +60,7 @@ def mime_parts(data: bytes, budget: Budget) -> Iterator[Member] | None:
 
 def uudecode(data: bytes, budget: Budget) -> Iterator[Member] | None:
     """Every ``begin MODE NAME`` ... ``end`` block of uuencoded data."""
-    if not _UU_BEGIN.search(data[:65536]):
+    if data.find(b"begin ", 0, 65536) < 0 or not _UU_BEGIN.search(data[:65536]):  # cheap test first
         return None
 
     def gen() -> Iterator[Member]:
