@@ -29,13 +29,20 @@ from fsbrain.state.memory import MemoryStateBackend, resident_bytes  # noqa: E40
 H, D = 3600.0, 86400.0
 # (name, aggregate, window, entity field, value field): the shape of a credit anti-fraud policy.
 FEATURES = [
-    ("id_apps_1h", "count", H, "id", None), ("id_apps_24h", "count", D, "id", None),
-    ("id_platforms_7d", "distinct", 7 * D, "id", "platform"), ("id_devices_24h", "distinct", D, "id", "device"),
-    ("id_amount_30d", "sum", 30 * D, "id", "amount"), ("id_amount_max_7d", "max", 7 * D, "id", "amount"),
-    ("id_amount_mean_30d", "mean", 30 * D, "id", "amount"), ("dev_apps_1h", "count", H, "device", None),
-    ("dev_ids_30d", "distinct", 30 * D, "device", "id"), ("dev_amount_min_24h", "min", D, "device", "amount"),
-    ("phone_ids_30d", "distinct", 30 * D, "phone", "id"), ("phone_apps_24h", "count", D, "phone", None),
-    ("ip_apps_10m", "count", 600.0, "ip", None), ("ip_ids_24h", "distinct", D, "ip", "id"),
+    ("id_apps_1h", "count", H, "id", None),
+    ("id_apps_24h", "count", D, "id", None),
+    ("id_platforms_7d", "distinct", 7 * D, "id", "platform"),
+    ("id_devices_24h", "distinct", D, "id", "device"),
+    ("id_amount_30d", "sum", 30 * D, "id", "amount"),
+    ("id_amount_max_7d", "max", 7 * D, "id", "amount"),
+    ("id_amount_mean_30d", "mean", 30 * D, "id", "amount"),
+    ("dev_apps_1h", "count", H, "device", None),
+    ("dev_ids_30d", "distinct", 30 * D, "device", "id"),
+    ("dev_amount_min_24h", "min", D, "device", "amount"),
+    ("phone_ids_30d", "distinct", 30 * D, "phone", "id"),
+    ("phone_apps_24h", "count", D, "phone", None),
+    ("ip_apps_10m", "count", 600.0, "ip", None),
+    ("ip_ids_24h", "distinct", D, "ip", "id"),
     ("ip_amount_1h", "sum", H, "ip", "amount"),
 ]
 SPECS = [(WindowSpec(name=n, agg=a, window=w), k, v) for n, a, w, k, v in FEATURES]
@@ -47,9 +54,14 @@ def make_events(n: int, seed: int = 7, pool: int = 50_000) -> list[tuple[float, 
     out, ts = [], 1_780_000_000.0
     for _ in range(n):
         ts += rng.expovariate(1 / 6.0)
-        ev = {"id": f"id{rng.randrange(pool)}", "device": f"dev{rng.randrange(pool * 3 // 4)}",
-              "phone": f"ph{rng.randrange(pool)}", "ip": f"ip{rng.randrange(pool // 2)}",
-              "platform": f"p{rng.randrange(40)}", "amount": round(rng.uniform(500, 50_000), 2)}
+        ev = {
+            "id": f"id{rng.randrange(pool)}",
+            "device": f"dev{rng.randrange(pool * 3 // 4)}",
+            "phone": f"ph{rng.randrange(pool)}",
+            "ip": f"ip{rng.randrange(pool // 2)}",
+            "platform": f"p{rng.randrange(40)}",
+            "amount": round(rng.uniform(500, 50_000), 2),
+        }
         out.append((ts, [WindowOp(s, ev[k], ev[v] if v else 1) for s, k, v in SPECS]))
     return out
 
@@ -66,9 +78,15 @@ def throughput(backend: Any, events: list[tuple[float, list[WindowOp]]]) -> dict
     wall, cpu = clock() - t0, time.process_time() - c0
     lat.sort()
     n_ops = len(events) * len(SPECS)
-    return {"calls_s": len(events) / wall, "ops_s": n_ops / wall, "us_per_op": wall / n_ops * 1e6,
-            "cpu_calls_s": len(events) / cpu, "cpu_us_per_op": cpu / n_ops * 1e6,
-            "p50_us": lat[len(lat) // 2] * 1e6, "p99_us": lat[int(len(lat) * 0.99)] * 1e6}
+    return {
+        "calls_s": len(events) / wall,
+        "ops_s": n_ops / wall,
+        "us_per_op": wall / n_ops * 1e6,
+        "cpu_calls_s": len(events) / cpu,
+        "cpu_us_per_op": cpu / n_ops * 1e6,
+        "p50_us": lat[len(lat) // 2] * 1e6,
+        "p99_us": lat[int(len(lat) * 0.99)] * 1e6,
+    }
 
 
 def redis_script_usec(url: str) -> tuple[int, int]:
@@ -91,15 +109,22 @@ def memory_per_entity(n_entities: int, events_per_entity: int) -> dict[str, floa
     for rep in range(events_per_entity):
         for i in range(n_entities):  # key strings are made here: the backend keeps them, so they count
             key = f"{i:012d}"
-            ops = [WindowOp(s, key, f"v{rng.randrange(9)}" if s.agg == "distinct" else 1_000.5)
-                   for s, _, _ in SPECS]
+            ops = [
+                WindowOp(s, key, f"v{rng.randrange(9)}" if s.agg == "distinct" else 1_000.5)
+                for s, _, _ in SPECS
+            ]
             b.update(ops, ts + rep * 4_000 + i * 1e-3)
     gc.collect()
     grown = resident_bytes() - before
     states = b.entity_count()
-    return {"entities": n_entities, "states": states, "events_per_entity": events_per_entity,
-            "rss_mib": grown / 2**20, "mib_per_million_entities": grown / n_entities * 1e6 / 2**20,
-            "bytes_per_state": grown / states}
+    return {
+        "entities": n_entities,
+        "states": states,
+        "events_per_entity": events_per_entity,
+        "rss_mib": grown / 2**20,
+        "mib_per_million_entities": grown / n_entities * 1e6 / 2**20,
+        "bytes_per_state": grown / states,
+    }
 
 
 def redis_memory(url: str, n_entities: int) -> dict[str, float]:
@@ -112,15 +137,20 @@ def redis_memory(url: str, n_entities: int) -> dict[str, float]:
     ts = 1_780_000_000.0
     for i in range(n_entities):
         key = f"{i:012d}"
-        b.update([WindowOp(s, key, "v1" if s.agg == "distinct" else 1_000.5) for s, _, _ in SPECS],
-                 ts + i * 1e-3)
+        b.update(
+            [WindowOp(s, key, "v1" if s.agg == "distinct" else 1_000.5) for s, _, _ in SPECS], ts + i * 1e-3
+        )
     keys = b.entity_count()
     grown = b.stats()["used_memory"] - before
     b.clear()
     b.close()
-    return {"entities": n_entities, "keys": keys, "used_memory_mib": grown / 2**20,
-            "mib_per_million_keys": grown / keys * 1e6 / 2**20,
-            "mib_per_million_entities": grown / n_entities * 1e6 / 2**20}
+    return {
+        "entities": n_entities,
+        "keys": keys,
+        "used_memory_mib": grown / 2**20,
+        "mib_per_million_keys": grown / keys * 1e6 / 2**20,
+        "mib_per_million_entities": grown / n_entities * 1e6 / 2**20,
+    }
 
 
 def redis_url_if_up() -> str | None:
@@ -140,29 +170,34 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         if name in res:
             r = res[name]
             server = f"{r['server_us_per_call']:.0f}" if "server_us_per_call" in r else "-"
-            rows.append(f"| {name} | {r['calls_s']:,.0f} | {r['ops_s']:,.0f} | {r['us_per_op']:.2f} | "
-                        f"{r['cpu_calls_s']:,.0f} | {r['cpu_us_per_op']:.2f} | {r['p50_us']:.0f} | "
-                        f"{r['p99_us']:.0f} | {server} |")
+            rows.append(
+                f"| {name} | {r['calls_s']:,.0f} | {r['ops_s']:,.0f} | {r['us_per_op']:.2f} | "
+                f"{r['cpu_calls_s']:,.0f} | {r['cpu_us_per_op']:.2f} | {r['p50_us']:.0f} | "
+                f"{r['p99_us']:.0f} | {server} |"
+            )
     mem = "\n".join(
         f"| memory | {x['entities']:,} x {x['events_per_entity']} event(s) | {x['states']:,} | "
         f"{x['rss_mib']:.0f} MiB | **{x['mib_per_million_entities']:,.0f} MiB** | {x['bytes_per_state']:.0f} B |"
-        for x in res["rss"])
+        for x in res["rss"]
+    )
     if "redis_mem" in res:
         x = res["redis_mem"]
-        mem += (f"\n| redis `used_memory` | {x['entities']:,} x 1 event | {x['keys']:,} keys | "
-                f"{x['used_memory_mib']:.0f} MiB | **{x['mib_per_million_entities']:,.0f} MiB** "
-                f"({x['mib_per_million_keys']:,.0f} MiB per million keys) | "
-                f"{x['used_memory_mib'] * 2**20 / x['keys']:.0f} B |")
+        mem += (
+            f"\n| redis `used_memory` | {x['entities']:,} x 1 event | {x['keys']:,} keys | "
+            f"{x['used_memory_mib']:.0f} MiB | **{x['mib_per_million_entities']:,.0f} MiB** "
+            f"({x['mib_per_million_keys']:,.0f} MiB per million keys) | "
+            f"{x['used_memory_mib'] * 2**20 / x['keys']:.0f} B |"
+        )
     return f"""# State backends: benchmark
 
-Produced by `.venv/bin/python bench/bench_state.py{' --quick' if args.quick else ''}` on {res['date']}.
+Produced by `.venv/bin/python bench/bench_state.py{" --quick" if args.quick else ""}` on {res["date"]}.
 
-Machine: {res['machine']}. Load average when it started: {res['load']} (other work was running on this
+Machine: {res["machine"]}. Load average when it started: {res["load"]} (other work was running on this
 2-core machine: treat these as lower bounds of what an idle core does).
 
 ## update_get throughput, 15 windowed features per event
 
-{res['n_events']:,} simulated loan applications (Redis: the first {res.get('n_redis', 0):,}) (repeat applicants, shared devices, phones, IPs; ~6 s
+{res["n_events"]:,} simulated loan applications (Redis: the first {res.get("n_redis", 0):,}) (repeat applicants, shared devices, phones, IPs; ~6 s
 apart), each one `update_get` call with the 15 features of a credit policy (count, distinct, sum, min,
 max, mean over 10 min to 30 days). One core, one client; for Redis one script call (EVALSHA) per event.
 "Wall" rates are what this run saw on a shared machine; "per CPU-second" divides by the client process's
@@ -193,11 +228,16 @@ window has passed (automatic sweep, `expire`, and TTLs in Redis).
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller run (a few seconds)")
-    ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/benchmarks/state.md")
+    ap.add_argument(
+        "--no-write", action="store_true", help="print only; do not write docs/benchmarks/state.md"
+    )
     args = ap.parse_args(argv)
     scale = 0.1 if args.quick else 1.0
-    res: dict[str, Any] = {"machine": describe(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                           "load": " / ".join(f"{x:.1f}" for x in os.getloadavg())}
+    res: dict[str, Any] = {
+        "machine": describe(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
     events = make_events(int(60_000 * scale))
     res["n_events"] = len(events)
     gc.collect()

@@ -26,13 +26,15 @@ def make_backend(request: pytest.FixtureRequest) -> Iterator[Callable[..., State
     def factory(*, allowed_lateness: float = 60.0, sweep: bool = False) -> StateBackend:
         b: StateBackend
         if redis_url is None:
-            b = MemoryStateBackend(allowed_lateness=allowed_lateness, sweep_every=7 if sweep else 0,
-                                   sweep_chunk=3)
+            b = MemoryStateBackend(
+                allowed_lateness=allowed_lateness, sweep_every=7 if sweep else 0, sweep_chunk=3
+            )
         else:
             from fsbrain.state.redis import RedisStateBackend
 
-            b = RedisStateBackend(url=redis_url, prefix=f"t{uuid.uuid4().hex[:10]}",
-                                  allowed_lateness=allowed_lateness)
+            b = RedisStateBackend(
+                url=redis_url, prefix=f"t{uuid.uuid4().hex[:10]}", allowed_lateness=allowed_lateness
+            )
         made.append(b)
         return b
 

@@ -18,12 +18,20 @@ def _ops(key: str, values: dict[str, Any]) -> list[WindowOp]:
 
 def test_each_aggregate_over_one_window(backend: Any) -> None:
     assert backend.update_get(_ops("k", {a: 4 for a in AGGREGATES} | {"distinct": "u1"}), 100.0) == [
-        1, 1, 4.0, 4.0, 4.0, 4.0]
-    got = backend.update_get(_ops("k", {"count": None, "distinct": "u2", "sum": 2.5, "min": -1,
-                                        "max": 7.25, "mean": 1}), 101.0)
+        1,
+        1,
+        4.0,
+        4.0,
+        4.0,
+        4.0,
+    ]
+    got = backend.update_get(
+        _ops("k", {"count": None, "distinct": "u2", "sum": 2.5, "min": -1, "max": 7.25, "mean": 1}), 101.0
+    )
     assert got == [2, 2, 6.5, -1.0, 7.25, 2.5]
-    got = backend.update_get(_ops("k", {"count": 1, "distinct": "u1", "sum": -0.5, "min": 3,
-                                        "max": 0, "mean": 4}), 125.0)
+    got = backend.update_get(
+        _ops("k", {"count": 1, "distinct": "u1", "sum": -0.5, "min": 3, "max": 0, "mean": 4}), 125.0
+    )
     assert got == [3, 2, 6.0, -1.0, 7.25, 3.0]
 
 
@@ -86,8 +94,10 @@ def test_none_value_only_reads(backend: Any) -> None:
     assert got == [3.0, 3.0, 3.0, 0]
 
 
-@pytest.mark.parametrize(("agg", "value"), [("sum", "12"), ("mean", float("nan")), ("min", float("inf")),
-                                            ("max", "high"), ("sum", [1])])
+@pytest.mark.parametrize(
+    ("agg", "value"),
+    [("sum", "12"), ("mean", float("nan")), ("min", float("inf")), ("max", "high"), ("sum", [1])],
+)
 def test_non_numeric_values_raise_input_error(backend: Any, agg: str, value: Any) -> None:
     with pytest.raises(InputError, match=rf"feature 'f_{agg}' \({agg}\): value .* is not a finite number"):
         backend.update_get([WindowOp(W60[agg], "k", value)], 1.0)
@@ -95,17 +105,26 @@ def test_non_numeric_values_raise_input_error(backend: Any, agg: str, value: Any
 
 def test_distinct_compares_values_by_their_string_form(backend: Any) -> None:
     spec = W60["distinct"]
-    assert backend.update_get([WindowOp(spec, "d", 1), WindowOp(spec, "d", "1"), WindowOp(spec, "d", 1.5),
-                               WindowOp(spec, "d", "a:b"), WindowOp(spec, "d", ""), WindowOp(spec, "d", "=a")],
-                              7.0) == [1, 1, 2, 3, 4, 5]
+    assert backend.update_get(
+        [
+            WindowOp(spec, "d", 1),
+            WindowOp(spec, "d", "1"),
+            WindowOp(spec, "d", 1.5),
+            WindowOp(spec, "d", "a:b"),
+            WindowOp(spec, "d", ""),
+            WindowOp(spec, "d", "=a"),
+        ],
+        7.0,
+    ) == [1, 1, 2, 3, 4, 5]
 
 
 def test_same_key_twice_in_one_call_and_separate_namespaces(backend: Any) -> None:
     a = WindowSpec(name="x", agg="count", window=60)
     b = WindowSpec(name="x", agg="sum", window=60)
     c = WindowSpec(name="x", agg="count", window=120)
-    got = backend.update_get([WindowOp(a, "k"), WindowOp(a, "k"), WindowOp(b, "k", 5), WindowOp(c, "k"),
-                              WindowOp(a, "other")], 1.0)
+    got = backend.update_get(
+        [WindowOp(a, "k"), WindowOp(a, "k"), WindowOp(b, "k", 5), WindowOp(c, "k"), WindowOp(a, "other")], 1.0
+    )
     assert got == [1, 2, 5.0, 1, 1]
     equal = WindowSpec(name="x", agg="count", window=60)  # an equal spec shares the state
     assert backend.get([WindowRead(equal, "k")], 1.0) == [2]
@@ -114,8 +133,9 @@ def test_same_key_twice_in_one_call_and_separate_namespaces(backend: Any) -> Non
 def test_update_then_get_equals_update_get(make_backend: Any) -> None:
     one, two = make_backend(), make_backend()
     for i in range(30):
-        ops = _ops(f"k{i % 3}", {"count": 1, "distinct": f"v{i % 4}", "sum": i * 0.1, "min": -i,
-                                 "max": i, "mean": i})
+        ops = _ops(
+            f"k{i % 3}", {"count": 1, "distinct": f"v{i % 4}", "sum": i * 0.1, "min": -i, "max": i, "mean": i}
+        )
         ts = 100.0 + 7 * i
         one.update(ops, ts)
         assert one.get([WindowRead(o.spec, o.key) for o in ops], ts) == two.update_get(ops, ts)
@@ -154,11 +174,14 @@ def test_clear_forgets_everything(backend: Any) -> None:
     assert backend.stats()["backend"] == backend.name
 
 
-@pytest.mark.parametrize(("kw", "problem"), [
-    ({"agg": "median", "window": 60}, "unknown aggregate 'median'"),
-    ({"agg": "count", "window": 0.5}, "window 0.5s outside"),
-    ({"agg": "count", "window": 60, "bucket": 61}, "bucket 61s must be in"),
-])
+@pytest.mark.parametrize(
+    ("kw", "problem"),
+    [
+        ({"agg": "median", "window": 60}, "unknown aggregate 'median'"),
+        ({"agg": "count", "window": 0.5}, "window 0.5s outside"),
+        ({"agg": "count", "window": 60, "bucket": 61}, "bucket 61s must be in"),
+    ],
+)
 def test_invalid_specs_are_rejected(kw: dict[str, Any], problem: str) -> None:
     with pytest.raises(InputError, match=problem):
         WindowSpec(name="bad", **kw)

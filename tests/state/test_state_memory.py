@@ -49,7 +49,9 @@ def test_concurrent_expire_and_updates_stay_consistent() -> None:
         for i in range(40):
             b.expire(1_000.0 + i)
 
-    threads = [threading.Thread(target=work, args=(o,)) for o in (0, 250)] + [threading.Thread(target=sweeper)]
+    threads = [threading.Thread(target=work, args=(o,)) for o in (0, 250)] + [
+        threading.Thread(target=sweeper)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -75,11 +77,14 @@ def test_stats_report_entities_and_resident_memory() -> None:
     assert stats["rss_bytes"] == resident_bytes() or stats["rss_bytes"] > 1_000_000
 
 
-@pytest.mark.parametrize(("kw", "problem"), [
-    ({"allowed_lateness": -1}, "allowed_lateness"),
-    ({"sweep_chunk": 0}, "sweep_chunk"),
-    ({"allowed_lateness": float("inf")}, "allowed_lateness"),
-])
+@pytest.mark.parametrize(
+    ("kw", "problem"),
+    [
+        ({"allowed_lateness": -1}, "allowed_lateness"),
+        ({"sweep_chunk": 0}, "sweep_chunk"),
+        ({"allowed_lateness": float("inf")}, "allowed_lateness"),
+    ],
+)
 def test_invalid_configuration_is_an_input_error(kw: dict[str, float], problem: str) -> None:
     with pytest.raises(InputError, match=rf"invalid memory state backend configuration.*{problem}"):
         MemoryStateBackend(**kw)  # type: ignore[arg-type]
@@ -98,6 +103,16 @@ def test_registry_matches_the_backend_classes() -> None:
 
 
 def test_public_exports_are_deliberate() -> None:
-    assert sorted(state_pkg.__all__) == sorted([
-        "AGGREGATES", "BACKEND_CLASS_FOR_TYPE", "MemoryStateBackend", "MemoryStateBackendConfig",
-        "StateBackend", "WindowOp", "WindowRead", "WindowSpec", "make_backend"])
+    assert sorted(state_pkg.__all__) == sorted(
+        [
+            "AGGREGATES",
+            "BACKEND_CLASS_FOR_TYPE",
+            "MemoryStateBackend",
+            "MemoryStateBackendConfig",
+            "StateBackend",
+            "WindowOp",
+            "WindowRead",
+            "WindowSpec",
+            "make_backend",
+        ]
+    )

@@ -31,8 +31,9 @@ SPECS = [
 ]
 KEYS = ["a", "b", "c"]
 
-numbers = st.one_of(st.none(), st.integers(-1000, 1000),
-                    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+numbers = st.one_of(
+    st.none(), st.integers(-1000, 1000), st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+)
 distinct_values = st.one_of(st.none(), st.sampled_from(["x", "y", "", "1"]), st.integers(0, 3))
 
 
@@ -75,10 +76,14 @@ def run_against_oracle(backend: Any, oracle: Oracle, steps: list[Any]) -> None:
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(step, min_size=1, max_size=40), lateness=st.sampled_from([0.0, 5.0, 60.0]),
-       sweep=st.booleans())
-def test_matches_oracle_after_every_step(make_backend: Any, steps: list[Any], lateness: float,
-                                         sweep: bool) -> None:
+@given(
+    steps=st.lists(step, min_size=1, max_size=40),
+    lateness=st.sampled_from([0.0, 5.0, 60.0]),
+    sweep=st.booleans(),
+)
+def test_matches_oracle_after_every_step(
+    make_backend: Any, steps: list[Any], lateness: float, sweep: bool
+) -> None:
     backend = make_backend(allowed_lateness=lateness, sweep=sweep)
     run_against_oracle(backend, Oracle(lateness), steps)
 

@@ -34,8 +34,10 @@ def raw(redis_url: str) -> Any:
 def test_key_layout_v1(redis_url: str, raw: Any, prefix: str) -> None:
     b = RedisStateBackend(url=redis_url, prefix=prefix)
     b.update([WindowOp(SPECS[a], "ip 1.2.3.4", 4) for a in AGGREGATES], 1_000.5)
-    b.update([WindowOp(SPECS["distinct"], "ip 1.2.3.4", "a:b"), WindowOp(SPECS["mean"], "ip 1.2.3.4", 0.25)],
-             1_001.0)
+    b.update(
+        [WindowOp(SPECS["distinct"], "ip 1.2.3.4", "a:b"), WindowOp(SPECS["mean"], "ip 1.2.3.4", 0.25)],
+        1_001.0,
+    )
     assert raw.get(f"{prefix}:v1:clock") == b"1001.0"
     layout = {k.decode(): raw.hgetall(k) for k in raw.scan_iter(match=f"{prefix}:v1:w:*")}
     assert layout == {
@@ -112,10 +114,17 @@ def test_clear_deletes_only_its_own_prefix(redis_url: str, raw: Any, prefix: str
 
 def test_unreachable_redis_raises_backend_error_without_the_password() -> None:
     b = RedisStateBackend(url="redis://:s3cret@127.0.0.1:1/0", socket_connect_timeout=0.5)
-    for call in (lambda: b.update_get([WindowOp(SPECS["count"], "k")], 1.0),
-                 lambda: b.get([WindowRead(SPECS["count"], "k")], 1.0), lambda: b.expire(1.0), b.ping):
-        with pytest.raises(BackendError, match=r"Redis state backend at redis://:\*\*\*@127\.0\.0\.1:1/0: "
-                                               r"\w+ failed: ConnectionError") as info:
+    for call in (
+        lambda: b.update_get([WindowOp(SPECS["count"], "k")], 1.0),
+        lambda: b.get([WindowRead(SPECS["count"], "k")], 1.0),
+        lambda: b.expire(1.0),
+        b.ping,
+    ):
+        with pytest.raises(
+            BackendError,
+            match=r"Redis state backend at redis://:\*\*\*@127\.0\.0\.1:1/0: "
+            r"\w+ failed: ConnectionError",
+        ) as info:
             call()
         assert "s3cret" not in str(info.value)
         assert info.value.http_status == 503
@@ -128,12 +137,15 @@ def test_redis_errors_become_backend_errors(redis_url: str, raw: Any, prefix: st
         b.update_get([WindowOp(SPECS["count"], "k")], 1.0)
 
 
-@pytest.mark.parametrize(("kw", "problem"), [
-    ({"hostname": "x"}, "Extra inputs are not permitted"),
-    ({"prefix": "a:b"}, "String should match pattern"),
-    ({"socket_timeout": 0}, "greater than 0"),
-    ({"url": "http://127.0.0.1"}, "invalid Redis URL"),
-])
+@pytest.mark.parametrize(
+    ("kw", "problem"),
+    [
+        ({"hostname": "x"}, "Extra inputs are not permitted"),
+        ({"prefix": "a:b"}, "String should match pattern"),
+        ({"socket_timeout": 0}, "greater than 0"),
+        ({"url": "http://127.0.0.1"}, "invalid Redis URL"),
+    ],
+)
 def test_invalid_configuration_is_an_input_error(kw: dict[str, Any], problem: str) -> None:
     with pytest.raises(InputError, match=problem):
         RedisStateBackend(**kw)

@@ -30,7 +30,9 @@ def make_backend(kind: str = "memory", **kwargs: Any) -> StateBackend:
     try:
         path = BACKEND_CLASS_FOR_TYPE[kind]
     except KeyError:
-        raise InputError(f"unknown state backend {kind!r} (one of {sorted(BACKEND_CLASS_FOR_TYPE)})") from None
+        raise InputError(
+            f"unknown state backend {kind!r} (one of {sorted(BACKEND_CLASS_FOR_TYPE)})"
+        ) from None
     mod, _, cls = path.rpartition(".")
     return getattr(importlib.import_module(mod), cls)(**kwargs)  # type: ignore[no-any-return]
 

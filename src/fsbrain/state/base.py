@@ -73,7 +73,9 @@ class WindowSpec:
         if self.agg not in AGGREGATES:
             raise InputError(f"feature {self.name!r}: unknown aggregate {self.agg!r} (one of {AGGREGATES})")
         if not (MIN_WINDOW <= self.window <= MAX_WINDOW):
-            raise InputError(f"feature {self.name!r}: window {self.window}s outside [{MIN_WINDOW}, {MAX_WINDOW}]")
+            raise InputError(
+                f"feature {self.name!r}: window {self.window}s outside [{MIN_WINDOW}, {MAX_WINDOW}]"
+            )
         if not self.bucket:
             object.__setattr__(self, "bucket", max(1.0, float(self.window) / DEFAULT_BUCKETS))
         if self.bucket <= 0 or self.bucket > self.window:
@@ -167,7 +169,9 @@ def config_error(kind: str, exc: Any) -> Exception:
     """An ``InputError`` naming every invalid field of a backend config (from a pydantic error)."""
     from fsbrain.core.errors import InputError
 
-    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+    )
     return InputError(f"invalid {kind} state backend configuration: {problems}")
 
 

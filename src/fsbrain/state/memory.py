@@ -33,8 +33,12 @@ from fsbrain.state.base import (
 
 _floor = math.floor
 SPACE_FOR_AGG: dict[str, type[Space]] = {
-    "count": CountSpace, "sum": SumSpace, "mean": MeanSpace,
-    "min": MinSpace, "max": MaxSpace, "distinct": DistinctSpace,
+    "count": CountSpace,
+    "sum": SumSpace,
+    "mean": MeanSpace,
+    "min": MinSpace,
+    "max": MaxSpace,
+    "distinct": DistinctSpace,
 }
 _EXPIRE_CHUNK = 4096
 
@@ -87,11 +91,17 @@ class MemoryStateBackend(StateBackend):
 
     name = "memory"
 
-    def __init__(self, *, allowed_lateness: float = DEFAULT_ALLOWED_LATENESS, sweep_every: int = 8192,
-                 sweep_chunk: int = 512) -> None:
+    def __init__(
+        self,
+        *,
+        allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
+        sweep_every: int = 8192,
+        sweep_chunk: int = 512,
+    ) -> None:
         try:
-            cfg = MemoryStateBackendConfig(allowed_lateness=allowed_lateness, sweep_every=sweep_every,
-                                           sweep_chunk=sweep_chunk)
+            cfg = MemoryStateBackendConfig(
+                allowed_lateness=allowed_lateness, sweep_every=sweep_every, sweep_chunk=sweep_chunk
+            )
         except ValidationError as exc:
             raise config_error("memory", exc) from exc
         self.allowed_lateness = cfg.allowed_lateness
@@ -107,8 +117,11 @@ class MemoryStateBackend(StateBackend):
     @classmethod
     def from_config(cls, config: MemoryStateBackendConfig) -> MemoryStateBackend:
         """Build from a validated config."""
-        return cls(allowed_lateness=config.allowed_lateness, sweep_every=config.sweep_every,
-                   sweep_chunk=config.sweep_chunk)
+        return cls(
+            allowed_lateness=config.allowed_lateness,
+            sweep_every=config.sweep_every,
+            sweep_chunk=config.sweep_chunk,
+        )
 
     # -- helpers ---------------------------------------------------------------------------------
     def _entry(self, spec: WindowSpec) -> tuple[WindowSpec, Space, Any, float]:
@@ -177,8 +190,8 @@ class MemoryStateBackend(StateBackend):
             if not self._todo:
                 return 0
         sp, keys = self._todo[-1]
-        chunk = keys[-self.sweep_chunk:]
-        del keys[-self.sweep_chunk:]
+        chunk = keys[-self.sweep_chunk :]
+        del keys[-self.sweep_chunk :]
         if not keys:
             self._todo.pop()
         return sp.sweep(chunk, _floor(w / sp.bucket))
@@ -220,7 +233,7 @@ class MemoryStateBackend(StateBackend):
             bw = _floor(cut / sp.bucket)
             for i in range(0, len(keys), _EXPIRE_CHUNK):
                 with self._lock:
-                    freed += sp.expire(keys[i:i + _EXPIRE_CHUNK], bw)
+                    freed += sp.expire(keys[i : i + _EXPIRE_CHUNK], bw)
         return freed
 
     def clear(self) -> None:
@@ -237,5 +250,10 @@ class MemoryStateBackend(StateBackend):
 
     def stats(self) -> dict[str, Any]:
         """Cheap sizes for /metrics: entities held, features, the clock and the process's RSS."""
-        return {"backend": self.name, "entities": self.entity_count(), "features": len(self._spaces),
-                "clock": self._clock, "rss_bytes": resident_bytes()}
+        return {
+            "backend": self.name,
+            "entities": self.entity_count(),
+            "features": len(self._spaces),
+            "clock": self._clock,
+            "rss_bytes": resident_bytes(),
+        }

@@ -103,8 +103,10 @@ class RedisStateBackend(StateBackend):
         self._lateness = repr(float(config.allowed_lateness))
         try:
             self._client = redis_lib.Redis.from_url(
-                config.url, socket_timeout=config.socket_timeout,
-                socket_connect_timeout=config.socket_connect_timeout)
+                config.url,
+                socket_timeout=config.socket_timeout,
+                socket_connect_timeout=config.socket_connect_timeout,
+            )
         except ValueError as exc:
             raise InputError(f"invalid Redis URL {self._where!r}: {exc}") from exc
         self._ug = self._client.register_script(UPDATE_GET)
@@ -113,18 +115,24 @@ class RedisStateBackend(StateBackend):
 
     # -- helpers ---------------------------------------------------------------------------------
     def _fail(self, what: str, exc: Exception) -> BackendError:
-        return BackendError(f"Redis state backend at {self._where}: {what} failed: "
-                            f"{type(exc).__name__}: {exc}")
+        return BackendError(
+            f"Redis state backend at {self._where}: {what} failed: {type(exc).__name__}: {exc}"
+        )
 
     def _meta(self, spec: WindowSpec) -> tuple[str, str, str]:
         """``(key prefix, aggregate code, script meta "<code> <n> <bucket> <ttl ms>")`` of a spec."""
         hit = self._specs.get(id(spec))
         if hit is not None and hit[0] is spec:
             return hit[1]
-        ttl_ms = int((spec.window + spec.bucket + self.config.allowed_lateness + self.config.ttl_grace) * 1000)
+        ttl_ms = int(
+            (spec.window + spec.bucket + self.config.allowed_lateness + self.config.ttl_grace) * 1000
+        )
         code = AGG_CODES[spec.agg]
-        meta = (f"{self._base}w:{state_namespace(spec)}:", code,
-                f"{code} {spec.n_buckets} {float(spec.bucket)!r} {max(1, ttl_ms)}")
+        meta = (
+            f"{self._base}w:{state_namespace(spec)}:",
+            code,
+            f"{code} {spec.n_buckets} {float(spec.bucket)!r} {max(1, ttl_ms)}",
+        )
         if len(self._specs) > 65536:
             self._specs.clear()
         self._specs[id(spec)] = (spec, meta)  # keeps the spec alive, so its id cannot be reused
@@ -140,8 +148,12 @@ class RedisStateBackend(StateBackend):
             return repr(to_float(spec, value))
         return str(to_units(spec, value))
 
-    def _call(self, mode: str, items: Sequence[WindowOp] | Sequence[WindowRead], ts: float,
-              ) -> list[Any]:
+    def _call(
+        self,
+        mode: str,
+        items: Sequence[WindowOp] | Sequence[WindowRead],
+        ts: float,
+    ) -> list[Any]:
         keys = [self._clock_key]
         args: list[Any] = [mode, "" if mode == "g" else repr(float(ts)), self._lateness]
         codes = []
@@ -207,7 +219,7 @@ class RedisStateBackend(StateBackend):
                 keys: list[Any] = [self._clock_key]
                 args: list[Any] = [repr(float(now)), self._lateness]
                 for key in batch:
-                    ns = key[len(wpre):].split(b":", 1)[0].decode("utf-8", "replace")
+                    ns = key[len(wpre) :].split(b":", 1)[0].decode("utf-8", "replace")
                     m = _NS_RE.search(ns)
                     if m is None:
                         continue
@@ -252,5 +264,10 @@ class RedisStateBackend(StateBackend):
             keys = self._client.dbsize()
         except redis_lib.RedisError as exc:
             raise self._fail("stats", exc) from exc
-        return {"backend": self.name, "used_memory": int(mem["used_memory"]), "db_keys": int(keys),
-                "prefix": self.config.prefix, "layout_version": LAYOUT_VERSION}
+        return {
+            "backend": self.name,
+            "used_memory": int(mem["used_memory"]),
+            "db_keys": int(keys),
+            "prefix": self.config.prefix,
+            "layout_version": LAYOUT_VERSION,
+        }
