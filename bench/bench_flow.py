@@ -127,6 +127,7 @@ def collector(rate: float, seconds: float) -> dict:
     cpu = time.process_time() - c0
     s = col.summary()
     col.finish()
+    col.close()
     got = s["collector"]["records"]
     return {"target_rate": rate, "sent": sent, "send_rate": sent / took, "received": got,
             "lost": sent - got, "kernel_drops": s["collector"]["kernel_drops"], "collector_cpu_s": cpu,

@@ -187,3 +187,12 @@ def test_two_collectors_sharing_redis_add_up(redis_url):
         for be in backends:
             be.close()
     assert any(x.labels == ["ddos_syn_flood"] for x in alerts)
+
+
+def test_idle_time_evaluates_buffered_windows_and_ends_attacks():
+    det = VolumetricDetector()
+    det.process(_flood(100, 50_000, 3))
+    assert len(det.drain_started()) == 1  # windows 1000 evaluated; 1001-1002 wait for late records
+    assert det.idle(1.0) == []  # within the lateness allowance
+    ended = det.idle(10.0)
+    assert [a.labels for a in ended] == [["ddos_syn_flood"]] and ended[0].end == 1003.0

@@ -102,3 +102,36 @@ def test_simulate_writes_flows_and_truth(runner, tmp_path, monkeypatch):
         scan = runner.invoke(app, ["flow", "scan", str(out), "--format", "jsonl"])
         alerts = [json.loads(x) for x in scan.stdout.splitlines() if x.startswith("{")]
         assert [a["labels"] for a in alerts] == [["ddos_icmp_flood"]], scan.output
+
+
+def test_collect_command_receives_sflow_and_reports(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from fsbrain.domains.flow.sflow import encode_sflow, ipv4_header, packet_sample
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    alerts, stats = tmp_path / "alerts.jsonl", tmp_path / "stats.json"
+    proc = subprocess.Popen([sys.executable, "-c", "from fsbrain.cli import main; main()", "flow", "collect",
+                             "--listen", f"127.0.0.1:{port}", "--duration", "12", "--out", str(alerts),
+                             "--stats-file", str(stats)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    line = proc.stderr.readline()  # "listening on …" once the socket is bound
+    assert "listening on" in line, line
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for k in range(300):
+        hdr = ipv4_header(0x0B000000 + k, 0xCB007105, 17, 123, 4444)
+        s.sendto(encode_sflow([packet_sample(hdr, 468, 1000)] * 8), ("127.0.0.1", port))
+    s.close()
+    err = proc.communicate(timeout=max(1, deadline - time.time()))[1]
+    assert proc.returncode == 0, err
+    summary = json.loads(stats.read_text())
+    assert summary["sflow"]["records"] == 2400 and summary["collector"]["datagrams"] == 300
+    got = [json.loads(x) for x in alerts.read_text().splitlines()]
+    assert {a["labels"][0] for a in got} == {"ddos_amplification"}
+    assert [a["end"] is None for a in got] == [True, False]  # at start, then at the end

@@ -72,6 +72,7 @@ def test_softflowd_exports_reach_and_decode(tmp_path, version):
         col.stop()
         th.join(timeout=10)
     final = col.finish()
+    col.close()
     recs = np.concatenate(got)
     flood = recs[(recs["dst"] == ip_to_int("127.0.0.2")) & (recs["proto"] == 17) & (recs["dport"] == 9999)]
     # softflowd's libpcap capture may miss a few packets on a loaded machine; nothing is invented

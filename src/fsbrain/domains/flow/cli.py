@@ -106,6 +106,7 @@ def register(app: typer.Typer) -> None:
         for a in col.finish()[already:]:
             emit(a)
         summary = col.summary()
+        col.close()
         typer.echo(json.dumps(summary, default=float), err=True)
         if stats_file:
             stats_file.write_text(json.dumps(summary, default=float, indent=1))

@@ -100,6 +100,7 @@ class UdpCollector:
         self.sflow = SflowDecoder()
         self.stats = CollectorStats()
         self.stop_event = threading.Event()
+        self._last_data = time.time()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
             if opt is None:
@@ -120,7 +121,11 @@ class UdpCollector:
 
     @property
     def rcvbuf(self) -> int:
-        return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        """The kernel receive buffer actually granted (bytes)."""
+        try:
+            return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        except OSError:  # closed
+            return 0
 
     def run(self, duration: float | None = None) -> CollectorStats:
         """Receive until :meth:`stop` or ``duration`` seconds; returns the counters.
@@ -172,24 +177,32 @@ class UdpCollector:
             parts.append(self.sflow.decode(data, now=t))
         parts = [p for p in parts if len(p)]
         if not parts:
+            if self.detector is not None:  # quiet: close windows and attacks by the wall clock
+                self._emit(self.detector.idle(time.time() - self._last_data))
             return
+        self._last_data = time.time()
         recs = np.concatenate(parts)
         self.stats.records += len(recs)
         if self.on_records is not None:
             self.on_records(recs)
         if self.detector is None:
             return
-        ended = self.detector.process(recs)
+        self._emit(self.detector.process(recs))
+
+    def _emit(self, ended: list[Alert]) -> None:
+        assert self.detector is not None
         for a in self.detector.drain_started() + ended:
             self.stats.alerts += 1
             if self.on_alert is not None:
                 self.on_alert(a)
 
     def finish(self) -> list[Alert]:
-        """Close open attacks (at shutdown) and the socket; returns the final alerts."""
-        out = self.detector.finish() if self.detector is not None else []
+        """Close open attacks (at shutdown); returns every alert of the run."""
+        return self.detector.finish() if self.detector is not None else []
+
+    def close(self) -> None:
+        """Release the socket."""
         self.sock.close()
-        return out
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -121,6 +121,23 @@ class VolumetricDetector:
         self._flush(cutoff)
         return self.closed[before:]
 
+    def idle(self, seconds: float) -> list[Alert]:
+        """No records arrived for ``seconds`` (streaming): evaluate what is buffered, and let attacks end
+        as if that many empty windows had passed.
+
+        Returns:
+            Alerts of attacks that ended.
+        """
+        c = self.config
+        extra = int(seconds / c.window)
+        if not self._buf and not self.active or extra <= c.lateness_windows:
+            return []
+        before = len(self.closed)
+        if self._buf:
+            self._flush(self._watermark)
+        self._close_quiet(self._watermark + extra - c.lateness_windows)
+        return self.closed[before:]
+
     def finish(self) -> list[Alert]:
         """Evaluate everything buffered and close every open attack; returns all alerts of the run."""
         self._flush(self._watermark)
