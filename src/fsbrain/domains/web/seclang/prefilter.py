@@ -101,21 +101,13 @@ class Prefilter:
 
     @staticmethod
     def _scan(tr: Transaction, g: _Group) -> set[int]:
-        parts: list[bytes] = []
-        for c in g.colls:
-            if c == "XML":
-                entries = tr.xml("/*") + tr.xml("//@*")
-            else:
-                entries = tr.collection(c)
-            for _k, v in entries:
-                parts.append(tr.transformed(v, g.transforms, g.tfuncs))
-        for c in g.scalars:
-            v = tr.scalar(c)
-            if v is not None:
-                parts.append(tr.transformed(v, g.transforms, g.tfuncs))
-        if not parts:
+        parts = [tr.joined(c, g.transforms, g.tfuncs) for c in g.colls]
+        parts += [tr.joined(c, g.transforms, g.tfuncs, scalar=True) for c in g.scalars]
+        present = [p for p in parts if p is not None]
+        if not present:
             return set()
-        idx = g.set.Match(b"\n".join(parts))  # type: ignore[union-attr]
+        text = b"\n".join(present)
+        idx = g.set.Match(text)  # type: ignore[union-attr]
         if not idx:
             return set()
         rules = g.rules

