@@ -135,3 +135,23 @@ def test_collect_command_receives_sflow_and_reports(tmp_path):
     got = [json.loads(x) for x in alerts.read_text().splitlines()]
     assert {a["labels"][0] for a in got} == {"ddos_amplification"}
     assert [a["end"] is None for a in got] == [True, False]  # at start, then at the end
+
+
+def test_scan_saves_and_reloads_learned_baselines(runner, tmp_path):
+    from fsbrain.domains.flow.cli import write_records
+    from fsbrain.domains.flow.detector import VolumetricDetector
+    from fsbrain.domains.flow.simulator import Scenario, simulate
+
+    recs, _ = simulate(Scenario(start=1793577600.0, hours=0.1))
+    csv_path = tmp_path / "normal.csv"
+    write_records(recs, csv_path)
+    base = tmp_path / "baseline.json"
+    res = runner.invoke(app, ["flow", "scan", str(csv_path), "--baseline", str(base), "--format", "jsonl"])
+    assert res.exit_code == 0, res.output
+    det = VolumetricDetector()
+    det.load_baselines(str(base))
+    assert len(det.baselines["host"]) == 40
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"window": 2.0}')
+    res = runner.invoke(app, ["flow", "scan", str(csv_path), "--baseline", str(bad)])
+    assert res.exit_code != 0 and "another window" in str(res.exception)

@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", help="detector YAML config"),
         input_format: str = typer.Option("auto", "--input-format", help="auto, cicflowmeter, nfdump or pcap"),
         stats: bool = typer.Option(False, "--stats", help="print decode and detector counters to stderr"),
+        baseline: Path | None = typer.Option(None, "--baseline", help="learned baselines: loaded if the file "
+                                             "exists, saved after the run"),
     ) -> None:
         """Detect volumetric attacks in flow files (read in time order, one detector across all files)."""
         from fsbrain.domains.flow.detector import VolumetricDetector
@@ -67,12 +69,16 @@ def register(app: typer.Typer) -> None:
         if format not in ("jsonl", "table"):
             raise InputError(f"--format {format!r}: use jsonl or table")
         det = VolumetricDetector(_config(config))
+        if baseline is not None and baseline.exists():
+            det.load_baselines(str(baseline))
         ds = DecodeStats()
         for f in files:
             for batch in read_flows(f, input_format, ds):
                 if len(batch):
                     det.process(batch[batch["ts"].argsort(kind="stable")])
         alerts = det.finish()
+        if baseline is not None:
+            det.save_baselines(str(baseline))
         _emit(alerts, format, sys.stdout)
         if stats:
             typer.echo(json.dumps({"decode": ds.to_dict(), "detector": det.stats()}, default=float), err=True)
@@ -84,6 +90,8 @@ def register(app: typer.Typer) -> None:
         duration: float = typer.Option(0.0, "--duration", help="stop after this many seconds (0: until Ctrl-C)"),
         out: Path | None = typer.Option(None, "--out", help="append alerts as JSON lines here (default stdout)"),
         stats_file: Path | None = typer.Option(None, "--stats-file", help="write final counters (JSON) here"),
+        baseline: Path | None = typer.Option(None, "--baseline", help="learned baselines: loaded if the file "
+                                             "exists, saved at exit"),
     ) -> None:
         """Receive flow exports over UDP and print alerts as attacks start and end (JSON lines)."""
         from fsbrain.domains.flow.collector import UdpCollector, parse_listen
@@ -95,7 +103,10 @@ def register(app: typer.Typer) -> None:
             sink.write(json.dumps(a.to_dict(), default=float) + "\n")
             sink.flush()
 
-        col = UdpCollector(parse_listen(listen), detector=VolumetricDetector(_config(config)), on_alert=emit)
+        det = VolumetricDetector(_config(config))
+        if baseline is not None and baseline.exists():
+            det.load_baselines(str(baseline))
+        col = UdpCollector(parse_listen(listen), detector=det, on_alert=emit)
         signal.signal(signal.SIGTERM, lambda *_: col.stop())
         typer.echo(f"listening on {col.address[0]}:{col.address[1]} (rcvbuf {col.rcvbuf} bytes)", err=True)
         try:
@@ -107,6 +118,8 @@ def register(app: typer.Typer) -> None:
             emit(a)
         summary = col.summary()
         col.close()
+        if baseline is not None:
+            det.save_baselines(str(baseline))
         typer.echo(json.dumps(summary, default=float), err=True)
         if stats_file:
             stats_file.write_text(json.dumps(summary, default=float, indent=1))

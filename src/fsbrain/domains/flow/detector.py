@@ -335,6 +335,36 @@ class VolumetricDetector:
         if len(self.closed) > 10_000:
             del self.closed[: len(self.closed) - 10_000]
 
+    def save_baselines(self, path: str) -> None:
+        """Write the learned baselines (both levels) as versioned JSON, to start the next run with them."""
+        import json
+
+        data = {"window": self.config.window, "subnet_prefix": self.config.subnet_prefix,
+                **{level: b.to_dict() for level, b in self.baselines.items()}}
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+
+    def load_baselines(self, path: str) -> None:
+        """Load baselines written by :meth:`save_baselines`.
+
+        Raises:
+            InputError: unreadable file, or baselines learned with another window, subnet prefix,
+                slot count or format version.
+        """
+        import json
+
+        from fsbrain.core.errors import InputError
+
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            if data.get("window") != self.config.window or data.get("subnet_prefix") != self.config.subnet_prefix:
+                raise ValueError("learned with another window or subnet prefix")
+            for level, b in self.baselines.items():
+                b.load_dict(data[level])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: cannot load flow baselines: {exc}") from exc
+
     def stats(self) -> dict[str, Any]:
         """Counters for status screens and the API."""
         return {"records": self.records, "late_records": self.late_records,
