@@ -136,3 +136,11 @@ def test_malformed_lines_are_noted_not_fatal(tmp_path):
     root = host(tmp_path, BASE_PASSWD + "broken line without fields\n\x00\xff:x\n")
     r = run_audit(root, checks=["accounts"])
     assert any("malformed" in n for n in r.notes)
+
+
+@pytest.mark.parametrize(("mode", "hit"), [(0o640, False), (0o600, False), (0o000, False), (0o644, True),
+                                           (0o660, True), (0o642, True)])
+def test_shadow_file_permissions(tmp_path, mode, hit):
+    root = host(tmp_path, BASE_PASSWD, "root:!:1::::::\n")
+    os.chmod(root / "etc" / "shadow", mode)
+    assert bool(ids(run_audit(root, checks=["FSB-ACC-010"]), "FSB-ACC-010")) is hit

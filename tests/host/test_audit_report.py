@@ -32,7 +32,7 @@ def bad_host(root: Path) -> Path:
           "alice:x:1000:1000::/home/alice:/bin/bash\nalias:x:1000:1000::/home/alice:/bin/bash\n"
           "ghost:x:1001:1001::/nope:/bin/bash\nbackup:x:34:34::/root:/bin/sh\nbad name:x:1002:1002::/root:/bin/sh\n"
           "old:$1$ab$cdefghijklmnopqrstuvwx:1003:1003::/root:/usr/sbin/nologin\n")
-    write(root, "/etc/shadow", f"root::1::::::\nalice:{weak}:1::::::\n", 0o640)
+    write(root, "/etc/shadow", f"root::1::::::\nalice:{weak}:1::::::\n", 0o644)
     (root / "root").mkdir()
     (root / "home" / "alice").mkdir(parents=True)
     write(root, "/etc/ssh/sshd_config", "PermitRootLogin yes\nPermitEmptyPasswords yes\nProtocol 1\n"

@@ -9,6 +9,7 @@ Evidence never contains a hash or a password, only the account name and the line
 from __future__ import annotations
 
 import re
+import stat
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -111,6 +112,16 @@ def check_accounts(fs: HostFS) -> list[Finding]:
             names = ",".join(g.name for g in group)
             found.append(Finding(check_id="FSB-ACC-004", file="/etc/passwd", line=group[1].line, value=names,
                                  detail=f"UID {uid} is shared by {names}"))
+    return found
+
+
+def check_shadow_modes(fs: HostFS) -> list[Finding]:
+    """FSB-ACC-010: ``/etc/shadow`` and ``/etc/gshadow`` readable by others or writable by group/others."""
+    found = []
+    for path in ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"):
+        st = fs.stat(path)
+        if st is not None and st.st_mode & 0o026:
+            found.append(Finding(check_id="FSB-ACC-010", file=path, value=stat.filemode(st.st_mode)))
     return found
 
 

@@ -131,6 +131,7 @@ def run_audit(root: str | Path = "/", *, checks: Iterable[str] | None = None,
     steps: list[tuple[tuple[str, ...], Callable[[], list[Finding]]]] = [
         (("FSB-ACC-003", "FSB-ACC-004", "FSB-ACC-005", "FSB-ACC-006", "FSB-ACC-007", "FSB-ACC-009"),
          lambda: accounts.check_accounts(fs)),
+        (("FSB-ACC-010",), lambda: accounts.check_shadow_modes(fs)),
         (("FSB-ACC-001", "FSB-ACC-002", "FSB-ACC-008"),
          lambda: accounts.check_passwords(fs, weak, budget_s=password_budget_s)),
         (tuple(c for c in cat if c.startswith("FSB-SSH")), lambda: sshd.check_sshd(fs)),
