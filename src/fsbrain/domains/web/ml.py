@@ -41,6 +41,8 @@ MODEL_VERSION = 2
 CLASSES = ("benign", "sqli", "xss", "rce", "lfi", "rfi", "php", "java", "ssrf")
 NGRAM_RANGE = (1, 4)
 MAX_MODEL_CHARS = 4096
+CACHE_SIZE = 65536
+CACHE_MAX_CHARS = 512
 DEFAULT_MODEL_PATH = Path(__file__).with_name("models") / "web_ngram.json.gz"
 DATA_DIR = Path(__file__).with_name("data")
 
@@ -156,6 +158,7 @@ class WebModel:
         self.binary = np.asarray(binary, dtype=np.float32)
         self.binary_bias = float(binary_bias)
         self._bin = dict(zip(self.vocab, self.binary.tolist(), strict=True))
+        self._cache: dict[tuple[str, bool, int], ValueScore] = {}
 
     # -- persistence -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -222,7 +225,22 @@ class WebModel:
             value: the value as received (URL-encoded or not).
             explain: compute the top n-grams (skip for speed when the verdict is not shown).
             top: how many n-grams to report.
+
+        Scores of values up to ``CACHE_MAX_CHARS`` long are cached (``CACHE_SIZE`` entries): User-Agent
+        strings, cookie values and common search terms repeat across requests. Treat results as read-only.
         """
+        key = (value, explain, top)
+        hit = self._cache.get(key) if len(value) <= CACHE_MAX_CHARS else None
+        if hit is not None:
+            return hit
+        out = self._score(value, explain=explain, top=top)
+        if len(value) <= CACHE_MAX_CHARS:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = out
+        return out
+
+    def _score(self, value: str, *, explain: bool, top: int) -> ValueScore:
         grams = ngrams(normalize(value))
         get = self._bin.get
         ws = [w for g in grams if (w := get(g)) is not None]
