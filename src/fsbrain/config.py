@@ -21,6 +21,11 @@ class StateConfig(BaseModel):
     type: Literal["memory", "redis"] = Field(default="memory", description="Where windowed features live.")
     url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL (type redis only).")
     prefix: str = Field(default="fsb", description="Key prefix in Redis.")
+    allowed_lateness: float = Field(default=60.0, ge=0, le=86400,
+                                    description="How late (seconds behind the newest event) an event may arrive and "
+                                                "still count everywhere; the same for every worker.")
+    socket_timeout: float = Field(default=2.0, gt=0, le=60, description="Redis socket timeout (seconds).")
+    ttl_grace: float = Field(default=0.0, ge=0, description="Extra seconds Redis keeps keys past their window.")
 
 
 class Settings(BaseModel):
@@ -40,6 +45,9 @@ class Settings(BaseModel):
     workers: int = Field(default=1, ge=1, le=64)
     auth: bool | None = Field(default=None, description="Require API keys; forced on when host is not loopback.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    max_clock_skew: float = Field(default=300.0, ge=0, le=86400,
+                                  description="Event times further than this in the future are counted in windows at "
+                                              "server time + skew (the decision keeps the event's own time).")
     policy_reload_seconds: float = Field(default=2.0, ge=0.0, description="0 disables hot reload.")
     list_refresh_seconds: float = Field(default=2.0, ge=0.1)
     log_level: str = "info"

@@ -50,10 +50,12 @@ class Platform:
         self.store = Store(settings.db_url)
         self.store.migrate()
         if state is None:
-            kw: dict[str, Any] = {}
-            if settings.state.type == "redis":
-                kw = {"url": settings.state.url, "prefix": settings.state.prefix}
-            state = make_backend(settings.state.type, **kw)
+            sc = settings.state
+            kw: dict[str, Any] = {"allowed_lateness": sc.allowed_lateness}
+            if sc.type == "redis":
+                kw |= {"url": sc.url, "prefix": sc.prefix, "socket_timeout": sc.socket_timeout,
+                       "socket_connect_timeout": sc.socket_timeout, "ttl_grace": sc.ttl_grace}
+            state = make_backend(sc.type, **kw)
         self.engine = Engine(state=state, lists=ListIndex())
         self.engine.on_rule_error = lambda pol, rule: self.metrics.rule_errors.labels(pol, rule).inc()
         self._policy_files: dict[str, tuple[Path, float]] = {}
@@ -172,9 +174,14 @@ class Platform:
             if existing is not None:
                 self.metrics.replays.labels(event_type).inc()
                 return existing, True
+            # one event stamped far in the future would move every window's horizon: count it at the
+            # server's clock (+ allowed skew) and keep its own time on the decision
+            state_ts = min(prepared.timestamp, time.time() + self.settings.max_clock_skew)
             try:
                 decision, shadows = self.engine.decide(event_type, prepared.data, event_id=prepared.event_id,
-                                                       timestamp=prepared.timestamp)
+                                                       timestamp=state_ts)
+                for d in (decision, *shadows):
+                    d.event_time = prepared.timestamp
             except BackendError:
                 self.metrics.state_errors.inc()
                 raise

@@ -162,3 +162,17 @@ def test_reload_under_concurrent_requests_drops_nothing(make_client, application
     assert statuses and set(statuses) == {200}
     assert "credit-default@6" in {p["policy"] for p in client.get("/v1/policies").json()["items"]}
     assert len(policies) >= 2
+
+
+def test_future_event_time_is_clamped_for_windows(client, application):
+    far = copy.deepcopy(application)
+    far["event_id"] = "future-1"
+    far["timestamp"] = time.time() + 40 * 86400
+    d = client.post("/v1/decisions/loan_application", json=far).json()
+    assert d["event_time"] == far["timestamp"]
+    now = copy.deepcopy(application)
+    now["event_id"] = "now-1"
+    now["timestamp"] = time.time()
+    full = client.get(f"/v1/decisions/{client.post('/v1/decisions/loan_application', json=now).json()['decision_id']}").json()
+    # the far-future event was counted at server time, so today's application still sees it in its 24h window
+    assert full["features"]["id_apps_24h"] == 2
