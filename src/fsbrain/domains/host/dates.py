@@ -169,8 +169,7 @@ class DateParser:
                                      if k.startswith(f"t{i}_")})
             self._alt_index = [names[f"t{i}"] for i in range(len(alts))]
         self._hours: dict[tuple[int, int, int, int, bytes | None], float] = {}
-        self._cache_key: bytes = b""
-        self._cache_val: float | None = None
+        self._seen: dict[bytes, float] = {}  # date text -> epoch (log lines share their seconds)
         # Fast path for the built-in templates (fsbrain's own, bounded, backtracking-safe patterns): try
         # the template that matched last, alone, with Python's re; fall back to the combined RE2 search.
         self._fast: list[re.Pattern[bytes]] | None = None
@@ -218,12 +217,13 @@ class DateParser:
                 if m.groupdict().get("e") is not None:  # the epoch may follow a bracket kept in the line
                     span = (m.start("e"), span[1])
                 text = line[span[0]:span[1]]
-                if text == self._cache_key and self._cache_val is not None:
-                    return span, self._cache_val
+                hit = self._seen.get(text)
+                if hit is not None:
+                    return span, hit
                 fields = {k: v for k, v in m.groupdict().items() if v is not None and k != "_dt"}
                 ts = self._to_epoch(fields)
                 if ts is not None:
-                    self._cache_key, self._cache_val = text, ts
+                    self._remember(text, ts)
                     return span, ts
         spans = self._regex.spans(line)
         if spans is None:
@@ -241,14 +241,20 @@ class DateParser:
         if "e" in groups and spans[groups["e"]][0] >= 0:  # the epoch may follow a bracket kept in the line
             span = (spans[groups["e"]][0], span[1])
         text = line[span[0]:span[1]]
-        if text == self._cache_key and self._cache_val is not None:
-            return span, self._cache_val
+        hit = self._seen.get(text)
+        if hit is not None:
+            return span, hit
         fields = {k: line[spans[v][0]:spans[v][1]] for k, v in groups.items() if spans[v][0] >= 0 and k != "span"}
         ts = self._to_epoch(fields)
         if ts is None:
             return None
-        self._cache_key, self._cache_val = text, ts
+        self._remember(text, ts)
         return span, ts
+
+    def _remember(self, text: bytes, ts: float) -> None:
+        if len(self._seen) >= 4096:
+            self._seen.clear()
+        self._seen[text] = ts
 
     def _to_epoch(self, f: dict[str, bytes]) -> float | None:
         try:

@@ -136,7 +136,8 @@ class LogFilter:
 
     def process(self, line: bytes) -> LineResult:
         """Classify one line (without its trailing newline)."""
-        res = self.decide(self.extract(line))
+        res = self._decide(self.extract(line))
+        self.counts[res.status] += 1
         if self.maxlines > 1 and res.status in ("failure", "success"):
             self._buffer.clear()
         return res
