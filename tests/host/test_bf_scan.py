@@ -35,7 +35,7 @@ def test_permission_denied_is_a_clear_message(tmp_path, monkeypatch):
 
     monkeypatch.setattr(logparse_scan, "open", deny, raising=False)
     report = scan_files([p], filter_spec="sshd")
-    assert report.files == [] and report.errors == ["%s: permission denied" % p]
+    assert report.files == [] and report.errors == [f"{p}: permission denied"]
 
 
 def test_broken_gzip_is_reported(tmp_path):
