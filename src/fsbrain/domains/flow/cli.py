@@ -220,7 +220,7 @@ def write_records(recs: Any, out: Path) -> None:
     """
     import numpy as np
 
-    from fsbrain.domains.flow.records import flags_to_str, int_to_ip
+    from fsbrain.domains.flow.records import flags_to_str
 
     suffix = out.suffix.lower()
     if suffix == ".npy":
@@ -232,16 +232,26 @@ def write_records(recs: Any, out: Path) -> None:
         write_pcap(str(out), encode_v9(recs, boot=boot, sampling=int(recs["sampling"].max()) if len(recs) else 0),
                    ts=boot + 3600)
     elif suffix == ".csv":
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write("ts,te,sa,da,sp,dp,pr,flg,ipkt,ibyt\n")
-            ts = np.array(recs["ts"] * 1e6, dtype="datetime64[us]").astype(str)
-            te = np.array(recs["te"] * 1e6, dtype="datetime64[us]").astype(str)
-            ips: dict[int, str] = {}
-            for i, r in enumerate(recs):
-                s, d = int(r["src"]), int(r["dst"])
-                sa = ips.get(s) or ips.setdefault(s, int_to_ip(s)) if len(ips) < 500_000 else int_to_ip(s)
-                da = ips.get(d) or ips.setdefault(d, int_to_ip(d)) if len(ips) < 500_000 else int_to_ip(d)
-                fh.write(f"{ts[i].replace('T', ' ')},{te[i].replace('T', ' ')},{sa},{da},{r['sport']},{r['dport']},"
-                         f"{r['proto']},{flags_to_str(int(r['flags']))},{r['packets']},{r['bytes']}\n")
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+
+        def dotted(v: np.ndarray) -> pa.Array:
+            parts = [pa.array(((v >> np.uint32(s)) & np.uint32(255)).astype(np.int64)).cast(pa.string())
+                     for s in (24, 16, 8, 0)]
+            return pc.binary_join_element_wise(*parts, ".")
+
+        def stamp(t: np.ndarray) -> pa.Array:
+            return pc.strftime(pa.array((t * 1e6).astype("datetime64[us]")), "%Y-%m-%d %H:%M:%S")
+
+        flag_names = np.array([flags_to_str(i) for i in range(256)], dtype=object)
+        table = pa.table({"ts": stamp(recs["ts"]), "te": stamp(recs["te"]), "sa": dotted(recs["src"]),
+                          "da": dotted(recs["dst"]), "sp": recs["sport"], "dp": recs["dport"], "pr": recs["proto"],
+                          "flg": pa.DictionaryArray.from_arrays(pa.array(recs["flags"].astype(np.int32)),
+                                                                pa.array(flag_names.tolist())).cast(pa.string()),
+                          "ipkt": recs["packets"], "ibyt": recs["bytes"]})
+        with open(out, "wb") as fh:
+            fh.write(b"ts,te,sa,da,sp,dp,pr,flg,ipkt,ibyt\n")
+            pacsv.write_csv(table, fh, write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
     else:
         raise InputError(f"--out {out}: use a .csv, .pcap or .npy file name")

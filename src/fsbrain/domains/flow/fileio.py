@@ -57,8 +57,19 @@ def _map_columns(header: list[str], wanted: dict[str, tuple[str, ...]]) -> dict[
     return out
 
 
-def _numbers(values: list[Any], stats: DecodeStats, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Strings to float64 with a validity mask (fast path through numpy, slow path per value)."""
+def _numbers(values: Any, stats: DecodeStats, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Strings to float64 with a validity mask (fast path through Arrow or numpy, slow path per value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        try:
+            arr = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+            ok = np.isfinite(arr)
+            stats.count(f"bad_{what}", int((~ok).sum()))
+            return arr, ok
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = values.to_pylist()
     try:
         arr = np.array(values, dtype=np.float64)
         return arr, np.isfinite(arr)
@@ -75,8 +86,19 @@ def _numbers(values: list[Any], stats: DecodeStats, what: str) -> tuple[np.ndarr
         return out, ok
 
 
-def _times(values: list[Any], stats: DecodeStats) -> tuple[np.ndarray, np.ndarray]:
+def _times(values: Any, stats: DecodeStats) -> tuple[np.ndarray, np.ndarray]:
     """Timestamps (ISO ``YYYY-MM-DD hh:mm:ss[.ffffff]``, CIC ``d/m/Y h:m[:s] [AM|PM]``, epoch) as UTC seconds."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        try:  # ISO 8601 in one vector cast
+            t = pc.cast(pc.utf8_trim_whitespace(values), pa.timestamp("us"))
+            if not t.null_count:
+                return np.asarray(t.cast(pa.int64()).to_numpy(zero_copy_only=False)) / 1e6, np.ones(len(values), dtype=bool)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        values = values.to_pylist()
     try:
         t = np.array([str(v).strip().replace("T", " ") for v in values], dtype="datetime64[us]")
         return t.astype(np.int64) / 1e6, np.ones(len(values), dtype=bool)
@@ -105,7 +127,19 @@ def _times(values: list[Any], stats: DecodeStats) -> tuple[np.ndarray, np.ndarra
     return out, ok
 
 
-def _protocols(values: list[Any], stats: DecodeStats) -> tuple[np.ndarray, np.ndarray]:
+def _flags(col: Any) -> np.ndarray:
+    """nfdump flag strings to flag bytes, parsing each distinct spelling once."""
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(col)
+    lut = np.array([str_to_flags(str(v or "")) for v in enc.dictionary.to_pylist()] or [0], dtype=np.uint8)
+    idx = np.asarray(enc.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return lut[idx]
+
+
+def _protocols(values: Any, stats: DecodeStats) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(values, "to_pylist"):
+        values = values.to_pylist()
     try:
         arr = np.array(values, dtype=np.float64)
         return arr, np.isfinite(arr)
@@ -168,7 +202,7 @@ def _split(recs: np.ndarray, n: int) -> Iterator[np.ndarray]:
 
 
 def _csv_batch(batch: Any, cols: dict[str, str], kind: str, stats: DecodeStats) -> np.ndarray:
-    get = {c: batch.column(name).to_pylist() for c, name in cols.items()}
+    get: dict[str, Any] = {c: batch.column(name) for c, name in cols.items()}
     n = batch.num_rows
     stats.packets += n
     ok = np.ones(n, dtype=bool)
@@ -210,7 +244,7 @@ def _csv_batch(batch: Any, cols: dict[str, str], kind: str, stats: DecodeStats) 
             ok &= m & (v >= 0)
             out[c] = np.where(m & (v >= 0), v, 0)
         if "flags" in get:
-            out["flags"] = [str_to_flags(str(f)) for f in get["flags"]]
+            out["flags"] = _flags(get["flags"])
     res = out[ok]
     stats.records += len(res)
     return res

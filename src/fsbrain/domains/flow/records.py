@@ -80,14 +80,19 @@ def int_to_ip(value: int) -> str:
 
 
 def ips_to_ints(values: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised dotted-quad parsing.
+    """Vectorised dotted-quad parsing (a pyarrow string array, or any sequence of strings).
 
     Args:
-        values: a sequence or array of strings.
+        values: the addresses.
 
     Returns:
         ``(ints, ok)``: uint32 addresses and a boolean mask of the values that were valid IPv4.
     """
+    fast = _ips_arrow(values)
+    if fast is not None:
+        return fast
+    if hasattr(values, "to_pylist"):
+        values = values.to_pylist()
     arr = np.asarray(values, dtype=object)
     out = np.zeros(len(arr), dtype=np.uint32)
     ok = np.zeros(len(arr), dtype=bool)
@@ -105,6 +110,28 @@ def ips_to_ints(values: Any) -> tuple[np.ndarray, np.ndarray]:
             out[i] = got
             ok[i] = True
     return out, ok
+
+
+def _ips_arrow(values: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fast path: every value a well-formed dotted quad (else None, and the caller checks one by one)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type=pa.string())
+        if col.null_count:
+            return None
+        parts = pc.split_pattern(pc.utf8_trim_whitespace(col), ".")
+        if len(col) and not pc.all(pc.equal(pc.list_value_length(parts), 4)).as_py():
+            return None
+        octets = np.asarray(pc.cast(pc.list_flatten(parts), pa.int64()).to_numpy(zero_copy_only=False))
+    except (ImportError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+    octets = octets.reshape(-1, 4)
+    if ((octets < 0) | (octets > 255)).any():
+        return None
+    ints = (octets[:, 0] << 24) | (octets[:, 1] << 16) | (octets[:, 2] << 8) | octets[:, 3]
+    return ints.astype(np.uint32), np.ones(len(ints), dtype=bool)
 
 
 def flags_to_str(flags: int) -> str:
