@@ -475,7 +475,7 @@ def _header_param(header: bytes, name: bytes) -> bytes | None:
             out = bytearray()
             j = 1
             while j < len(rest) and rest[j:j + 1] != b'"':
-                if rest[j:j + 1] == b"\\" and j + 1 < len(rest):
+                if rest[j:j + 1] == b"\\" and rest[j + 1:j + 2] in (b'"', b"\\"):
                     j += 1
                 out += rest[j:j + 1]
                 j += 1

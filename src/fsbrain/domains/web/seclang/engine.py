@@ -269,15 +269,13 @@ class WebRuleEngine:
         return None
 
     def _match_chain(self, tr: Transaction, rule: Rule) -> bool:
-        """Evaluate a rule and its chain; each matching link's setvars run at once (as ModSecurity does,
-        so later links can test variables set by earlier ones)."""
+        """Evaluate a rule and its chain. As in ModSecurity, a link's setvars run once per matched variable,
+        as soon as it matches, so later links can test what earlier ones set."""
         r: Rule | None = rule
         tr.rule = rule
         while r is not None:
             if not self._match_link(tr, r):
                 return False
-            for sv in r.setvars:
-                tr.setvar(sv.collection, sv.name, sv.op, sv.value)
             r = r.chain
         return True
 
@@ -310,6 +308,8 @@ class WebRuleEngine:
             value = tv if tv is not None and not count else (b"0" if tv is None else b"1")
             tr.matched_var, tr.matched_var_name = value, vname
             tr.matched_vars = [(vname, value)]
+            for sv in r.setvars:
+                tr.setvar(sv.collection, sv.name, sv.op, sv.value)
             return True
         found: list[tuple[str, bytes]] = []
         for name, value, _cacheable in tr.values(r):
@@ -333,6 +333,9 @@ class WebRuleEngine:
                             tr.tx[str(gi)] = g
                     found.append((name, cand))
                     tr.matched_var, tr.matched_var_name = cand, name
+                    tr.matched_vars = found
+                    for sv in r.setvars:
+                        tr.setvar(sv.collection, sv.name, sv.op, sv.value)
                     break
         if found:
             tr.matched_vars = found
