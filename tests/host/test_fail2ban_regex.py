@@ -70,3 +70,36 @@ def test_python_only_spellings_are_rewritten_not_misread():
     assert rx.engine == "re2"
     assert rx.spans(b"errors (12);") is not None
     assert compile_failregex(r"^end\Z").spans(b"end") is not None
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    (r"^(?:Connection (?:closed|reset)|Disconnected) by", {ord("C"), ord("D")}),
+    (r"^[iI]nvalid user", {ord("i"), ord("I")}),
+    (r"^(?P<nofail>Failed publickey) for", {ord("F")}),
+    (r"^\s*x", None),
+    (r"^(?:error: )?Failed", None),
+    (r"^a?b", None),
+    (r"no anchor", None),
+])
+def test_first_bytes(pattern, expected):
+    from fsbrain.domains.host.fail2ban_regex import first_bytes
+
+    got = first_bytes(pattern)
+    assert (None if got is None else set(got)) == expected
+
+
+def test_first_bytes_never_exclude_a_real_match():
+    from fsbrain.domains.host.fail2ban import load_filter, shipped_filters
+    from fsbrain.domains.host.fail2ban_regex import first_bytes
+
+    texts = [b"Failed password for root from 192.0.2.1 port 22 ssh2", b"Invalid user x from 192.0.2.1",
+             b"Connection closed by 192.0.2.1 port 1 [preauth]", b"Disconnected from 192.0.2.1 port 1",
+             b"Accepted password for a from 192.0.2.1 port 2 ssh2", b"error: PAM: x",
+             b"warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x"]
+    for name in shipped_filters():
+        for rx in load_filter(name, options={"mode": "aggressive"}).failregex:
+            compiled = compile_failregex(rx)
+            fb = first_bytes(compiled.pattern)
+            for t in texts:
+                if fb is not None and compiled.spans(t) is not None:
+                    assert t[0] in fb, (name, rx, t)

@@ -391,3 +391,56 @@ def required_literals(pattern: str, min_len: int = 3) -> tuple[bytes, ...] | Non
     if best is None or _score(best)[0] < min_len:
         return None
     return tuple(x.encode("utf-8") for x in best)
+
+
+def first_bytes(pattern: str, depth: int = 0) -> frozenset[int] | None:
+    """The bytes a match of an anchored ``^...`` pattern can start with, or ``None`` when unknown.
+
+    Used to try only the failregexes that can match a message starting with a given byte.
+
+    >>> sorted(first_bytes(r"^(?:Connection (?:closed|reset)|Disconnected) by"))
+    [67, 68]
+    >>> sorted(first_bytes(r"^[iI]nvalid user")), first_bytes(r"^\\s*x"), first_bytes(r"x")
+    ([73, 105], None, None)
+    """
+    if depth > 10 or not pattern.startswith("^"):
+        return None
+    q = pattern[1:]
+    while q.startswith("(?P<") or q.startswith("(?:"):
+        end = _skip_group(q, 0)
+        if end < len(q) and q[end] in "*?{":
+            return None  # an optional group: the match may start after it
+        inner = _group_body(q[:end])
+        alts = _split_alternatives(inner)
+        if len(alts) > 1:
+            sets = [first_bytes("^" + a, depth + 1) for a in alts]
+            if any(s is None for s in sets):
+                return None
+            return frozenset().union(*sets)  # type: ignore[arg-type]
+        if not inner:
+            q = q[end:]
+            continue
+        q = inner + q[end:]  # the group's content comes first
+    if not q:
+        return None
+    c = q[0]
+    if c == "\\":
+        if len(q) < 2 or q[1].isalnum():
+            return None
+        lit, rest = q[1], q[2:]
+    elif c == "[":
+        end = _skip_class(q, 0)
+        body = q[1:end - 1]
+        if not body or body.startswith("^") or "\\" in body or "-" in body[1:-1]:
+            return None
+        if end < len(q) and q[end] in "*?{":
+            return None
+        return frozenset(body.encode("utf-8")[:1] if len(body.encode("utf-8")) != len(body) else body.encode())
+    elif c.isalnum() or c in " :_/<>=\"'@!#%,;&~`":
+        lit, rest = c, q[1:]
+    else:
+        return None
+    if rest[:1] in ("*", "?", "{"):
+        return None
+    b = lit.encode("utf-8")
+    return frozenset(b[:1])

@@ -26,7 +26,13 @@ from typing import Any
 from fsbrain.core.errors import PolicyError
 from fsbrain.domains.host.dates import DateParser
 from fsbrain.domains.host.fail2ban import FilterDefinition
-from fsbrain.domains.host.fail2ban_regex import ByteRegex, RegexSet, compile_failregex, required_literals
+from fsbrain.domains.host.fail2ban_regex import (
+    ByteRegex,
+    RegexSet,
+    compile_failregex,
+    first_bytes,
+    required_literals,
+)
 
 MAX_LINE = 16384
 MLFID_CACHE = 10000
@@ -106,6 +112,11 @@ class LogFilter:
         self._fail_lits = [required_literals(r.pattern) for r in self.failregex]
         self._plan = [(i, lits[0] if lits is not None and len(lits) == 1 else None, lits, rx)
                       for i, (lits, rx) in enumerate(zip(self._fail_lits, self.failregex, strict=True))]
+        # and a first-byte index: only regexes that can start with the message's first byte are tried
+        firsts = [first_bytes(r.pattern) for r in self.failregex]
+        self._plan_any = [e for e, f in zip(self._plan, firsts, strict=True) if f is None]
+        self._by_first = {b: [e for e, f in zip(self._plan, firsts, strict=True) if f is None or b in f]
+                          for b in {b for f in firsts if f is not None for b in f}}
         self._ign_set = RegexSet(self.ignoreregex) if self.ignoreregex else None
         self._succ_set = RegexSet(self.successregex) if self.successregex else None
         self.dates = DateParser(definition.datepattern, tz=tz, now=now)
@@ -178,7 +189,8 @@ class LogFilter:
                 return ("missed", ts)
             pre = self.prefregex.groups_from(text, spans)
             body = pre.pop("content", b"")
-        for i, one, lits, rx in self._plan:
+        plan = self._by_first.get(body[0], self._plan_any) if body else self._plan_any
+        for i, one, lits, rx in plan:
             if one is not None:
                 if one not in body:
                     continue
