@@ -122,9 +122,11 @@ class WebInspector:
                 rule_score = threshold
         scored: list[tuple[str, ml.ValueScore]] = []
         plain: set[str] = set()
+        all_params: list[tuple[str, str]] = []
         if self.model is not None:
             params = []
-            for n, v in ml.request_params(raw, headers=self.model_headers):
+            all_params = ml.request_params(raw, headers=self.model_headers)
+            for n, v in all_params:
                 if v and not ml.is_plain(v):
                     params.append((n, v))
                 else:
@@ -133,13 +135,24 @@ class WebInspector:
                 limits_hit.append("max_model_params")
                 params = params[: self.max_params]
             scored = self.model.score_params(params, explain=True)
-        out = self._combine(threshold, rule_score, matched, rule_reasons, scored, plain)
+        out = self._combine(threshold, rule_score, matched, rule_reasons, scored, plain, all_params)
         out.update(limits_hit=limits_hit, errors=errors, paranoia=self.paranoia,
                    latency_ms=round((time.perf_counter() - t0) * 1000, 3))
         return out
 
+    def _p_by_value(self, matched: str, params: list[tuple[str, str]]) -> float | None:
+        """Highest model probability among parameters whose normalised value contains ``matched``."""
+        needle = ml.normalize(matched).strip()
+        if len(needle) < 3 or self.model is None:
+            return None
+        hits = [v for _, v in params if needle in ml.normalize(v)]
+        if not hits:
+            return None
+        return max(0.0 if ml.is_plain(v) else self.model.score_value(v, explain=False).p_attack for v in hits)
+
     def _combine(self, threshold: int, rule_score: int, matched: list[Any], rule_reasons: list[dict[str, Any]],
-                 scored: list[tuple[str, ml.ValueScore]], plain: set[str]) -> dict[str, Any]:
+                 scored: list[tuple[str, ml.ValueScore]], plain: set[str],
+                 all_params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
         by_key: dict[str, float] = dict.fromkeys(plain, 0.0)
         for name, s in scored:
             k = _param_key(name)
@@ -150,13 +163,23 @@ class WebInspector:
         if self.model is not None and 0 < rule_score < self.strong_score and scoring:
             clearable = []
             for m in scoring:
-                coll = m.variable.split(":", 1)[0]
-                if coll not in _PARAM_COLLECTIONS or _NEVER_CLEARED.intersection(m.labels):
+                var = m.variable
+                for prefix in ("MATCHED_VARS:", "MATCHED_VAR:"):
+                    if var.startswith(prefix):
+                        var = var[len(prefix):]
+                coll = var.split(":", 1)[0]
+                if _NEVER_CLEARED.intersection(m.labels):
                     continue  # not the model's to judge: the points stay
-                key = _param_key(m.variable)
-                p = by_key.get(key)
-                if p is None and ":" not in m.variable or coll in ("REQUEST_URI", "REQUEST_LINE", "QUERY_STRING",
-                                                                   "REQUEST_URI_RAW", "REQUEST_BODY"):
+                if coll == "TX":  # a chain's capture: find the parameter that contains the matched text
+                    p = self._p_by_value(m.value, all_params or [])
+                    if p is None:
+                        continue
+                elif coll not in _PARAM_COLLECTIONS:
+                    continue
+                key = _param_key(var)
+                p = by_key.get(key) if coll != "TX" else p
+                if p is None and ":" not in var or coll in ("REQUEST_URI", "REQUEST_LINE", "QUERY_STRING",
+                                                            "REQUEST_URI_RAW", "REQUEST_BODY"):
                     p = max(by_key.values(), default=0.0)
                 if p is None:
                     p = 0.0 if ml.is_plain(m.value) else None
