@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fsbrain.domains.host.fail2ban_regex import (
-    RegexSet,
-    compile_bytes,
-    compile_failregex,
-    required_literals,
-    translate_tags,
-)
+from fsbrain.domains.host.fail2ban_literals import required_literals
+from fsbrain.domains.host.fail2ban_regex import RegexSet, compile_bytes, compile_failregex, translate_tags
 
 
 @pytest.mark.parametrize("text,group,expected", [
@@ -82,7 +77,7 @@ def test_python_only_spellings_are_rewritten_not_misread():
     (r"no anchor", None),
 ])
 def test_first_bytes(pattern, expected):
-    from fsbrain.domains.host.fail2ban_regex import first_bytes
+    from fsbrain.domains.host.fail2ban_literals import first_bytes
 
     got = first_bytes(pattern)
     assert (None if got is None else set(got)) == expected
@@ -90,7 +85,7 @@ def test_first_bytes(pattern, expected):
 
 def test_first_bytes_never_exclude_a_real_match():
     from fsbrain.domains.host.fail2ban import load_filter, shipped_filters
-    from fsbrain.domains.host.fail2ban_regex import first_bytes
+    from fsbrain.domains.host.fail2ban_literals import first_bytes
 
     texts = [b"Failed password for root from 192.0.2.1 port 22 ssh2", b"Invalid user x from 192.0.2.1",
              b"Connection closed by 192.0.2.1 port 1 [preauth]", b"Disconnected from 192.0.2.1 port 1",

@@ -26,13 +26,8 @@ from typing import Any
 from fsbrain.core.errors import PolicyError
 from fsbrain.domains.host.dates import DateParser
 from fsbrain.domains.host.fail2ban import FilterDefinition
-from fsbrain.domains.host.fail2ban_regex import (
-    ByteRegex,
-    RegexSet,
-    compile_failregex,
-    first_bytes,
-    required_literals,
-)
+from fsbrain.domains.host.fail2ban_literals import first_bytes, required_literals
+from fsbrain.domains.host.fail2ban_regex import ByteRegex, RegexSet, compile_failregex
 
 MAX_LINE = 16384
 MLFID_CACHE = 10000
