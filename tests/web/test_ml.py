@@ -149,3 +149,19 @@ def test_heldout_libinjection_detection(shared_data):
     hits = sum(not ml.is_plain(v) and m.score_value(v, explain=False).p_attack >= 0.5 for v in att)
     assert len(att) > 1000
     assert hits / len(att) >= 0.95
+
+
+def test_cli_train_without_attack_values_names_the_problem(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fsbrain.cli import _register, app
+
+    _register()
+    monkeypatch.chdir(tmp_path)  # no ../shared/data from here
+    benign = tmp_path / "b.txt"
+    benign.write_text("hello world\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["web", "train", "--benign", str(benign), "--out", str(tmp_path / "m.json.gz")])
+    assert res.exit_code != 0
+    assert isinstance(res.exception, InputError) and "no attack values" in res.exception.message
+    res = CliRunner().invoke(app, ["web", "train", "--benign", str(benign), "--corpus", str(tmp_path)])
+    assert isinstance(res.exception, InputError) and "neither libinjection/ nor crs-regression/" in res.exception.message

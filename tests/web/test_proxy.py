@@ -116,3 +116,15 @@ def test_bad_arguments():
     with pytest.raises(InputError, match="HOST:PORT"):
         parse_listen("8080")
     assert parse_listen("[::1]:9000") == ("::1", 9000)
+
+
+def test_cli_proxy_refuses_bad_options():
+    from typer.testing import CliRunner
+
+    from fsbrain.cli import _register, app
+
+    _register()
+    res = CliRunner().invoke(app, ["web", "proxy", "--upstream", "http://127.0.0.1:9", "--mode", "prevent"])
+    assert isinstance(res.exception, InputError) and "--mode" in res.exception.message
+    res = CliRunner().invoke(app, ["web", "proxy", "--upstream", "http://127.0.0.1:9", "--listen", "nowhere"])
+    assert isinstance(res.exception, InputError) and "HOST:PORT" in res.exception.message
