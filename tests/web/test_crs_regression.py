@@ -6,8 +6,9 @@ import pytest
 
 from fsbrain.domains.web.seclang import ftw
 
-# Pass rate over applicable tests achieved when this was written (99.2%), minus a small margin.
-MIN_PASS_RATE = 0.990
+# Pass rate over applicable tests (known failures count as applicable, not passed) achieved when this
+# was written: 4912 / 4922 = 99.80%; minus a small margin.
+MIN_PASS_RATE = 0.996
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,8 @@ def test_crs_regression_pass_rate(suite_results):
     total = summary["total"]
     failed = [f"{r.name} missing={r.missing} unexpected={r.unexpected}"
               for r in suite_results if r.status == "failed"]
+    assert not failed, "new failures (fix them or list them with a reason in crs_overrides.yaml):\n" + "\n".join(
+        failed[:50])
     assert total["applicable"] > 4500, "the suite shrank: tests were not loaded"
     assert total["pass_rate"] >= MIN_PASS_RATE, "\n".join(failed[:50])
 

@@ -68,7 +68,7 @@ def url_decode_uni(v: bytes) -> bytes:
     return url_decode(v)
 
 
-_ENTITY_RE = re.compile(rb"&(?:#[xX]([0-9a-fA-F]{1,8});?|#([0-9]{1,10});?|(quot|amp|lt|gt|nbsp|apos|colon|lpar|rpar|tab|newline|sol|bsol);?)",
+_ENTITY_RE = re.compile(rb"&(?:#[xX]([0-9a-fA-F]+);?|#([0-9]+);?|(quot|amp|lt|gt|nbsp|apos|colon|lpar|rpar|tab|newline|sol|bsol);?)",
                         re.IGNORECASE)
 _NAMED = {b"quot": b'"', b"amp": b"&", b"lt": b"<", b"gt": b">", b"nbsp": b"\xa0", b"apos": b"'",
           b"colon": b":", b"lpar": b"(", b"rpar": b")", b"tab": b"\t", b"newline": b"\n", b"sol": b"/",
@@ -77,9 +77,12 @@ _NAMED = {b"quot": b'"', b"amp": b"&", b"lt": b"<", b"gt": b">", b"nbsp": b"\xa0
 
 def _entity(m: re.Match[bytes]) -> bytes:
     if m.group(1) is not None:
-        return bytes([int(m.group(1), 16) & 0xFF])
+        return bytes([int(m.group(1)[-2:], 16)])
     if m.group(2) is not None:
-        return bytes([int(m.group(2)) & 0xFF])
+        r = 0
+        for d in m.group(2).lstrip(b"0"):  # value mod 256 without building a huge int
+            r = (r * 10 + d - 48) & 0xFF
+        return bytes([r])
     return _NAMED[m.group(3).lower()]
 
 

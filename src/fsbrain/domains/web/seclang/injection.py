@@ -182,8 +182,7 @@ def _sqli_shape(toks: list[tuple[str, bytes]], quoted: bool) -> bool:
         if t == "k" and words[i] == b"into" and types[i + 1:i + 2] == "k" and words[i + 1] in (b"outfile",
                                                                                             b"dumpfile"):
             return True
-        if t == "o" and i + 1 < len(toks) and types[i + 1] == "f" and words[i + 1] in (b"sleep", b"benchmark",
-                                                                                      b"pg_sleep"):
+        if t == "f" and words[i] in (b"sleep", b"benchmark", b"pg_sleep") and types[i + 1:i + 3] in ("(1", "(v", "(f"):
             return True
     if quoted and types[:1] == "s":
         second = types[1:2]
@@ -217,7 +216,7 @@ _XSS_TAGS = (b"script|iframe|frame|frameset|object|embed|applet|svg|math|base|li
              b"portal|noscript|xmp|plaintext|form|image|video|audio|source|body|img|input|button|details|"
              b"select|textarea|keygen|a|div|span|p|table|td|html|title|object|param|iframe2")
 _TAG_RX = re2.compile(rb"(?i)<\s*/?\s*(" + _XSS_TAGS + rb")(?:[\s/>=\"'`]|$)")
-_BAD_TAG_RX = re2.compile(rb"(?i)<\s*/?\s*(?:script|iframe|frame|frameset|object|embed|applet|svg|math|"
+_BAD_TAG_RX = re2.compile(rb"(?i)<\s*/?\s*(?:[a-z0-9]+:)?(?:script|iframe|frame|frameset|object|embed|applet|svg|math|"
                           rb"base|link|meta|style|xml|import|isindex|template|xss|vmlframe|bgsound|layer|"
                           rb"ilayer|handler|listener|portal|xmp|plaintext)(?:[\s/>\"'`]|$)")
 _EVENT_RX = re2.compile(rb"(?i)<[a-z!][^>]*?[\s/\"'`]on[a-z]{3,}\s*=")

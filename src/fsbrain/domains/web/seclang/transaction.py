@@ -248,7 +248,7 @@ class Transaction:
         if name == "REQUEST_BODY":
             if self.phase < 2:
                 return None
-            if self.body_processor in (None, "URLENCODED") or self.force_body_var:
+            if self.body_processor in (None, "URLENCODED", "JSON") or self.force_body_var:
                 return req.inspected_body
             return None
         if name == "REQUEST_BODY_LENGTH":
