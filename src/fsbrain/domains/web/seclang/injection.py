@@ -50,6 +50,10 @@ _DANGER_WORDS = {b"information_schema", b"xp_cmdshell", b"sp_executesql", b"syso
                  b"sp_password", b"sp_oacreate", b"msysobjects", b"@@version"}
 
 _SINGLE = set(b"=<>!+-*/%^|&~:")
+_COMPARE = {b"=", b"==", b"<", b">", b"<>", b"!=", b"<=", b">=", b"<=>", b":=", b"like", b"rlike", b"regexp",
+            b"is", b"in", b"between", b"sounds"}
+_STACKED = {b"select", b"insert", b"update", b"delete", b"drop", b"create", b"alter", b"exec", b"execute",
+            b"declare", b"truncate", b"shutdown", b"waitfor", b"grant", b"revoke"}
 
 
 def _tokens(s: bytes) -> list[tuple[str, bytes]]:
@@ -162,7 +166,7 @@ def _sqli_shape(toks: list[tuple[str, bytes]], quoted: bool) -> bool:
         if t == "E" and words[i] == b"select" and ("k" in types[i + 1:] and b"from" in words[i + 1:]
                                                   or types[i + 1:i + 2] in ("f", "v")):
             return True
-        if t == ";" and types[i + 1:i + 2] == "E":
+        if t == ";" and types[i + 1:i + 2] == "E" and words[i + 1] in _STACKED:
             return True
         if t == "E" and i + 1 < len(words) and (words[i], words[i + 1]) in (
                 (b"drop", b"table"), (b"drop", b"database"), (b"insert", b"into"), (b"delete", b"from"),
@@ -170,7 +174,9 @@ def _sqli_shape(toks: list[tuple[str, bytes]], quoted: bool) -> bool:
             return True
         if t == "&":
             rest = types[i + 1:].lstrip("(")
-            if rest[:1] in _OPERAND and rest[1:2] == "o" and rest[2:3] in _OPERAND | {"(", "k"}:
+            j = i + 1 + (len(types[i + 1:]) - len(rest))
+            if (rest[:1] in _OPERAND and rest[1:2] == "o" and words[j + 1] in _COMPARE
+                    and rest[2:3] in _OPERAND | {"(", "k"}):
                 return True
             if rest[:1] == "f" and toks[i + 1 + types[i + 1:].index("f")][1] in _DANGER_FUNCS:
                 return True
@@ -186,11 +192,14 @@ def _sqli_shape(toks: list[tuple[str, bytes]], quoted: bool) -> bool:
             return True
     if quoted and types[:1] == "s":
         second = types[1:2]
-        if second in ("&", ";", "c", "U", "E"):
+        if second in (";", "c", "U") or second == "E" and words[1] in _STACKED:
+            return True
+        if second == "&" and (types[2:3] in ("f", "(", "E", "U") or types[2:3] in _OPERAND
+                              and types[3:4] in ("o", "c", "")):
             return True
         if second == ")" and types[2:3] in ("&", ";", "c", "U"):
             return True
-        if second == "o" and types[2:3] in ("s", "1", "f", "v", "(") and (
+        if second == "o" and words[1] in _COMPARE and types[2:3] in ("s", "1", "f", "v", "(") and (
                 len(types) == 3 or types[3:4] in ("&", "c", ";", "o")):
             return True
     if not quoted and types[:1] in ("1", "n") and types[1:2] == ")" and types[2:3] in ("&", ";", "c", "U"):
