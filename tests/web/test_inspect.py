@@ -147,3 +147,13 @@ def test_cli_inspect_lines_and_errors(tmp_path):
     ok.write_text(json.dumps(get("/")) + "\n", encoding="utf-8")
     res = CliRunner().invoke(app, ["web", "inspect", str(ok), "--explain", "--paranoia", "2"])
     assert res.exit_code == 0 and json.loads(res.stdout)["paranoia"] == 2
+
+
+def test_password_fields_are_opaque_to_the_model(default_inspector):
+    body = "username=alice&password=%2FO6%28%21%5Da%3D%27"  # /O6(!]a=' : random, SQL-looking punctuation
+    req = {"method": "POST", "uri": "/login", "body": body,
+           "headers": {**H, "Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(len(body))}}
+    v = default_inspector.inspect(req)
+    assert not any(m["param"].endswith("password") for m in v["model"]) and v["model_score"] == 0
+    scored = WebInspector(paranoia=1, opaque_params=()).inspect(req)
+    assert any(m["param"] == "ARGS_POST:password" for m in scored["model"])

@@ -42,6 +42,7 @@ from fsbrain.domains.web import ml
 from fsbrain.domains.web.request import DEFAULT_LIMITS, HttpRequest, RequestLimits
 
 VERDICT_KEYS = ("attack", "score", "labels", "rules", "reasons")
+OPAQUE_PARAMS = ("password", "passwd", "pwd", "passcode", "secret", "captcha", "csrf", "token")
 _NEVER_CLEARED = frozenset({"web_protocol", "web_scanner", "bot", "cc_flood"})
 _PARAM_COLLECTIONS = ("ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES", "ARGS_POST_NAMES",
                       "REQUEST_FILENAME", "REQUEST_BASENAME", "REQUEST_URI", "REQUEST_BODY", "FILES", "XML",
@@ -72,11 +73,14 @@ class WebInspector:
         strict: treat a rule-engine failure as an attack instead of failing open.
         model_headers: let the model also score cookie values and free-form headers (User-Agent,
             Referer, X-…), not only the path and arguments.
+        opaque_params: parameter-name fragments (case-insensitive) whose values are random by design
+            (passwords, tokens, captchas): the model neither scores nor vouches for them; the rules still do.
     """
 
     def __init__(self, paranoia: int = 1, *, rules: Any = None, model: Any = None, model_block: float = 0.85,
                  model_clear: float = 0.2, strong_score: int = 10, max_params: int = 64,
-                 limits: RequestLimits = DEFAULT_LIMITS, strict: bool = False, model_headers: bool = True) -> None:
+                 limits: RequestLimits = DEFAULT_LIMITS, strict: bool = False, model_headers: bool = True,
+                 opaque_params: tuple[str, ...] = OPAQUE_PARAMS) -> None:
         from fsbrain.domains.web.seclang.engine import WebRuleEngine
 
         if not 1 <= int(paranoia) <= 4:
@@ -95,6 +99,7 @@ class WebInspector:
         self.model_block, self.model_clear = model_block, model_clear
         self.strong_score, self.max_params = strong_score, max_params
         self.limits, self.strict, self.model_headers = limits, strict, model_headers
+        self.opaque_params = tuple(x.lower() for x in opaque_params)
 
     def inspect(self, req: dict[str, Any] | HttpRequest) -> dict[str, Any]:
         """Inspect one request dict ``{"method","uri","headers","body"}`` (or an ``HttpRequest``).
@@ -127,6 +132,8 @@ class WebInspector:
             params = []
             all_params = ml.request_params(raw, headers=self.model_headers)
             for n, v in all_params:
+                if self.opaque_params and any(x in _param_key(n).lower() for x in self.opaque_params):
+                    continue
                 if v and not ml.is_plain(v):
                     params.append((n, v))
                 else:
