@@ -105,6 +105,7 @@ def test_simulate_writes_flows_and_truth(runner, tmp_path, monkeypatch):
 
 
 def test_collect_command_receives_sflow_and_reports(tmp_path):
+    import signal
     import socket
     import subprocess
     import sys
@@ -118,7 +119,7 @@ def test_collect_command_receives_sflow_and_reports(tmp_path):
     probe.close()
     alerts, stats = tmp_path / "alerts.jsonl", tmp_path / "stats.json"
     proc = subprocess.Popen([sys.executable, "-c", "from fsbrain.cli import main; main()", "flow", "collect",
-                             "--listen", f"127.0.0.1:{port}", "--duration", "12", "--out", str(alerts),
+                             "--listen", f"127.0.0.1:{port}", "--duration", "60", "--out", str(alerts),
                              "--stats-file", str(stats)], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     line = proc.stderr.readline()  # "listening on …" once the socket is bound
@@ -128,6 +129,8 @@ def test_collect_command_receives_sflow_and_reports(tmp_path):
         hdr = ipv4_header(0x0B000000 + k, 0xCB007105, 17, 123, 4444)
         s.sendto(encode_sflow([packet_sample(hdr, 468, 1000)] * 8), ("127.0.0.1", port))
     s.close()
+    time.sleep(4)  # > lateness: the idle collector evaluates the windows and reports the start
+    proc.send_signal(signal.SIGTERM)  # stop: open attacks end and are reported
     err = proc.communicate(timeout=max(1, deadline - time.time()))[1]
     assert proc.returncode == 0, err
     summary = json.loads(stats.read_text())
