@@ -39,7 +39,7 @@ def test_fail2ban_sample(shared_data, sample):
 
 @pytest.mark.parametrize("sample", OWN_SAMPLES)
 def test_own_sample(sample):
-    rep = run_sample(SHIPPED_DIR / "samples" / sample)
+    rep = run_sample(SHIPPED_DIR / "samples" / f"{sample}.txt")
     assert rep.checks >= 5
     assert rep.all_ok, "\n".join(rep.failures)
 

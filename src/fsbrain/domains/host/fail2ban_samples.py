@@ -111,7 +111,7 @@ def parse_sample(path: Path) -> tuple[dict[str, Any], list[tuple[list[dict[str, 
 def run_sample(path: Path, *, filter_name: str | None = None, filter_dirs: list[Path] | None = None,
                max_failures: int = 20) -> SampleReport:
     """Check one sample file; see the module docstring for the rules."""
-    sample = path.name
+    sample = path.stem if path.suffix == ".txt" else path.name  # fsbrain's own samples are *.txt (package data)
     fname = filter_name or SAMPLE_TO_FILTER.get(sample, sample)
     file_opts, items = parse_sample(path)
     rep = SampleReport(sample=sample, filter=fname)
@@ -201,10 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or sorted(p.name for p in args.sample_dir.iterdir() if p.is_file())
     reports = []
     for name in names:
+        base = name[:-4] if name.endswith(".txt") else name
         try:
-            find_filter_file(SAMPLE_TO_FILTER.get(name, name), args.filter_dir)
+            find_filter_file(SAMPLE_TO_FILTER.get(base, base), args.filter_dir)
         except Exception:  # noqa: BLE001 - no filter of that name: not a sample we support
-            if name != "windows-4625":
+            if base != "windows-4625":
                 continue
         try:
             reports.append(run_sample(args.sample_dir / name, filter_dirs=args.filter_dir))
