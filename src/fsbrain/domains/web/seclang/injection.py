@@ -207,10 +207,18 @@ def _sqli_shape(toks: list[tuple[str, bytes]], quoted: bool) -> bool:
     return False
 
 
+_PLAIN = re2.compile(rb"[A-Za-z0-9 _.,:/@?!-]*")
+_SQL_WORD = re2.compile(rb"(?i)union|select|insert|update|delete|drop|create|alter|exec|declare|truncate|shutdown|"
+                        rb"waitfor|sleep|benchmark|having|order|group|information_schema|xp_|sp_|load|outfile|"
+                        rb"dumpfile|into|from|where|sysobjects|pg_|sqlite|dbms|utl_|@@")
+
+
 def detect_sqli(value: bytes) -> tuple[bytes, ...] | None:
     """Return ``(fingerprint,)`` when ``value`` looks like SQL injection, else None."""
     if len(value) < 2:
         return None
+    if _PLAIN.fullmatch(value) is not None and _SQL_WORD.search(value) is None:
+        return None  # letters, digits, spaces and harmless punctuation, no SQL keyword: nothing to lex
     for ctx in (b"", b"'", b'"'):
         if ctx and ctx not in value:
             continue
