@@ -11,13 +11,18 @@ from fsbrain.domains.web.seclang import ftw
 MIN_PASS_RATE = 0.996
 
 
-@pytest.fixture(scope="module")
-def suite_results(request):
-    shared = request.getfixturevalue("shared_data")
-    crs = shared("crs-regression")
-    ov = ftw.Overrides.load()
-    engine = ftw.engine_for_suite(crs, ov)
-    return ftw.run_suite(engine, crs / "tests", ov)
+_CACHE: dict[str, list[ftw.FtwResult]] = {}
+
+
+@pytest.fixture
+def suite_results(shared_data):
+    """Run the suite once per session (shared_data is function-scoped, so cache by corpus path)."""
+    crs = shared_data("crs-regression")
+    if str(crs) not in _CACHE:
+        ov = ftw.Overrides.load()
+        engine = ftw.engine_for_suite(crs, ov)
+        _CACHE[str(crs)] = ftw.run_suite(engine, crs / "tests", ov)
+    return _CACHE[str(crs)]
 
 
 @pytest.mark.conformance
