@@ -30,7 +30,7 @@ def _need_service(name: str, host: str, port: int) -> None:
     pytest.skip(f"{msg}; start it to run this test")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data():
     """Return a function ``(name) -> Path`` of a corpus under ../shared/data, skipping when absent."""
 
