@@ -105,3 +105,24 @@ def test_fuzz_rule_expressions(expr):
         compile_policy(text)
     except PolicyError:
         pass
+
+
+@pytest.mark.parametrize("expr", ["has_coupon == true", "has_coupon != true", "x == null", "x != null",
+                                  "n == 3", "n != 3", "s == 'a'", 's != "a"', "has_coupon == false"])
+@pytest.mark.parametrize("data", [{"has_coupon": True, "x": None, "n": 3, "s": "a"},
+                                  {"has_coupon": False, "x": 1, "n": 3.0, "s": "b"},
+                                  {"has_coupon": 1, "n": "3", "s": 3}, {}])
+def test_native_filters_agree_with_zen(expr, data):
+    import zen
+
+    from fsbrain.engine.evaluator import _matches
+    from fsbrain.engine.policy import _native_filter
+
+    native = _native_filter(expr)
+    assert native is not None
+    field, eq, lit = native
+    try:
+        expected = zen.evaluate_expression(expr, data) is True
+    except RuntimeError:
+        expected = False
+    assert (_matches(data.get(field), lit) is eq) == expected

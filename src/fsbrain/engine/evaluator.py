@@ -130,47 +130,64 @@ class Engine:
         values: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
         for f in plan.features:
+            spec = f.spec
             key = f.key_of(data)
             if key is None:
-                values[f.spec.name] = f.spec.empty_value()
+                values[spec.name] = spec.empty_value()
                 continue
             observe = True
             if f.when is not None:
-                try:
-                    observe = f.when.evaluate({n: data.get(n) for n in f.when_names}) is True
-                except RuntimeError as exc:
-                    errors.append({"feature": f.name, "error": _zen_msg(exc)})
-                    self.stats.feature_errors += 1
-                    observe = False
+                native = f.when_native
+                if native is not None:
+                    observe = _matches(data.get(native[0]), native[2]) is native[1]
+                else:
+                    try:
+                        observe = f.when.evaluate({n: data.get(n) for n in f.when_names}) is True
+                    except RuntimeError as exc:
+                        errors.append({"feature": f.name, "error": _zen_msg(exc)})
+                        self.stats.feature_errors += 1
+                        observe = False
             value: Any = 1
             if observe and f.value_getter is not None:
                 value = f.value_getter(data)
                 if value is None:
                     observe = False
                 elif f.agg == "distinct":
-                    value = str(value)
-                else:
-                    if isinstance(value, bool) or not isinstance(value, int | float):
-                        try:
-                            value = float(value)
-                        except (TypeError, ValueError):
-                            errors.append({"feature": f.name, "error": f"value {value!r} is not a number"})
-                            self.stats.feature_errors += 1
-                            observe = False
-            for k in (key,) if type(key) is str else key:
+                    if type(value) is not str:
+                        value = str(value)
+                elif type(value) is not float and type(value) is not int:
+                    try:
+                        if type(value) is bool:
+                            raise TypeError
+                        value = float(value)
+                    except (TypeError, ValueError):
+                        errors.append({"feature": f.name, "error": f"value {value!r} is not a number"})
+                        self.stats.feature_errors += 1
+                        observe = False
+            if type(key) is str:
                 if observe:
-                    ops.append(WindowOp(f.spec, k, value))
-                    op_names.append(f.spec.name)
+                    ops.append(WindowOp(spec, key, value))
+                    op_names.append(spec.name)
                 else:
-                    reads.append(WindowRead(f.spec, k))
-                    read_names.append(f.spec.name)
+                    reads.append(WindowRead(spec, key))
+                    read_names.append(spec.name)
+                continue
+            for k in key:
+                if observe:
+                    ops.append(WindowOp(spec, k, value))
+                    op_names.append(spec.name)
+                else:
+                    reads.append(WindowRead(spec, k))
+                    read_names.append(spec.name)
         try:
             if ops:
                 for n, v in zip(op_names, self.state.update_get(ops, ts), strict=True):
-                    values[n] = _fold_max(values, n, v)
+                    old = values.get(n, _MISSING)
+                    values[n] = v if old is _MISSING or old is None or (v is not None and v > old) else old
             if reads:
                 for n, v in zip(read_names, self.state.get(reads, ts), strict=True):
-                    values[n] = _fold_max(values, n, v)
+                    old = values.get(n, _MISSING)
+                    values[n] = v if old is _MISSING or old is None or (v is not None and v > old) else old
         except BackendError:
             self.stats.state_errors += 1
             raise
@@ -181,9 +198,11 @@ class Engine:
 
     def _list_context(self, pol: CompiledPolicy, data: dict[str, Any], ts: float,
                       ) -> tuple[dict[str, Any], list[ListHit]]:
+        if not len(self.lists):
+            return _NO_LISTS, []
         ctx: dict[str, Any] = {t: [] for t in LIST_TYPES}
         hits: list[ListHit] = []
-        if len(self.lists):
+        if True:
             for chk in pol.definition.lists:
                 v = _get_path(data, chk.field)
                 if v is None or v == "":
@@ -282,15 +301,18 @@ class Engine:
                         latency_ms=(time.perf_counter() - t0) * 1000, event_time=ts)
 
 
-def _fold_max(values: dict[str, Any], name: str, v: Any) -> Any:
-    """A fanned-out feature (one key per list element) reads as the largest of its keys' values."""
-    old = values.get(name, _MISSING)
-    if old is _MISSING or old is None:
-        return v
-    return old if v is None or old >= v else v
+def _matches(fv: Any, lit: Any) -> bool:
+    """ZEN's ``==`` for a literal: booleans and null by identity, numbers only against numbers."""
+    if lit is None or type(lit) is bool:
+        return fv is lit
+    if type(lit) is float:
+        return type(fv) in (int, float) and fv == lit
+    return type(fv) is str and fv == lit
 
 
 _MISSING = object()
+_NO_LISTS: dict[str, Any] = {"black": [], "white": [], "grey": [], "black_any": False, "white_any": False,
+                             "grey_any": False}
 
 
 def _get_path(data: dict[str, Any], path: str) -> Any:

@@ -91,6 +91,7 @@ class CompiledFeature:
     when: Any | None  # compiled zen expression, evaluated on the event data
     agg: str
     when_names: tuple[str, ...] = ()
+    when_native: tuple[str, bool, Any] | None = None  # (field, equal?, literal) for `field ==/!= literal`
 
     def key_of(self, data: dict[str, Any]) -> str | list[str] | None:
         """The entity key; a list of keys when a single key field holds a list (fan-out, at most
@@ -165,6 +166,28 @@ def _state_name(fd: FeatureDef, bucket: float) -> str:
     return f"{fd.name}:{hashlib.sha1(sig.encode()).hexdigest()[:8]}"
 
 
+_SIMPLE_FILTER = re.compile(
+    r"""^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=)\s*(true|false|null|-?\d+(?:\.\d+)?|'[^'\\]*'|"[^"\\]*")\s*$""")
+
+
+def _native_filter(expr: str) -> tuple[str, bool, Any] | None:
+    """``field == literal`` filters run as a dict lookup instead of an expression call (same result)."""
+    m = _SIMPLE_FILTER.match(expr)
+    if not m:
+        return None
+    lit = m.group(3)
+    value: Any
+    if lit in ("true", "false"):
+        value = lit == "true"
+    elif lit == "null":
+        value = None
+    elif lit[0] in "'\"":
+        value = lit[1:-1]
+    else:
+        value = float(lit)
+    return m.group(1), m.group(2) == "==", value
+
+
 def _compile_expr(expr: str) -> tuple[Any, str | None]:
     try:
         return zen.compile_expression(expr), None
@@ -221,7 +244,8 @@ def compile_policy(text: str, source: str = "<string>") -> CompiledPolicy:
         features.append(CompiledFeature(
             name=fd.name, spec=spec, key_getters=[make_getter(k) for k in fd.key],
             value_getter=make_getter(fd.value) if fd.value else None, when=when, agg=fd.agg,
-            when_names=tuple(sorted(referenced_names(fd.when))) if fd.when else ()))
+            when_names=tuple(sorted(referenced_names(fd.when))) if fd.when else (),
+            when_native=_native_filter(fd.when) if fd.when else None))
 
     model_names = {m.name for m in pdef.models}
     for i, md in enumerate(pdef.models):

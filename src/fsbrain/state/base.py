@@ -35,7 +35,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 AGGREGATES = ("count", "distinct", "sum", "min", "max", "mean")
@@ -97,17 +97,18 @@ class WindowSpec:
         return 0.0 if self.agg == "sum" else None
 
 
-@dataclass(frozen=True, slots=True)
-class WindowOp:
-    """Observe ``value`` for entity ``key`` under ``spec`` (for ``count`` the value is ignored)."""
+class WindowOp(NamedTuple):
+    """Observe ``value`` for entity ``key`` under ``spec`` (for ``count`` the value is ignored).
+
+    A named tuple: the engine builds dozens per decision, and tuples are the cheapest immutable record.
+    """
 
     spec: WindowSpec
     key: str
     value: Any = 1
 
 
-@dataclass(frozen=True, slots=True)
-class WindowRead:
+class WindowRead(NamedTuple):
     """Read the current value of ``spec`` for entity ``key``."""
 
     spec: WindowSpec
