@@ -181,8 +181,30 @@ class WebRuleEngine:
                 if (t is not None and t.collection == "TX" and t.key is not None and not link.exclusions
                         and not link.multi_match):
                     link.fast_tx = (t.key, t.count, ("&TX:" if t.count else "TX:") + t.key)
+        self._fold_constants()
         self.labels_by_rule = {r.id: self.label_map.labels_for(r.id, r.tags) for r in self.rules if r.id}
         self.prefilter = Prefilter(self.rules, max_paranoia=paranoia)
+
+    def _fold_constants(self) -> None:
+        """Decide once the rules whose outcome cannot vary between requests: an unchained, silent rule
+        without actions that tests only a pinned TX variable (the paranoia-level skips CRS puts in every
+        file). ``rule.const`` then says whether it matches."""
+        for r in self.rules:
+            ft = r.fast_tx
+            if (ft is None or r.chain is not None or r.setvars or r.ctls or r.capture or r.log
+                    or r.disruptive in ("deny", "drop", "redirect", "allow") or "%{" in r.op_param
+                    or r.operator is None or r.tfuncs or ft[0] not in self.pinned_tx):
+                continue
+            tv = self.initial_tx.get(ft[0])
+            if ft[1]:
+                res = r.operator(b"1" if tv is not None else b"0", lambda _t: b"")
+            elif tv is None:
+                res = None
+            else:
+                res = r.operator(tv, lambda _t: b"")
+            if r.op_negated:
+                res = () if res is None else None
+            r.const = res is not None
 
     # ---- constructors -------------------------------------------------------------------------------
     @classmethod
@@ -251,6 +273,14 @@ class WebRuleEngine:
             if tr.removed_ids and rule.id in tr.removed_ids:
                 continue
             if tr.removed_tags and any(t in rule.tags for t in tr.removed_tags):
+                continue
+            const = rule.const
+            if const is not None:
+                if const:
+                    if rule.skip_after:
+                        i = markers.get(rule.skip_after, n - 1) + 1
+                    elif rule.skip:
+                        i += rule.skip
                 continue
             if id(rule) in group_of and not may_match(tr, rule):
                 continue

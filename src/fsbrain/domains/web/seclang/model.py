@@ -119,6 +119,7 @@ class Rule:
     paranoia: int = 0
     disabled: str | None = None
     fast_tx: tuple[str, bool, str] | None = None
+    const: bool | None = None
 
     def links(self) -> list[Rule]:
         """This rule and the rules chained after it."""
