@@ -186,13 +186,12 @@ class WebRuleEngine:
         self.prefilter = Prefilter(self.rules, max_paranoia=paranoia)
 
     def _fold_constants(self) -> None:
-        """Decide once the rules whose outcome cannot vary between requests: an unchained, silent rule
-        without actions that tests only a pinned TX variable (the paranoia-level skips CRS puts in every
-        file). ``rule.const`` then says whether it matches."""
+        """Decide once the rules whose outcome cannot vary between requests: unchained rules testing only a
+        pinned TX variable (paranoia levels; rule files cannot change them). Those that never match are
+        skipped; those that always match and only skip (CRS's per-file paranoia skips) just jump."""
         for r in self.rules:
             ft = r.fast_tx
-            if (ft is None or r.chain is not None or r.setvars or r.ctls or r.capture or r.log
-                    or r.disruptive in ("deny", "drop", "redirect", "allow") or "%{" in r.op_param
+            if (ft is None or r.chain is not None or r.capture or "%{" in r.op_param
                     or r.operator is None or r.tfuncs or ft[0] not in self.pinned_tx):
                 continue
             tv = self.initial_tx.get(ft[0])
@@ -204,7 +203,10 @@ class WebRuleEngine:
                 res = r.operator(tv, lambda _t: b"")
             if r.op_negated:
                 res = () if res is None else None
-            r.const = res is not None
+            if res is None:
+                r.const = False  # never matches: skipped whatever its actions
+            elif not (r.setvars or r.ctls or r.log or r.disruptive in ("deny", "drop", "redirect", "allow")):
+                r.const = True  # always matches and only skips
 
     # ---- constructors -------------------------------------------------------------------------------
     @classmethod
