@@ -27,6 +27,10 @@ class _Plan:
     live: CompiledPolicy
     shadows: list[CompiledPolicy]
     models: dict[str, dict[str, ModelSlot]]
+    # features sharing a key (or value) field read it once per event: one extractor per distinct path
+    key_fns: list[Callable[[dict[str, Any]], Any]]
+    value_fns: list[Callable[[dict[str, Any]], Any]]
+    rows: list[tuple[CompiledFeature, int, int]]  # (feature, key index, value index or -1)
 
 
 class EngineStats:
@@ -81,7 +85,24 @@ class Engine:
             for f in pol.features:
                 seen.setdefault(f.spec.name, f)
         models = {p.ref: load_model_slots(p) for p in [live, *shadows]}
-        return _Plan(features=list(seen.values()), live=live, shadows=list(shadows), models=models)
+        key_idx: dict[tuple[str, ...], int] = {}
+        val_idx: dict[str, int] = {}
+        key_fns: list[Callable[[dict[str, Any]], Any]] = []
+        value_fns: list[Callable[[dict[str, Any]], Any]] = []
+        rows = []
+        for f in seen.values():
+            if f.key_paths not in key_idx:
+                key_idx[f.key_paths] = len(key_fns)
+                key_fns.append(f.key_of)
+            vi = -1
+            if f.value_getter is not None and f.value_path is not None:
+                if f.value_path not in val_idx:
+                    val_idx[f.value_path] = len(value_fns)
+                    value_fns.append(f.value_getter)
+                vi = val_idx[f.value_path]
+            rows.append((f, key_idx[f.key_paths], vi))
+        return _Plan(features=list(seen.values()), live=live, shadows=list(shadows), models=models,
+                     key_fns=key_fns, value_fns=value_fns, rows=rows)
 
     def policy(self, event_type: str) -> CompiledPolicy:
         plan = self._plans.get(event_type)
@@ -129,9 +150,11 @@ class Engine:
         read_names: list[str] = []
         values: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
-        for f in plan.features:
+        keys = [fn(data) for fn in plan.key_fns]
+        vals = [fn(data) for fn in plan.value_fns]
+        for f, ki, vi in plan.rows:
             spec = f.spec
-            key = f.key_of(data)
+            key = keys[ki]
             if key is None:
                 values[spec.name] = spec.empty_value()
                 continue
@@ -148,8 +171,8 @@ class Engine:
                         self.stats.feature_errors += 1
                         observe = False
             value: Any = 1
-            if observe and f.value_getter is not None:
-                value = f.value_getter(data)
+            if observe and vi >= 0:
+                value = vals[vi]
                 if value is None:
                     observe = False
                 elif f.agg == "distinct":

@@ -92,6 +92,8 @@ class CompiledFeature:
     agg: str
     when_names: tuple[str, ...] = ()
     when_native: tuple[str, bool, Any] | None = None  # (field, equal?, literal) for `field ==/!= literal`
+    key_paths: tuple[str, ...] = ()
+    value_path: str | None = None
 
     def key_of(self, data: dict[str, Any]) -> str | list[str] | None:
         """The entity key; a list of keys when a single key field holds a list (fan-out, at most
@@ -242,7 +244,8 @@ def compile_policy(text: str, source: str = "<string>") -> CompiledPolicy:
         spec = WindowSpec(name="", agg=fd.agg, window=fd.window, bucket=fd.bucket or 0.0)
         spec = WindowSpec(name=_state_name(fd, spec.bucket), agg=fd.agg, window=fd.window, bucket=spec.bucket)
         features.append(CompiledFeature(
-            name=fd.name, spec=spec, key_getters=[make_getter(k) for k in fd.key],
+            name=fd.name, spec=spec, key_getters=[make_getter(k) for k in fd.key], key_paths=tuple(fd.key),
+            value_path=fd.value,
             value_getter=make_getter(fd.value) if fd.value else None, when=when, agg=fd.agg,
             when_names=tuple(sorted(referenced_names(fd.when))) if fd.when else (),
             when_native=_native_filter(fd.when) if fd.when else None))
