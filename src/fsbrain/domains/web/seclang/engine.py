@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,9 @@ class WebRuleEngine:
                         and not link.multi_match):
                     link.fast_tx = (t.key, t.count, ("&TX:" if t.count else "TX:") + t.key)
         self._fold_constants()
+        self._snapshot_tx: dict[str, bytes] = {}
+        self._start1 = 0
+        self._precompute_config()
         self.labels_by_rule = {r.id: self.label_map.labels_for(r.id, r.tags) for r in self.rules if r.id}
         self.prefilter = Prefilter(self.rules, max_paranoia=paranoia)
 
@@ -207,6 +211,54 @@ class WebRuleEngine:
                 r.const = False  # never matches: skipped whatever its actions
             elif not (r.setvars or r.ctls or r.log or r.disruptive in ("deny", "drop", "redirect", "allow")):
                 r.const = True  # always matches and only skips
+
+    @staticmethod
+    def _config_only(r: Rule) -> bool:
+        """A rule that reads and writes only TX, with macros only from TX: same result every request."""
+        if r.kind == "marker":
+            return True
+        if r.ctls or r.capture or r.multi_match or r.chain is not None or r.disabled:
+            return False
+        if r.kind == "rule" and (r.fast_tx is None or "%{" in r.op_param):
+            return False
+        for sv in r.setvars:
+            if sv.collection != "tx":
+                return False
+            for text_ in (sv.name, sv.value):
+                for m in re.findall(r"%\{([^}]*)\}", text_):
+                    if not m.lower().startswith("tx."):
+                        return False
+        return True
+
+    def _precompute_config(self) -> None:
+        """Run the leading phase-1 rules that depend on TX only (CRS's initialisation) once, at load; each
+        request then starts from the resulting TX snapshot after them. Stops at the first rule that reads
+        the request, or that matches and logs or interrupts."""
+        rules = self.phases[1]
+        markers = self.markers[1]
+        tr = Transaction(self, HttpRequest())
+        matched: list[MatchedRule] = []
+        i, n = 0, len(rules)
+        while i < n:
+            rule = rules[i]
+            if not self._config_only(rule):
+                break
+            i += 1
+            if rule.kind == "marker" or rule.const is False:
+                continue
+            if rule.kind == "rule" and not self._match_chain(tr, rule):
+                continue
+            if rule.log or rule.disruptive in ("deny", "drop", "redirect", "allow"):
+                i -= 1  # a config rule that logs or interrupts is left to run per request
+                break
+            self._fire(tr, rule, matched, tr.score_added)
+            if rule.skip_after:
+                i = markers.get(rule.skip_after, n - 1) + 1
+            elif rule.skip:
+                i += rule.skip
+        if i > 0 and not matched and tr.score_added == 0:
+            self._start1 = i
+            self._snapshot_tx = {k: v for k, v in tr.tx.items() if k not in self.initial_tx or v != self.initial_tx[k]}
 
     # ---- constructors -------------------------------------------------------------------------------
     @classmethod
@@ -256,17 +308,19 @@ class WebRuleEngine:
             tr.enter_phase(ph)
             if tr.rule_engine == "Off":
                 break
-            interrupted = self._run_phase(tr, ph, matched)
+            if ph == 1 and self._start1:
+                tr.tx.update(self._snapshot_tx)
+            interrupted = self._run_phase(tr, ph, matched, self._start1 if ph == 1 else 0)
             if interrupted is not None:
                 break
         return self._verdict(tr, matched, interrupted, t0)
 
-    def _run_phase(self, tr: Transaction, ph: int, matched: list[MatchedRule]) -> int | None:
+    def _run_phase(self, tr: Transaction, ph: int, matched: list[MatchedRule], start: int = 0) -> int | None:
         rules = self.phases[ph]
         markers = self.markers[ph]
         group_of = self.prefilter.group_of
         may_match = self.prefilter.may_match
-        i, n = 0, len(rules)
+        i, n = start, len(rules)
         while i < n:
             rule = rules[i]
             i += 1
