@@ -28,6 +28,71 @@ IDENTITY_ENTITY_TYPES = {"id_number": "id_number", "phone": "phone", "bank_card"
 ENTITY_TYPES = sorted({*IDENTITY_ENTITY_TYPES, "device_id", "ip", "account_id", "employer", "ip_prefix"})
 
 
+class GroupCommitWriter:
+    """Stores decisions in batches: each caller waits until *its* decision is committed (nothing is
+    answered before it is stored), but concurrent callers share one transaction, so the commit cost is
+    paid once per batch instead of once per decision.
+
+    Args:
+        store: the decision store.
+        max_batch: most decisions per transaction.
+    """
+
+    def __init__(self, store: Any, max_batch: int = 64) -> None:
+        import queue
+
+        self.store = store
+        self.max_batch = max_batch
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="fsbrain-decision-writer", daemon=True)
+        self._thread.start()
+
+    def save(self, items: list[tuple[Decision, dict[str, Any]]]) -> list[Decision]:
+        """Store ``items`` (the live decision first, then its shadows); returns what is stored."""
+        from concurrent.futures import Future
+
+        fut: Future[list[Any]] = Future()
+        self._q.put((items, fut))
+        result = fut.result()
+        for r in result:
+            if isinstance(r, BaseException):
+                raise r
+        return result
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            first = self._q.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._q.put(None)
+                    break
+                batch.append(nxt)
+            flat = [item for items, _ in batch for item in items]
+            try:
+                results: list[Any] = self.store.save_decisions(flat)
+            except Exception as exc:  # the database failed: every waiter gets the same error
+                for _, fut in batch:
+                    fut.set_exception(exc)
+                continue
+            pos = 0
+            for items, fut in batch:
+                fut.set_result(results[pos:pos + len(items)])
+                pos += len(items)
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=10)
+
+
 def default_policy_files() -> list[Path]:
     return sorted(POLICY_DIR.glob("*.yaml"))
 
@@ -57,6 +122,7 @@ class Platform:
                        "socket_connect_timeout": sc.socket_timeout, "ttl_grace": sc.ttl_grace}
             state = make_backend(sc.type, **kw)
         self.engine = Engine(state=state, lists=ListIndex())
+        self.writer = GroupCommitWriter(self.store)
         self.engine.on_rule_error = lambda pol, rule: self.metrics.rule_errors.labels(pol, rule).inc()
         self._policy_files: dict[str, tuple[Path, float]] = {}
         self._shadow_files: dict[str, list[tuple[Path, float]]] = {}
@@ -185,11 +251,11 @@ class Platform:
             except BackendError:
                 self.metrics.state_errors.inc()
                 raise
-            stored = self.store.save_decision(decision, prepared.data)
+            saved = self.writer.save([(decision, prepared.data), *((s, prepared.data) for s in shadows)])
+            stored = saved[0]
         replayed = stored.decision_id != decision.decision_id
         if not replayed:
             for s in shadows:
-                self.store.save_decision(s, prepared.data)
                 self.metrics.shadow.labels(s.policy, str(s.outcome == decision.outcome).lower()).inc()
             self.metrics.decisions.labels(event_type, decision.outcome).inc()
             for lab in decision.labels:
@@ -223,6 +289,7 @@ class Platform:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.writer.close()
         self.engine.state.close()
         self.store.close()
 

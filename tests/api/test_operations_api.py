@@ -165,14 +165,17 @@ def test_reload_under_concurrent_requests_drops_nothing(make_client, application
 
 
 def test_future_event_time_is_clamped_for_windows(client, application):
-    far = copy.deepcopy(application)
-    far["event_id"] = "future-1"
-    far["timestamp"] = time.time() + 40 * 86400
-    d = client.post("/v1/decisions/loan_application", json=far).json()
-    assert d["event_time"] == far["timestamp"]
-    now = copy.deepcopy(application)
-    now["event_id"] = "now-1"
-    now["timestamp"] = time.time()
-    full = client.get(f"/v1/decisions/{client.post('/v1/decisions/loan_application', json=now).json()['decision_id']}").json()
-    # the far-future event was counted at server time, so today's application still sees it in its 24h window
-    assert full["features"]["id_apps_24h"] == 2
+    def send(event_id, ts):
+        app = copy.deepcopy(application)
+        app["event_id"], app["timestamp"] = event_id, ts
+        d = client.post("/v1/decisions/loan_application", json=app).json()
+        return client.get(f"/v1/decisions/{d['decision_id']}").json()
+
+    now = time.time()
+    send("before-1", now - 60)
+    far = send("future-1", now + 40 * 86400)
+    assert far["event_time"] == now + 40 * 86400
+    after = send("after-1", now)
+    # had the far-future time moved the windows' clock 40 days ahead, today's events would be too late to
+    # count; clamped, today's application still sees the one from a minute ago
+    assert after["features"]["id_apps_24h"] >= 2

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from fsbrain.core.errors import ConflictError, InputError, NotFoundError
+from fsbrain.core.errors import ConflictError, FsbrainError, InputError, NotFoundError
 from fsbrain.core.model import Decision
 from fsbrain.store import validate as v
 from fsbrain.store.db import Database
@@ -112,6 +112,36 @@ class DecisionRepository:
         if existing is None:
             raise ConflictError(f"decision id {values['decision_id']} is already stored for another event")
         return _decision_from_row(existing, decision.shadow)
+
+    def save_decisions(self, items: list[tuple[Decision, dict[str, Any]]]) -> list[Decision | FsbrainError]:
+        """Store several decisions in one transaction (group commit); same semantics as :meth:`save_decision`.
+
+        Returns, per item in order, the stored decision or the error that item alone raised (an invalid
+        item does not fail the others). A database failure fails the whole batch with ``BackendError``.
+        """
+        out: list[Decision | FsbrainError | None] = [None] * len(items)
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for i, (decision, event_data) in enumerate(items):
+            try:
+                rows.append((i, _values_from_decision(decision, event_data)))
+            except FsbrainError as err:
+                out[i] = err
+        if rows:
+            with self._db.begin() as conn:
+                for i, values in rows:
+                    decision = items[i][0]
+                    table = SHADOW if decision.shadow else LIVE
+                    if conn.execute(self._db.insert_ignore(table, table.c.decision_id), values).first() is not None:
+                        labels = list(dict.fromkeys(decision.labels))
+                        if labels and not decision.shadow:
+                            conn.execute(LABELS.insert(), [{"decision_id": values["decision_id"], "label": lb}
+                                                           for lb in labels])
+                        out[i] = decision
+                        continue
+                    existing = conn.execute(_SHADOW_BY_EVENT if decision.shadow else _BY_EVENT, values).first()
+                    out[i] = (_decision_from_row(existing, decision.shadow) if existing is not None else
+                              ConflictError(f"decision id {values['decision_id']} is already stored for another event"))
+        return [o for o in out if o is not None]
 
     def _find(self, conn: sa.Connection, decision_id: str, with_event: bool) -> tuple[Any, bool]:
         for table, shadow in ((LIVE, False), (SHADOW, True)):
