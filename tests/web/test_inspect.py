@@ -157,3 +157,21 @@ def test_password_fields_are_opaque_to_the_model(default_inspector):
     assert not any(m["param"].endswith("password") for m in v["model"]) and v["model_score"] == 0
     scored = WebInspector(paranoia=1, opaque_params=()).inspect(req)
     assert any(m["param"] == "ARGS_POST:password" for m in scored["model"])
+
+
+@pytest.mark.conformance
+def test_libinjection_heldout_requests(shared_data, default_inspector):
+    """Request level, default rules + model: held-out libinjection payloads as a search query are detected,
+    and the held-out half of its false_positives.txt mostly passes (numbers in docs/benchmarks/web_peer.md)."""
+    from urllib.parse import quote
+
+    from fsbrain.domains.web import ml
+
+    vals = [(c, v) for c, v in ml.libinjection_values(shared_data("libinjection").parent) if ml.heldout(v)]
+    attacks = [v for c, v in vals if c != "benign"][::20]
+    benign = [v for c, v in vals if c == "benign"]
+    assert len(attacks) > 250 and len(benign) > 100
+    tp = sum(default_inspector.inspect(get("/search?q=" + quote(v, safe="")))["attack"] for v in attacks)
+    fp = sum(default_inspector.inspect(get("/search?q=" + quote(v, safe="")))["attack"] for v in benign)
+    assert tp / len(attacks) >= 0.97
+    assert 1 - fp / len(benign) >= 0.85
