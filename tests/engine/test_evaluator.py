@@ -158,3 +158,9 @@ rules:
         decisions.append(d)
     assert outs == [1, 2, 3, 0, 0]
     assert "gang_fraud" in decisions[2].labels and "gang_fraud" not in decisions[1].labels
+
+
+def test_values_the_expression_engine_cannot_convert_are_rule_errors(engine):
+    d = engine.decide("loan_application", ev(0, id_age=4e306), event_id="huge", timestamp=1.0)[0]
+    assert d.errors and all("rule" in e for e in d.errors)
+    assert d.outcome in ("approve", "review", "reject")

@@ -8,11 +8,11 @@ from fsbrain.core.errors import AuthError
 from fsbrain.service import Platform
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     return request.app.state.platform  # type: ignore[no-any-return]
 
 
-def require_actor(request: Request) -> str:
+async def require_actor(request: Request) -> str:
     """The caller's name: the API key's name when auth is on, else ``anonymous@<client>``.
 
     Raises:
@@ -29,7 +29,9 @@ def require_actor(request: Request) -> str:
             raw = auth[7:].strip()
     if not raw:
         raise AuthError("missing API key: send it in the X-API-Key header")
-    name = platform.store.verify_api_key(raw)
+    from starlette.concurrency import run_in_threadpool
+
+    name = await run_in_threadpool(platform.store.verify_api_key, raw)
     if name is None:
         raise AuthError("unknown or revoked API key")
     return name

@@ -166,7 +166,7 @@ class Engine:
                 else:
                     try:
                         observe = f.when.evaluate({n: data.get(n) for n in f.when_names}) is True
-                    except RuntimeError as exc:
+                    except Exception as exc:  # zen raises RuntimeError, or Exception for unconvertible values
                         errors.append({"feature": f.name, "error": _zen_msg(exc)})
                         self.stats.feature_errors += 1
                         observe = False
@@ -268,13 +268,13 @@ class Engine:
     def _evaluate_rules(self, pol: CompiledPolicy, ctx: dict[str, Any], errors: list[dict[str, Any]]) -> list[bool]:
         try:
             return [r is True for r in pol.combined.evaluate(ctx)]
-        except RuntimeError:
+        except Exception:  # zen: RuntimeError for rule errors, Exception for values it cannot convert
             pass
         out = []
         for rule in pol.rules:
             try:
                 out.append(rule.expr.evaluate(ctx) is True)
-            except RuntimeError as exc:
+            except Exception as exc:
                 msg = _zen_msg(exc)
                 if "Unsupported type" in msg:
                     msg += " (a field or feature the rule reads is missing, null or of another type; use `x ?? default`)"

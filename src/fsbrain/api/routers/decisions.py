@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from fsbrain.api.app import ORJSONResponse
 from fsbrain.api.deps import get_platform, require_actor
 from fsbrain.core.errors import InputError
 from fsbrain.service import Platform
@@ -50,7 +51,7 @@ class DecisionList(BaseModel):
     offset: int
 
 
-def _decide(platform: Platform, event_type: str, body: bytes) -> dict[str, Any]:
+def _decide(platform: Platform, event_type: str, body: bytes) -> Any:
     if not body:
         raise InputError("the request body is empty: send a JSON object")
     try:
@@ -60,7 +61,9 @@ def _decide(platform: Platform, event_type: str, body: bytes) -> dict[str, Any]:
     decision, replayed = platform.decide(event_type, payload)
     out = decision.to_dict(with_features=False)
     out["replayed"] = replayed
-    return out
+    # returned as a ready response: the shape is DecisionOut's by construction, and skipping FastAPI's
+    # response re-validation saves a large share of the request's time
+    return ORJSONResponse(out)
 
 
 @router.post("/loan_application", response_model=DecisionOut, response_model_exclude_none=True,

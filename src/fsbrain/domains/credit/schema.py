@@ -232,7 +232,7 @@ def to_event_data(app: LoanApplication, pseudonymizer: Pseudonymizer, *, now: fl
     out.update({
         "loan_amount": loan.amount, "loan_term_months": loan.term_months, "loan_purpose": loan.purpose,
         "loan_product": loan.product, "coupon_code": loan.coupon_code, "has_coupon": bool(loan.coupon_code),
-        "amount_income_ratio": round(loan.amount / a.monthly_income, 3) if a.monthly_income else None,
+        "amount_income_ratio": round(loan.amount / a.monthly_income, 3) if (a.monthly_income or 0) >= 1 else None,
     })
     out.update(enrich.device_fields(dev))
     out.update(enrich.contact_fields(app.contacts, a, h))
