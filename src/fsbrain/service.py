@@ -131,6 +131,19 @@ class Platform:
         self._thread: threading.Thread | None = None
         self.load_policies()
         self.refresh_lists(force=True)
+        self._preload()
+
+    @staticmethod
+    def _preload() -> None:
+        """Load code tables now, so the first requests don't pay for them."""
+        import importlib
+
+        from fsbrain.engine.events import EVENT_TYPE_MODULES
+
+        for mod, _, _ in EVENT_TYPE_MODULES.values():
+            pre = getattr(importlib.import_module(mod), "preload", None)
+            if pre is not None:
+                pre()
 
     # -- policies ------------------------------------------------------------------------------
     def load_policies(self) -> list[str]:

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import bisect
 import csv
+import functools
 import gzip
 import io
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +60,33 @@ CARRIERS = {1: ("移动", False), 2: ("联通", False), 3: ("电信", False), 4:
 LATEST_REVISION = 201904
 _MUNICIPALITIES = ("11", "12", "31", "50")
 _NOT_PLACES = ("市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划")
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def _once(fn: Any) -> Any:
+    """``lru_cache(maxsize=1)`` whose first call is serialised: when a server's thread pool calls a table
+    loader at the same moment, one thread loads it and the others wait, instead of all loading it."""
+    cached = lru_cache(maxsize=1)(fn)
+
+    @functools.wraps(fn)
+    def wrapper() -> Any:
+        if cached.cache_info().currsize:
+            return cached()
+        with _LOAD_LOCK:
+            return cached()
+
+    wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    return wrapper
+
+
+def preload() -> None:
+    """Load every table now (servers call this at start-up, so no request pays for it)."""
+    _regions()
+    _province_names()
+    phone_table()
+    _bins()
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -101,7 +131,7 @@ class Region:
         return self.code[:2]
 
 
-@lru_cache(maxsize=1)
+@_once
 def _regions() -> dict[str, tuple[str, int, int]]:
     return {r["code"]: (r["name"], int(r["first"]), int(r["last"])) for r in _rows("regions.csv.gz")}
 
@@ -144,7 +174,7 @@ def region_codes(*, level: str = "county", current_only: bool = True) -> list[st
     return sorted(out)
 
 
-@lru_cache(maxsize=1)
+@_once
 def _province_names() -> dict[str, str]:
     return {code[:2]: name for code, (name, _f, _l) in _regions().items() if code.endswith("0000")}
 
@@ -234,7 +264,7 @@ class PhoneTable:
                          ccode or None)
 
 
-@lru_cache(maxsize=1)
+@_once
 def phone_table() -> PhoneTable:
     """The cached mobile segment table."""
     places = sorted(_rows("phone_cities.csv.gz"), key=lambda r: int(r["idx"]))
@@ -300,7 +330,7 @@ class CardInfo:
         return CARD_TYPE_NAMES.get(self.card_type, self.card_type)
 
 
-@lru_cache(maxsize=1)
+@_once
 def _bins() -> tuple[dict[str, list[tuple[int, str, str]]], dict[str, str], tuple[int, ...]]:
     banks = {r["bank_code"]: r["name"] for r in _rows("banks.csv.gz")}
     table: dict[str, list[tuple[int, str, str]]] = {}

@@ -244,3 +244,10 @@ def to_event_data(app: LoanApplication, pseudonymizer: Pseudonymizer, *, now: fl
     })
     out["copy_paste_count"] = sum(bool(out[k]) for k in enrich.COPY_PASTE_FLAGS)
     return out
+
+
+def preload() -> None:
+    """Load the identity code tables (region codes, phone segments, card BINs) ahead of the first event."""
+    from fsbrain.domains.credit import identity
+
+    identity.preload()
