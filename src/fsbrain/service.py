@@ -47,13 +47,17 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="fsbrain-decision-writer", daemon=True)
         self._thread.start()
 
-    def save(self, items: list[tuple[Decision, dict[str, Any]]]) -> list[Decision]:
-        """Store ``items`` (the live decision first, then its shadows); returns what is stored."""
+    def submit(self, items: list[tuple[Decision, dict[str, Any]]]) -> Any:
+        """Queue ``items``; returns a ``concurrent.futures.Future`` of the per-item results."""
         from concurrent.futures import Future
 
         fut: Future[list[Any]] = Future()
         self._q.put((items, fut))
-        result = fut.result()
+        return fut
+
+    def save(self, items: list[tuple[Decision, dict[str, Any]]]) -> list[Decision]:
+        """Store ``items`` (the live decision first, then its shadows); returns what is stored."""
+        result = self.submit(items).result()
         for r in result:
             if isinstance(r, BaseException):
                 raise r
@@ -127,6 +131,7 @@ class Platform:
         self._policy_files: dict[str, tuple[Path, float]] = {}
         self._shadow_files: dict[str, list[tuple[Path, float]]] = {}
         self._event_locks = [threading.Lock() for _ in range(64)]
+        self._pending: dict[tuple[str, str], Any] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.load_policies()
@@ -245,27 +250,77 @@ class Platform:
     def decide(self, event_type: str, payload: Any) -> tuple[Decision, bool]:
         """Validate, decide, store. Returns (decision, replayed) — replayed when event_id was seen before."""
         t0 = time.perf_counter()
-        self.engine.policy(event_type)  # unknown event type → 404 before validation
-        prepared = prepare_event(event_type, payload, self.pseudonymizer)
+        prepared = self._prepare(event_type, payload)
         lock = self._event_locks[hash(prepared.event_id) % len(self._event_locks)]
         with lock:
-            existing = self.store.get_decision_by_event(event_type, prepared.event_id)
+            existing = self._existing(event_type, prepared.event_id)
             if existing is not None:
-                self.metrics.replays.labels(event_type).inc()
                 return existing, True
-            # one event stamped far in the future would move every window's horizon: count it at the
-            # server's clock (+ allowed skew) and keep its own time on the decision
-            state_ts = min(prepared.timestamp, time.time() + self.settings.max_clock_skew)
-            try:
-                decision, shadows = self.engine.decide(event_type, prepared.data, event_id=prepared.event_id,
-                                                       timestamp=state_ts)
-                for d in (decision, *shadows):
-                    d.event_time = prepared.timestamp
-            except BackendError:
-                self.metrics.state_errors.inc()
-                raise
-            saved = self.writer.save([(decision, prepared.data), *((s, prepared.data) for s in shadows)])
-            stored = saved[0]
+            decision, shadows = self._evaluate(event_type, prepared)
+            stored = self.writer.save(self._items(prepared, decision, shadows))[0]
+        return self._account(event_type, decision, shadows, stored, t0)
+
+    async def decide_async(self, event_type: str, payload: Any) -> tuple[Decision, bool]:
+        """:meth:`decide` for the event loop: CPU work inline, the commit awaited without blocking the loop
+        (the group-commit writer resolves an asyncio future), so one process serves many requests without a
+        thread per request."""
+        import asyncio
+
+        t0 = time.perf_counter()
+        prepared = self._prepare(event_type, payload)
+        key = (event_type, prepared.event_id)
+        pending = self._pending.get(key)
+        if pending is not None:  # the same event is being decided right now: answer with that decision
+            first = (await asyncio.shield(pending))[0]
+            if isinstance(first, BaseException):
+                raise first
+            self.metrics.replays.labels(event_type).inc()
+            return first, True
+        existing = self._existing(event_type, prepared.event_id)
+        if existing is not None:
+            return existing, True
+        decision, shadows = self._evaluate(event_type, prepared)
+        fut = asyncio.wrap_future(self.writer.submit(self._items(prepared, decision, shadows)))
+        self._pending[key] = fut
+        try:
+            results = await fut
+        finally:
+            self._pending.pop(key, None)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return self._account(event_type, decision, shadows, results[0], t0)
+
+    def _prepare(self, event_type: str, payload: Any) -> Any:
+        self.engine.policy(event_type)  # unknown event type → 404 before validation
+        return prepare_event(event_type, payload, self.pseudonymizer)
+
+    def _existing(self, event_type: str, event_id: str) -> Decision | None:
+        existing = self.store.get_decision_by_event(event_type, event_id)
+        if existing is not None:
+            self.metrics.replays.labels(event_type).inc()
+        return existing
+
+    def _evaluate(self, event_type: str, prepared: Any) -> tuple[Decision, list[Decision]]:
+        # one event stamped far in the future would move every window's horizon: count it at the
+        # server's clock (+ allowed skew) and keep its own time on the decision
+        state_ts = min(prepared.timestamp, time.time() + self.settings.max_clock_skew)
+        try:
+            decision, shadows = self.engine.decide(event_type, prepared.data, event_id=prepared.event_id,
+                                                   timestamp=state_ts)
+        except BackendError:
+            self.metrics.state_errors.inc()
+            raise
+        for d in (decision, *shadows):
+            d.event_time = prepared.timestamp
+        return decision, shadows
+
+    @staticmethod
+    def _items(prepared: Any, decision: Decision, shadows: list[Decision]) -> list[tuple[Decision, dict[str, Any]]]:
+        return [(decision, prepared.data), *((s, prepared.data) for s in shadows)]
+
+    def _account(self, event_type: str, decision: Decision, shadows: list[Decision], stored: Decision,
+                 t0: float) -> tuple[Decision, bool]:
         replayed = stored.decision_id != decision.decision_id
         if not replayed:
             for s in shadows:

@@ -120,3 +120,21 @@ def test_openapi_documents_the_application(client):
     assert "/v1/decisions/loan_application" in spec["paths"]
     assert "LoanApplication" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200
+
+
+def test_concurrent_same_event_decided_once(make_client, application):
+    import asyncio
+
+    client, platform = make_client()
+
+    async def both():
+        return await asyncio.gather(*(platform.decide_async("loan_application", copy.deepcopy(application))
+                                      for _ in range(5)))
+
+    results = asyncio.run(both())
+    assert len({d.decision_id for d, _ in results}) == 1
+    assert sorted(r for _, r in results) == [False, True, True, True, True]
+    other = copy.deepcopy(application)
+    other["event_id"] = "next"
+    d, _ = asyncio.run(platform.decide_async("loan_application", other))
+    assert d.features["id_apps_24h"] == 2  # the five copies were counted once

@@ -51,14 +51,14 @@ class DecisionList(BaseModel):
     offset: int
 
 
-def _decide(platform: Platform, event_type: str, body: bytes) -> Any:
+async def _decide(platform: Platform, event_type: str, body: bytes) -> Any:
     if not body:
         raise InputError("the request body is empty: send a JSON object")
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InputError(f"malformed JSON: {exc}") from None
-    decision, replayed = platform.decide(event_type, payload)
+    decision, replayed = await platform.decide_async(event_type, payload)
     out = decision.to_dict(with_features=False)
     out["replayed"] = replayed
     # returned as a ready response: the shape is DecisionOut's by construction, and skipping FastAPI's
@@ -72,20 +72,14 @@ def _decide(platform: Platform, event_type: str, body: bytes) -> Any:
                  "application/json": {"schema": {"$ref": "#/components/schemas/LoanApplication"}}}}})
 async def decide_loan(request: Request, platform: Platform = Depends(get_platform),
                       actor: str = Depends(require_actor)) -> Any:
-    body = await request.body()
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(_decide, platform, "loan_application", body)
+    return await _decide(platform, "loan_application", await request.body())
 
 
 @router.post("/{event_type}", response_model=DecisionOut, response_model_exclude_none=True,
              summary="Decide on an event of any registered type")
 async def decide_any(event_type: str, request: Request, platform: Platform = Depends(get_platform),
                      actor: str = Depends(require_actor)) -> Any:
-    body = await request.body()
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(_decide, platform, event_type, body)
+    return await _decide(platform, event_type, await request.body())
 
 
 @router.get("/{decision_id}", response_model=DecisionOut, summary="A stored decision, with its feature values")
