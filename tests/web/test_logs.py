@@ -167,3 +167,8 @@ def test_cli_scan_jsonl_and_table(tmp_path):
     assert res.exit_code == 0 and "Top attackers" in res.stdout and "line 1521" in res.stdout
     res = CliRunner().invoke(app, ["web", "scan", str(tmp_path / "missing.log")])
     assert res.exit_code != 0
+
+
+def test_lone_surrogate_in_a_line_is_parsed_not_crashed():
+    rec = parse_line(combined("192.0.2.9", T0, "GET / HTTP/1.1", ua="\ud800bot"), 1)
+    assert rec.ip == "192.0.2.9" and "bot" in rec.user_agent

@@ -10,21 +10,11 @@ from pydantic import BaseModel, Field
 
 from fsbrain.api.app import ORJSONResponse
 from fsbrain.api.deps import get_platform, require_actor
+from fsbrain.api.schemas import ReasonOut
 from fsbrain.core.errors import InputError
 from fsbrain.service import Platform
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
-
-
-class ReasonOut(BaseModel):
-    source: str = Field(description="rule, list, model, graph, feature or detector")
-    id: str = Field(description="Rule id (or list / model name)")
-    label: str | None = Field(default=None, description="Risk label the hit points to")
-    feature: str | None = Field(default=None, description="Feature the rule tested")
-    value: Any = Field(default=None, description="The feature's value for this event")
-    threshold: Any = Field(default=None, description="Threshold the value was compared against")
-    weight: int = Field(default=0, description="Points this hit added to the score")
-    message: str | None = None
 
 
 class DecisionOut(BaseModel):

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from fsbrain.api.deps import require_actor
+from fsbrain.api.schemas import ReasonOut
 from fsbrain.core.errors import InputError
 
 router = APIRouter(prefix="/v1/web", tags=["web"])
@@ -38,19 +39,6 @@ class WebRequestIn(BaseModel):
     body: str = Field(default="", max_length=MAX_BODY_CHARS, description="Request body (UTF-8 text)")
     paranoia: int = Field(default=1, ge=1, le=4, description="Paranoia level 1..4")
     explain: bool = Field(default=False, description="Add model scores, rule/model split, limits and latency")
-
-
-class ReasonOut(BaseModel):
-    """Why: one rule or model hit."""
-
-    source: str
-    id: str
-    label: str | None = None
-    feature: str | None = None
-    value: Any = None
-    threshold: Any = None
-    weight: int = 0
-    message: str | None = None
 
 
 class WebVerdictOut(BaseModel):

@@ -122,6 +122,9 @@ def parse_line(line: str, line_no: int) -> LogRecord:
     if len(line) > MAX_LINE:
         raise InputError(f"line longer than {MAX_LINE} characters")
     s = line.strip()
+    if not s.isascii():
+        # lone surrogates (from JSON "\ud800" or surrogateescape decoding) cannot reach RE2 as UTF-8
+        s = s.encode("utf-8", "replace").decode("utf-8")
     if s.startswith("{"):
         return _parse_json(s, line_no)
     m = _COMBINED.match(s)
