@@ -177,6 +177,13 @@ class DateParser:
         if bodies and all(b in _BUILTIN_BODIES for b in bodies):
             pre = r"^\W{0,3}?" if self._anchor_start else r"^"
             self._fast = [re.compile((pre + f"(?P<_dt>{b})").encode()) for b in bodies]
+            # which templates have an epoch group (its start may differ from the date's start)
+            self._fast_e = [("(?P<e>" in b) for b in bodies]
+            # dates that differ only in their seconds share everything else: remember the rest per minute
+            self._fast_sec = [(f.groupindex["S"], f.groupindex.get("f", 0))
+                              if "S" in f.groupindex and "d" in f.groupindex and "e" not in f.groupindex
+                              and "tai" not in f.groupindex else None for f in self._fast]
+        self._minutes: dict[bytes, float] = {}
 
     def _convert(self, pattern: str) -> list[str]:
         if pattern.startswith("{^LN-BEG}"):
@@ -213,17 +220,33 @@ class DateParser:
         if self._fast is not None:
             m = self._fast[self._last].match(line)
             if m is not None:
-                span = m.span("_dt")
-                if m.groupdict().get("e") is not None:  # the epoch may follow a bracket kept in the line
+                span = m.span(1)  # group 1 is _dt
+                if self._fast_e[self._last] and m.start("e") >= 0:  # the epoch may follow a bracket kept
                     span = (m.start("e"), span[1])
-                text = line[span[0]:span[1]]
-                hit = self._seen.get(text)
+                hit = self._seen.get(line[span[0]:span[1]])
                 if hit is not None:
                     return span, hit
+                text = line[span[0]:span[1]]
+                sec = self._fast_sec[self._last]
+                mkey = b""
+                if sec is not None and (not sec[1] or m.start(sec[1]) < 0):
+                    ss, se = m.span(sec[0])
+                    mkey = line[span[0]:ss] + b"\x00" + line[se:span[1]]
+                    base = self._minutes.get(mkey)
+                    if base is not None:
+                        sv = int(line[ss:se])
+                        if sv <= 60:
+                            ts = base + min(sv, 59)
+                            self._remember(text, ts)
+                            return span, ts
                 fields = {k: v for k, v in m.groupdict().items() if v is not None and k != "_dt"}
                 ts = self._to_epoch(fields)
                 if ts is not None:
                     self._remember(text, ts)
+                    if mkey:
+                        if len(self._minutes) >= 4096:
+                            self._minutes.clear()
+                        self._minutes[mkey] = ts - min(int(fields["S"]), 59)
                     return span, ts
         spans = self._regex.spans(line)
         if spans is None:

@@ -143,7 +143,8 @@ class ByteRegex:
             self.groupindex = dict(self._py.groupindex)
             STATS["python_re"] += 1
         self._anchor = _re2.RE2.Anchor.UNANCHORED
-        self._names = [(name.split("__", 1)[0], idx) for name, idx in self.groupindex.items()]
+        self._names = sorted(((name.split("__", 1)[0], idx) for name, idx in self.groupindex.items()),
+                             key=lambda x: -x[1])
 
     def spans(self, text: bytes) -> list[tuple[int, int]] | None:
         """Byte spans of the whole match and every group (``(-1, -1)`` when unset), or ``None``."""
@@ -164,12 +165,122 @@ class ByteRegex:
         return self.groups_from(text, spans)
 
     def groups_from(self, text: bytes, spans: list[tuple[int, int]]) -> dict[str, bytes]:
-        out: dict[str, bytes] = {}
-        for base, idx in self._names:
-            s, e = spans[idx]
-            if s >= 0 and base not in out:
-                out[base] = text[s:e]
-        return out
+        # names in reverse group order: of repeated names (``ip4``, ``ip4__1``) the first that took part wins
+        return {base: text[sp[0]:sp[1]] for base, idx in self._names if (sp := spans[idx])[0] >= 0}
+
+
+def strip_groups(pattern: str) -> str | None:
+    """``pattern`` with every capturing group made non-capturing (``None`` when unsure how to).
+
+    A regex without groups lets RE2 answer with its DFA alone (no submatch engine), several times faster.
+
+    >>> strip_groups(r"^(?P<a>x)(y|[(]\\()z")
+    '^(?:x)(?:y|[(]\\\\()z'
+    """
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            if j >= n:
+                return None
+            out.append(pattern[i:j + 1])
+            i = j + 1
+            continue
+        if c == "(":
+            if pattern.startswith("(?P<", i):
+                j = pattern.find(">", i)
+                if j < 0:
+                    return None
+                out.append("(?:")
+                i = j + 1
+                continue
+            if pattern.startswith("(?", i):
+                out.append("(?")
+                i += 2
+                continue
+            out.append("(?:")
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+class PrefixProbe:
+    """Reuse the groups of a ``prefregex`` ending in ``(?P<content>.+)$`` for lines sharing its head.
+
+    fail2ban filters split every line with a ``prefregex`` like
+    ``^(?P<mlfid>PREFIX)LEVEL(?P<content>.+)$`` before the failregexes run on the content. Its submatch
+    run is the most expensive regex call per line. This probe runs the *head* (everything before the
+    content group) without groups, which RE2 answers with its DFA alone, and looks the result up:
+
+    * the head's leftmost-first match ``[0, e)`` is the highest-priority way through the head; when it
+      leaves a non-empty rest without a line break, the full regex takes exactly that way too (it is
+      the first way that lets ``.+$`` match), so the content starts at ``e``;
+    * two lines with the same first ``e`` bytes (``e + 1`` when the head has ``\\b``, ``\\B`` or ``$``,
+      whose outcome depends on the next byte) whose head both end at ``e`` take the same way through it,
+      so they have the same prefix groups (``mlfid`` ...). Those are remembered per head text.
+
+    A line whose head text was not seen before runs the full regex once (and is remembered when its
+    content starts where the head ends). The result is always what the full regex gives.
+    """
+
+    __slots__ = ("_head", "_memo", "_extra", "_anchor", "content_index")
+    MAX_MEMO = 8192
+
+    def __init__(self, prefregex: ByteRegex) -> None:
+        self._head: Any = None
+        self._memo: dict[bytes, dict[str, bytes]] = {}
+        tail = "(?P<content>.+)$"
+        pat = prefregex.pattern
+        self.content_index = prefregex.groupindex.get("content", -1)
+        if prefregex.engine != "re2" or not pat.endswith(tail):
+            return
+        head = pat[:-len(tail)]
+        if (len(head) - len(head.rstrip("\\"))) % 2 == 1 or "(?P<content>" in head:
+            return
+        stripped = strip_groups(_rewrite_for_re2(head))
+        if stripped is None:
+            return
+        opts = re2.Options()
+        opts.log_errors = False
+        opts.max_mem = 32 << 20
+        rx = _re2.RE2(stripped.encode("utf-8"), opts)
+        if not rx.ok() or rx.NumberOfCapturingGroups() != 0:
+            return
+        self._head = rx
+        self._extra = 1 if ("\\b" in head or "\\B" in head or "$" in head) else 0
+        self._anchor = _re2.RE2.Anchor.UNANCHORED
+
+    @property
+    def usable(self) -> bool:
+        return self._head is not None
+
+    def lookup(self, text: bytes) -> tuple[bytes, dict[str, bytes] | None, int]:
+        """``(key, groups, e)``: the remembered prefix groups for ``text`` (``None`` if unknown) and
+        where the content starts (``-1``: this line cannot use the shortcut)."""
+        sp = self._head.Match(self._anchor, text, 0, len(text))[0]
+        e = sp[1]
+        if sp[0] != 0 or e >= len(text) or 10 in text:
+            return b"", None, -1
+        key = text[:e + self._extra]
+        return key, self._memo.get(key), e
+
+    def remember(self, key: bytes, groups: dict[str, bytes]) -> None:
+        if len(self._memo) >= self.MAX_MEMO:
+            self._memo.clear()
+        self._memo[key] = groups
 
 
 def compile_bytes(pattern: str, *, multiline: bool = False) -> ByteRegex:

@@ -27,7 +27,7 @@ from fsbrain.core.errors import PolicyError
 from fsbrain.domains.host.dates import DateParser
 from fsbrain.domains.host.fail2ban import FilterDefinition
 from fsbrain.domains.host.fail2ban_literals import first_bytes, required_literals
-from fsbrain.domains.host.fail2ban_regex import ByteRegex, RegexSet, compile_failregex
+from fsbrain.domains.host.fail2ban_regex import ByteRegex, PrefixProbe, RegexSet, compile_failregex
 
 MAX_LINE = 16384
 MLFID_CACHE = 10000
@@ -115,6 +115,12 @@ class LogFilter:
         self._ign_set = RegexSet(self.ignoreregex) if self.ignoreregex else None
         self._succ_set = RegexSet(self.successregex) if self.successregex else None
         self.dates = DateParser(definition.datepattern, tz=tz, now=now)
+        self._find_date = self.dates.find if self.dates.has_dates else None
+        # the prefregex's groups, reused for lines sharing its head (always the full regex's result)
+        self._probe: PrefixProbe | None = None
+        if self.prefregex is not None and definition.maxlines == 1:
+            probe = PrefixProbe(self.prefregex)
+            self._probe = probe if probe.usable else None
         self.maxlines = definition.maxlines
         self._buffer: list[bytes] = []
         self._last_ts: float | None = None
@@ -157,15 +163,16 @@ class LogFilter:
             line = line[:MAX_LINE]
             c["truncated"] += 1
         ts = None
-        if self.dates.has_dates:
-            found = self.dates.find(line)
+        find = self._find_date
+        if find is not None:
+            found = find(line)
             if found is None:
                 c["nodate"] += 1
                 ts = self._last_ts  # fail2ban: a line without a date happened at the last date seen
             else:
                 (s, e), ts = found
                 self._last_ts = ts
-                line = line[:s] + line[e:]
+                line = line[e:] if s == 0 else line[:s] + line[e:]
         if self.maxlines > 1:
             self._buffer.append(line)
             if len(self._buffer) > self.maxlines:
@@ -176,14 +183,23 @@ class LogFilter:
         return self._extract(text, ts)
 
     def _extract(self, text: bytes, ts: float | None) -> tuple[Any, ...]:
-        pre: dict[str, bytes] = {}
+        pre: dict[str, bytes] | None = None
         body = text
         if self.prefregex is not None:
-            spans = self.prefregex.spans(text)
-            if spans is None:
-                return ("missed", ts)
-            pre = self.prefregex.groups_from(text, spans)
-            body = pre.pop("content", b"")
+            probe = self._probe
+            e = -1
+            if probe is not None:
+                key, pre, e = probe.lookup(text)
+                if pre is not None:
+                    body = text[e:]
+            if pre is None:
+                spans = self.prefregex.spans(text)
+                if spans is None:
+                    return ("missed", ts)
+                pre = self.prefregex.groups_from(text, spans)
+                body = pre.pop("content", b"")
+                if e >= 0 and spans[probe.content_index][0] == e:  # type: ignore[union-attr]
+                    probe.remember(key, pre)  # type: ignore[union-attr]
         plan = self._by_first.get(body[0], self._plan_any) if body else self._plan_any
         for i, one, lits, rx in plan:
             if one is not None:
@@ -204,7 +220,8 @@ class LogFilter:
         if self._succ_set is not None:
             shit = self._succ_set.first(body)
             if shit is not None:
-                return ("success", ts, shit[0], {**pre, **self.successregex[shit[0]].groups_from(body, shit[1])})
+                sg = self.successregex[shit[0]].groups_from(body, shit[1])
+                return ("success", ts, shit[0], {**pre, **sg} if pre else sg)
         return ("missed", ts)
 
     def decide(self, x: tuple[Any, ...]) -> LineResult:
