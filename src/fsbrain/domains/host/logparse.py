@@ -148,10 +148,27 @@ class LogFilter:
 
     def process(self, line: bytes) -> LineResult:
         """Classify one line (without its trailing newline)."""
-        res = self._decide(self.extract(line))
-        self.counts[res.status] += 1
-        if self.maxlines > 1 and res.status in ("failure", "success"):
-            self._buffer.clear()
+        c = self.counts
+        if self.maxlines > 1 or len(line) > MAX_LINE:
+            res = self._decide(self.extract(line))
+            c[res.status] += 1
+            if self.maxlines > 1 and res.status in ("failure", "success"):
+                self._buffer.clear()
+            return res
+        c["lines"] += 1  # the common case, as extract() does it
+        ts = None
+        find = self._find_date
+        if find is not None:
+            found = find(line)
+            if found is None:
+                c["nodate"] += 1
+                ts = self._last_ts
+            else:
+                (s, e), ts = found
+                self._last_ts = ts
+                line = line[e:] if s == 0 else line[:s] + line[e:]
+        res = self._decide(self._extract(line, ts))
+        c[res.status] += 1
         return res
 
     def extract(self, line: bytes) -> tuple[Any, ...]:
@@ -256,52 +273,59 @@ class LogFilter:
         return LineResult("failure", host=host or fid, user=_text(user), time=ts, regex=idx, fid=fid)
 
     def _merge(self, mlfid: bytes, g: dict[str, bytes], ts: float | None, idx: int) -> LineResult:
-        conn = self._conns.get(mlfid)
-        if conn is not None and ts is not None and conn.seen is not None and ts - conn.seen > MLFID_MAX_AGE:
-            conn = None  # a stale connection id (process ids get reused): start afresh
+        conns = self._conns
+        conn = conns.get(mlfid)
         if conn is None:
             conn = _Conn()
+        elif ts is not None and conn.seen is not None and ts - conn.seen > MLFID_MAX_AGE:
+            conn = _Conn()  # a stale connection id (process ids get reused): start afresh
         else:
-            self._conns.move_to_end(mlfid)
+            conns.move_to_end(mlfid)
         if ts is not None:
             conn.seen = ts
-        host = _host(g)
-        if host is not None:
-            conn.host = host
-        user = _text(g.get("user")) or _text(g.get("alt_user"))
-        if user and user not in conn.users:
-            conn.users.append(user)
+        v = g.get("ip4")
+        if v is None:
+            v = g.get("ip6")
+            if v is None:
+                v = g.get("dns")
+        if v is not None:
+            conn.host = v.decode("ascii", "replace")
+        v = g.get("user")
+        user = v.decode("utf-8", "replace") if v is not None else None
+        if not user:
+            v = g.get("alt_user")
+            user = v.decode("utf-8", "replace") if v is not None else None
+        users = conn.users
+        if user and user not in users:
+            users.append(user)
         gained = "mlfgained" in g
-        nofail = "nofail" in g or gained
-        if len(conn.users) > 1 and ("nofail" in g and not gained or gained):
+        nofail = gained or "nofail" in g
+        if nofail and len(users) > 1:
             nofail = False  # several names tried on one connection: each further try is a failure
-        forget = "mlfforget" in g
         result: LineResult
         if not nofail:
-            attempts = conn.nofail + 1
             if conn.host is None:
                 conn.pending, conn.pending_user = True, user
-                result = LineResult("nofail", time=ts, regex=idx, user=user)
+                result = LineResult("nofail", None, user, ts, idx)
             else:
+                result = LineResult("failure", conn.host, user or (users[-1] if users else None), ts, idx, None,
+                                    conn.nofail + 1)
                 conn.nofail = 0
-                result = LineResult("failure", host=conn.host, user=user or (conn.users[-1] if conn.users else None),
-                                    time=ts, regex=idx, attempts=attempts)
         elif conn.pending and conn.host is not None:
             conn.pending = False
-            result = LineResult("failure", host=conn.host, user=conn.pending_user or user, time=ts,
-                                regex=idx, attempts=conn.nofail + 1)
+            result = LineResult("failure", conn.host, conn.pending_user or user, ts, idx, None, conn.nofail + 1)
             conn.nofail = 0
         elif gained:
-            result = LineResult("success", host=conn.host, user=user, time=ts, regex=idx)
+            result = LineResult("success", conn.host, user, ts, idx)
         else:
             conn.nofail += 1
-            result = LineResult("nofail", host=conn.host, user=user, time=ts, regex=idx)
-        if forget:
-            self._conns.pop(mlfid, None)
+            result = LineResult("nofail", conn.host, user, ts, idx)
+        if "mlfforget" in g:
+            conns.pop(mlfid, None)
         else:
-            self._conns[mlfid] = conn
-            if len(self._conns) > MLFID_CACHE:
-                self._conns.popitem(last=False)
+            conns[mlfid] = conn
+            if len(conns) > MLFID_CACHE:
+                conns.popitem(last=False)
         return result
 
 
