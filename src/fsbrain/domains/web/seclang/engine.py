@@ -318,8 +318,8 @@ class WebRuleEngine:
     def _run_phase(self, tr: Transaction, ph: int, matched: list[MatchedRule], start: int = 0) -> int | None:
         rules = self.phases[ph]
         markers = self.markers[ph]
-        group_of = self.prefilter.group_of
-        may_match = self.prefilter.may_match
+        bit_of = self.prefilter.bit_of
+        pf_mask = self.prefilter.mask
         i, n = start, len(rules)
         while i < n:
             rule = rules[i]
@@ -338,7 +338,8 @@ class WebRuleEngine:
                     elif rule.skip:
                         i += rule.skip
                 continue
-            if id(rule) in group_of and not may_match(tr, rule):
+            bit = bit_of.get(id(rule))
+            if bit is not None and not (pf_mask(tr) >> bit) & 1:
                 continue
             before = tr.score_added
             if rule.kind == "rule" and not self._match_chain(tr, rule):

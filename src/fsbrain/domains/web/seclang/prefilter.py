@@ -1,12 +1,33 @@
-"""A prefilter that decides, with one RE2 set scan per transformation chain, which regex rules can match.
+"""A prefilter that decides, with RE2 set scans per value, which regex rules of a request can match.
 
 Rules whose operator is a fixed regular expression or phrase list (``@rx``, ``@pm``, ``@pmFromFile``),
-not negated, not ``multiMatch``, over request variables only, are grouped by transformation chain. For
-each group and request phase, the values of every variable any rule of the group inspects are
-transformed once (sharing the transaction's cache with rule evaluation), joined by newlines and scanned
-once by an ``re2.Set`` of the group's patterns in multi-line mode. A rule none of whose patterns hit
-cannot match and is skipped; a hit only means "evaluate normally". Multi-line mode and joining make the
-scan a superset of per-value matching, so the prefilter never hides a match.
+not negated, not ``multiMatch``, over request variables only (no counts, no TX), are *prefiltered*: each
+gets one bit of an integer mask. For every request the prefilter computes, once per phase, the mask of
+rules whose pattern occurs in at least one value they could inspect; a rule whose bit is clear cannot
+match and is skipped, a set bit only means "evaluate normally".
+
+How the mask is computed:
+
+* Values come from *sources*: ARGS_GET values and names, ARGS_POST values and names, header values and
+  names, cookie values and names, FILES / FILES_NAMES, MULTIPART_PART_HEADERS, XML, and the scalar
+  request variables. A source's rules are those targeting a collection it feeds (``ARGS`` is fed by
+  ARGS_GET and ARGS_POST; a keyed target ``ARGS:id`` counts as the whole collection: a superset).
+* Each value is transformed by every transformation chain its source's rules use and scanned by one
+  ``re2.Set`` per chain holding those rules' patterns unchanged, so a set hit is exactly "this rule's
+  regex finds a match in this transformed value". A *plain* value (ASCII without ``% + & \\ NUL /*``)
+  is transformed the way rule evaluation transforms it (decoders that are the identity on it dropped,
+  :func:`~fsbrain.domains.web.seclang.transaction.reduced_chain`), and chains that reduce to the same
+  steps share one set: a plain value is usually scanned two to five times whatever the rule count.
+* The value's hit mask is cached per (chain set, value) across requests (values up to
+  :data:`MAX_CACHED_VALUE` bytes, :data:`CACHE_BYTES` of values in all, then the cache starts over):
+  header values, cookie names, form field names and common parameter values repeat from request to
+  request, and a repeated value costs one dictionary lookup.
+* The request's mask is the OR over its values of ``value mask & source mask``.
+
+Soundness: rule evaluation inspects a subset of the source values (keys, exclusions and runtime target
+removals only remove values), transformed exactly as here, and searches the same pattern with the same
+RE2 options, so a rule that can match always has its bit set. ``RE2::Set`` in many-match mode does not
+give up on slow input, and a set that fails to compile leaves its rules unfiltered.
 """
 
 from __future__ import annotations
@@ -21,40 +42,83 @@ from fsbrain.domains.web.seclang.operators import re2_options
 if TYPE_CHECKING:
     from fsbrain.domains.web.seclang.transaction import Transaction
 
-_STATIC_COLLS = frozenset({"ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES",
-                           "ARGS_POST_NAMES", "REQUEST_HEADERS", "REQUEST_HEADERS_NAMES", "REQUEST_COOKIES",
-                           "REQUEST_COOKIES_NAMES", "FILES", "FILES_NAMES", "MULTIPART_PART_HEADERS", "XML"})
+#: values longer than this are scanned but their hit masks are not cached
+MAX_CACHED_VALUE = 2048
+#: total bytes of cached values before the per-value caches start over
+CACHE_BYTES = 16 << 20
+
+# collection -> the sources feeding it
+_FEEDS: dict[str, tuple[str, ...]] = {
+    "ARGS": ("ARGS_GET", "ARGS_POST"), "ARGS_GET": ("ARGS_GET",), "ARGS_POST": ("ARGS_POST",),
+    "ARGS_NAMES": ("ARGS_GET_NAMES", "ARGS_POST_NAMES"), "ARGS_GET_NAMES": ("ARGS_GET_NAMES",),
+    "ARGS_POST_NAMES": ("ARGS_POST_NAMES",), "REQUEST_HEADERS": ("REQUEST_HEADERS",),
+    "REQUEST_HEADERS_NAMES": ("REQUEST_HEADERS_NAMES",), "REQUEST_COOKIES": ("REQUEST_COOKIES",),
+    "REQUEST_COOKIES_NAMES": ("REQUEST_COOKIES_NAMES",), "FILES": ("FILES",), "FILES_NAMES": ("FILES_NAMES",),
+    "MULTIPART_PART_HEADERS": ("MULTIPART_PART_HEADERS",), "XML": ("XML",),
+}
 _STATIC_SCALARS = frozenset({"REQUEST_METHOD", "REQUEST_URI", "REQUEST_URI_RAW", "REQUEST_FILENAME",
                              "REQUEST_BASENAME", "REQUEST_LINE", "REQUEST_PROTOCOL", "QUERY_STRING",
                              "REQUEST_BODY"})
+# sources whose values exist only once the body is processed (phase 2)
+_BODY_SOURCES = frozenset({"ARGS_POST", "ARGS_POST_NAMES", "FILES", "FILES_NAMES", "MULTIPART_PART_HEADERS",
+                           "XML", "REQUEST_BODY"})
+
+
+def _noexpand(_text: str) -> bytes:
+    return b""
 
 
 def _eligible(rule: Rule) -> bool:
-    op = rule.operator
-    if rule.kind != "rule" or op is None or rule.op_negated or rule.multi_match:
+    """A rule whose first link's result depends only on request values: no macros, no counts, no TX."""
+    if rule.kind != "rule" or rule.operator is None or "%{" in rule.op_param:
         return False
-    if getattr(op, "regex", None) is None or rule.op_name.lower() not in ("rx", "pm", "pmfromfile", "pmf"):
-        return False
-    return all(not t.count and (t.collection in _STATIC_COLLS or t.collection in _STATIC_SCALARS)
-               for t in rule.targets)
+    return bool(rule.targets) and all(
+        not t.count and (t.collection in _FEEDS or t.collection in _STATIC_SCALARS) for t in rule.targets)
 
 
-class _Group:
-    __slots__ = ("transforms", "tfuncs", "phase", "colls", "scalars", "rules", "set")
+def _in_set(rule: Rule) -> bool:
+    """Rules whose test is exactly "this pattern occurs": scanned with an RE2 set."""
+    return (not rule.op_negated and getattr(rule.operator, "regex", None) is not None
+            and rule.op_name.lower() in ("rx", "pm", "pmfromfile", "pmf"))
 
-    def __init__(self, transforms: tuple[str, ...], tfuncs: tuple, phase: int) -> None:  # type: ignore[type-arg]
-        self.transforms = transforms
-        self.tfuncs = tfuncs
-        self.phase = phase
-        self.colls: set[str] = set()
-        self.scalars: set[str] = set()
-        self.rules: list[Rule] = []
-        self.set: re2.Set | None = None
+
+class _Stage:
+    """One transformation chain (as applied) of a source's values: an RE2 set of the rules tested by
+    pattern, and the other rules' operators run one by one."""
+
+    __slots__ = ("names", "funcs", "match", "bits", "ops")
+
+    def __init__(self, names: tuple[str, ...], funcs: tuple, set_rules: list[Rule],  # type: ignore[type-arg]
+                 op_rules: list[Rule], bit_of: dict[int, int], sets: dict[tuple[str, ...], tuple]) -> None:  # type: ignore[type-arg]
+        self.names, self.funcs = names, funcs
+        self.match = None
+        self.bits: list[int] = []
+        if set_rules:
+            key = tuple(sorted(bit_of[id(r)] for r in set_rules))
+            got = sets.get((names, key))
+            if got is None:
+                s = re2.Set.SearchSet(re2_options())
+                for r in set_rules:
+                    s.Add(r.operator.regex.pattern)  # type: ignore[union-attr]
+                s.Compile()
+                # the C++ object's method: the Python wrapper costs an extra call per scan
+                got = sets[(names, key)] = (s._set.Match, [1 << bit_of[id(r)] for r in set_rules])
+            self.match, self.bits = got
+        self.ops = tuple((r.operator, r.op_negated, 1 << bit_of[id(r)]) for r in op_rules)
+
+
+class _ChainSet:
+    """The stages a source's values go through, and the per-value cache of their match masks."""
+
+    __slots__ = ("plain", "full", "cache")
+
+    def __init__(self, plain: list[_Stage], full: list[_Stage]) -> None:
+        self.plain, self.full = plain, full
+        self.cache: dict[bytes, int] = {}
 
 
 class Prefilter:
-    """RE2 set scans per (phase, transformation chain), run lazily when the first rule of a group is
-    reached (groups whose rules are all skipped, e.g. above the paranoia level, are never scanned).
+    """Per-value tests deciding which rules of a request can match (see the module docstring).
 
     Args:
         rules: every rule of the engine.
@@ -63,57 +127,136 @@ class Prefilter:
     """
 
     def __init__(self, rules: list[Rule], max_paranoia: int = 4) -> None:
-        groups: dict[tuple[int, tuple[str, ...]], _Group] = {}
+        from fsbrain.domains.web.seclang.transaction import reduced_chain
+
+        ok: list[Rule] = []
         for r in rules:
             if not _eligible(r) or r.paranoia > max_paranoia:
                 continue
-            g = groups.get((r.phase, r.transforms))
-            if g is None:
-                g = groups[(r.phase, r.transforms)] = _Group(r.transforms, r.tfuncs, r.phase)
-            g.rules.append(r)
+            if _in_set(r):  # a pattern RE2::Set rejects leaves its rule unfiltered
+                try:
+                    re2.Set.SearchSet(re2_options()).Add(r.operator.regex.pattern)  # type: ignore[union-attr]
+                except (re2.error, ValueError, TypeError):
+                    continue
+            ok.append(r)
+        self.bit_of: dict[int, int] = {id(r): bit for bit, r in enumerate(ok)}
+        self.rules = ok
+        bit_of = self.bit_of
+        # every chain a rule's operator sees: its chain, or with multiMatch each prefix of it
+        funcs_of: dict[tuple[str, ...], tuple] = {}  # type: ignore[type-arg]
+        applied: dict[int, tuple[set[tuple[str, ...]], set[tuple[str, ...]]]] = {}
+        for r in ok:
+            full: set[tuple[str, ...]] = set()
+            plain: set[tuple[str, ...]] = set()
+            n = len(r.transforms)
+            for k in (range(n + 1) if r.multi_match else (n,)):
+                names, funcs = r.transforms[:k], r.tfuncs[:k]
+                funcs_of[names] = funcs
+                full.add(names)
+                red = reduced_chain(names, funcs)
+                funcs_of[red[0]] = red[1]
+                plain.add(red[0])
+            applied[id(r)] = (full, plain)
+        # source -> rules reading it
+        src_rules: dict[str, list[Rule]] = {}
+        for r in ok:
             for t in r.targets:
-                (g.colls if t.collection in _STATIC_COLLS else g.scalars).add(t.collection)
-        self.groups: list[_Group] = []
-        self.group_of: dict[int, int] = {}
-        for g in groups.values():
-            s = re2.Set.SearchSet(re2_options())
-            try:
-                for r in g.rules:
-                    s.Add(b"(?m:" + _multiline(r.operator.regex.pattern) + b")")  # type: ignore[union-attr]
-                s.Compile()
-            except (re2.error, ValueError, TypeError):
-                continue
-            g.set = s
-            gi = len(self.groups)
-            self.groups.append(g)
-            for r in g.rules:
-                self.group_of[id(r)] = gi
+                for src in _FEEDS.get(t.collection, (t.collection,)):
+                    lst = src_rules.setdefault(src, [])
+                    if r not in lst:
+                        lst.append(r)
+        sets: dict[tuple[str, ...], tuple] = {}  # type: ignore[type-arg]
+        chain_sets: dict[tuple[int, ...], _ChainSet] = {}
+        self.sources: list[tuple[str, bool, int, _ChainSet]] = []  # (source, body source, mask, chain set)
+        for src, rs in sorted(src_rules.items()):
+            key = tuple(sorted(bit_of[id(r)] for r in rs))
+            cs = chain_sets.get(key)
+            if cs is None:
+                stages: list[list[_Stage]] = []
+                for which in (1, 0):  # plain, full
+                    chains = sorted({c for r in rs for c in applied[id(r)][which]}, key=lambda c: (len(c), c))
+                    stages.append([_Stage(c, funcs_of[c],
+                                          [r for r in rs if c in applied[id(r)][which] and _in_set(r)],
+                                          [r for r in rs if c in applied[id(r)][which] and not _in_set(r)],
+                                          bit_of, sets) for c in chains])
+                cs = chain_sets[key] = _ChainSet(stages[0], stages[1])
+            self.sources.append((src, src in _BODY_SOURCES, sum(1 << bit_of[id(r)] for r in rs), cs))
+        self.chain_sets = list(chain_sets.values())
+        self._cached_bytes = 0
 
-    def may_match(self, tr: Transaction, rule: Rule) -> bool:
-        """False when the rule's pattern occurs in none of the values it could inspect."""
-        gi = self.group_of.get(id(rule))
-        if gi is None:
-            return True
-        hits = tr.prefilter_hits.get(gi)
-        if hits is None:
-            hits = tr.prefilter_hits[gi] = self._scan(tr, self.groups[gi])
-        return id(rule) in hits
+    @property
+    def size(self) -> int:
+        """Number of prefiltered rules."""
+        return len(self.rules)
+
+    def mask(self, tr: Transaction) -> int:
+        """The request's candidate mask for the current phase (computed once per phase)."""
+        phase = tr.phase
+        if tr.pf_phase == phase:
+            return tr.pf_mask
+        if phase >= 2 and tr.pf_phase == 1:
+            m = tr.pf_mask | self._scan(tr, body_only=True)
+        else:
+            m = self._scan(tr, body_only=False)
+        tr.pf_phase, tr.pf_mask = phase, m
+        return m
+
+    def _scan(self, tr: Transaction, body_only: bool) -> int:
+        from fsbrain.domains.web.seclang.transaction import plain_value
+
+        if self._cached_bytes > CACHE_BYTES:
+            for cs in self.chain_sets:
+                cs.cache.clear()
+            self._cached_bytes = 0
+        in_body = tr.phase >= 2
+        total = 0
+        for src, is_body, smask, cs in self.sources:
+            if is_body and not in_body or body_only and not is_body:
+                continue
+            if src in _FEEDS:
+                if src == "XML":
+                    values = [v for _, v in tr.xml("/*") + tr.xml("//@*")]
+                else:
+                    values = [v for _, v in tr.collection(src)]
+            else:
+                sv = tr.scalar(src)
+                if sv is None:
+                    continue
+                values = [sv]
+            cache = cs.cache
+            for v in values:
+                m = cache.get(v)
+                if m is None:
+                    m = self._value_mask(v, cs.plain if plain_value(v) else cs.full)
+                    if len(v) <= MAX_CACHED_VALUE:
+                        cache[v] = m
+                        self._cached_bytes += len(v) + 64
+                total |= m & smask
+        return total
 
     @staticmethod
-    def _scan(tr: Transaction, g: _Group) -> set[int]:
-        parts = [tr.joined(c, g.transforms, g.tfuncs) for c in g.colls]
-        parts += [tr.joined(c, g.transforms, g.tfuncs, scalar=True) for c in g.scalars]
-        present = [p for p in parts if p is not None]
-        if not present:
-            return set()
-        text = b"\n".join(present)
-        idx = g.set.Match(text)  # type: ignore[union-attr]
-        if not idx:
-            return set()
-        rules = g.rules
-        return {id(rules[i]) for i in idx}
-
-
-def _multiline(pattern: bytes) -> bytes:
-    """Make text anchors line anchors so a joined scan is a superset of per-value scans."""
-    return pattern.replace(b"\\A", b"^").replace(b"\\z", b"$")
+    def _value_mask(v: bytes, stages: list[_Stage]) -> int:
+        m = 0
+        done: dict[tuple[str, ...], bytes] = {(): v}
+        for st in stages:
+            names = st.names
+            t = done.get(names)
+            if t is None:
+                parent = done.get(names[:-1])
+                if parent is not None:
+                    t = st.funcs[-1](parent)
+                else:
+                    t = v
+                    for f in st.funcs:
+                        t = f(t)
+                done[names] = t
+            if st.match is not None:
+                hits = st.match(t)
+                if hits:
+                    bits = st.bits
+                    for i in hits:
+                        m |= bits[i]
+            for op, negated, bit in st.ops:
+                if not m & bit and (op(t, _noexpand) is None) is negated:
+                    m |= bit
+        return m

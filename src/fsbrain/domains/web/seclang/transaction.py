@@ -28,28 +28,44 @@ _STATIC = frozenset({"ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NA
 
 
 _DECODABLE = re.compile(rb"[%+&\\\x00]|/\*")
-# Transformations that are the identity on a "plain" value (ASCII, none of % + & \ NUL *), and that
-# cannot create such bytes from a plain value when applied after the ones that remain.
-_IDENTITY_ON_PLAIN = frozenset({"urlDecode", "urlDecodeUni", "htmlEntityDecode", "jsDecode", "cssDecode",
-                                "escapeSeqDecode", "removeNulls", "replaceNulls", "utf8toUnicode",
-                                "replaceComments"})
+# Transformations that are the identity on a "plain" value (ASCII, none of % + & \ NUL, no "/*").
+_IDENTITY_ON_PLAIN = frozenset(x.lower() for x in (
+    "urlDecode", "urlDecodeUni", "htmlEntityDecode", "jsDecode", "cssDecode", "escapeSeqDecode", "removeNulls",
+    "replaceNulls", "utf8toUnicode", "replaceComments"))
+# Transformations that keep a plain value plain (they cannot create those bytes or a "/*").
+_KEEP_PLAIN = frozenset({"none", "lowercase", "uppercase", "trim", "trimleft", "trimright", "compresswhitespace",
+                         "length"})
 _CREATES_BYTES = frozenset({"base64decode", "base64decodeext", "hexdecode", "sqlhexdecode", "sha1", "md5",
                             "urlencode", "base64encode", "hexencode"})
 _REDUCED: dict[tuple[str, ...], tuple[tuple[str, ...], tuple]] = {}  # type: ignore[type-arg]
 
 
 def reduced_chain(names: tuple[str, ...], funcs: tuple) -> tuple[tuple[str, ...], tuple]:  # type: ignore[type-arg]
-    """The chain to apply to a plain value (decoders dropped), or the chain itself when it may create bytes."""
+    """The chain to apply to a plain value: the decoders that are the identity on it dropped, as long as no
+    earlier step could have made the value non-plain (``removeWhitespace`` can join ``/ *`` into ``/*``,
+    ``normalizePath`` can turn ``/./*`` into ``/*``...); the chain itself when it may create bytes."""
     got = _REDUCED.get(names)
     if got is None:
         if any(n.lower() in _CREATES_BYTES for n in names):
             got = (names, funcs)
         else:
-            keep = [(n, f) for n, f in zip(names, funcs, strict=True)
-                    if n not in _IDENTITY_ON_PLAIN and n.lower() not in {x.lower() for x in _IDENTITY_ON_PLAIN}]
+            keep = []
+            tainted = False
+            for n, f in zip(names, funcs, strict=True):
+                low = n.lower()
+                if low in _IDENTITY_ON_PLAIN and not tainted:
+                    continue
+                keep.append((n, f))
+                if low not in _KEEP_PLAIN and low not in _IDENTITY_ON_PLAIN:
+                    tainted = True
             got = (tuple(n for n, _ in keep), tuple(f for _, f in keep))
         _REDUCED[names] = got
     return got
+
+
+def plain_value(value: bytes) -> bool:
+    """ASCII without any byte a decoding transformation reacts to: :func:`reduced_chain` applies."""
+    return value.isascii() and _DECODABLE.search(value) is None
 
 
 def _names(entries: Entries) -> Entries:
@@ -87,9 +103,9 @@ class Transaction:
         self.matched_vars: Entries = []
         self.rule: Rule | None = None
         self.tcache: dict[tuple[bytes, object], bytes] = {}
-        self.prefilter_hits: dict[int, set[int]] = {}
         self.plain: dict[bytes, bool] = {}
-        self.joined_cache: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        self.pf_phase = 0
+        self.pf_mask = 0
         self._coll: dict[str, Entries] = {}
         self._idx: dict[str, dict[str, Entries]] = {}
         self.unique_id = ""
@@ -122,47 +138,12 @@ class Transaction:
         cache[full] = v  # type: ignore[index]
         return v
 
-    def joined(self, coll: str, names: tuple[str, ...], funcs: tuple, scalar: bool = False) -> bytes | None:  # type: ignore[type-arg]
-        """All values of a collection (or one scalar) transformed by a chain and joined by newlines, cached
-        per (variable, effective chain): prefilter groups whose chains differ only in decoders share it."""
-        if scalar:
-            v = self.scalar(coll)
-            values = [] if v is None else [v]
-        elif coll == "XML":
-            values = [v for _, v in self.xml("/*") + self.xml("//@*")]
-        else:
-            values = [v for _, v in self.collection(coll)]
-        if not values:
-            return None
-        plain = self.plain
-        all_plain = True
-        for v in values:
-            p = plain.get(v)
-            if p is None:
-                p = plain[v] = v.isascii() and _DECODABLE.search(v) is None
-            if not p:
-                all_plain = False
-                break
-        if all_plain:
-            names, funcs = reduced_chain(names, funcs)
-        key = (coll, names)
-        out = self.joined_cache.get(key)
-        if out is None:
-            if names:
-                out = b"\n".join([self.transformed(v, names, funcs) for v in values])
-            else:
-                out = b"\n".join(values)
-            self.joined_cache[key] = out
-        return out
-
     def enter_phase(self, phase: int) -> None:
         """Move to a phase; body variables appear in phase 2."""
         self.phase = phase
         if phase == 2:
             self._coll.clear()
             self._idx.clear()
-            self.prefilter_hits.clear()
-            self.joined_cache.clear()
 
     @property
     def body(self):  # type: ignore[no-untyped-def]
