@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 
 from fsbrain.domains.host.archives import Budget, Member, MemberRefused
+from fsbrain.domains.host.archives_7zz import cab_needs_7zz, find_program
 
 _MIME_HINT = re.compile(rb"^(?:From |[A-Za-z-]+: )", re.M)
 _UU_BEGIN = re.compile(rb"^begin [0-7]{3,4} ([^\r\n]+)\r?\n", re.M)
@@ -239,6 +240,16 @@ def cabinets(data: bytes, budget: Budget) -> Iterator[Member] | None:
 
     def gen() -> Iterator[Member]:
         for at in offsets:
+            if at > 0 and cab_needs_7zz(data, at) and find_program() is not None:
+                # an embedded LZX/Quantum cabinet: carve it; 7-Zip unpacks it one level down
+                size = struct.unpack("<I", data[at + 8:at + 12])[0]
+                budget.count_member()
+                if size > len(data) - at:
+                    yield Member(f"cab@{at}", skip="corrupt or partial cabinet: size runs past the end")
+                    continue
+                budget.total += size
+                yield Member(f"cab@{at}", data[at:at + size])
+                continue
             try:
                 found = _cab(data, at, budget)
             except (ValueError, struct.error, zlib.error, IndexError) as exc:
