@@ -24,6 +24,7 @@ import argparse
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -103,16 +104,21 @@ def generate(path: Path, n: int, seed: int = 7) -> None:
     path.write_text("\n".join(out[:n]) + "\n", encoding="utf-8")
 
 
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_fail2ban(log: Path) -> dict[str, float]:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     p = subprocess.run(["fail2ban-regex", str(log), str(DEBIAN_SSHD)], capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     m = re.search(r"Lines: (\d+) lines, (\d+) ignored, (\d+) matched, (\d+) missed", p.stdout)
     proc = re.search(r"\[processed in ([\d.]+) sec\]", p.stdout)
     if not m:
         raise SystemExit(f"unexpected fail2ban-regex output:\n{p.stdout[-2000:]}")
     return {"lines": int(m[1]), "ignored": int(m[2]), "matched": int(m[3]), "missed": int(m[4]),
-            "wall": wall, "processed": float(proc[1]) if proc else wall}
+            "wall": wall, "cpu": cpu, "processed": float(proc[1]) if proc else wall}
 
 
 def fail2ban_matched_lines(log: Path) -> list[str]:
@@ -122,16 +128,17 @@ def fail2ban_matched_lines(log: Path) -> list[str]:
 
 
 def run_fsbrain(log: Path, spec: str, dirs: list[Path] | None) -> tuple[dict[str, float], list[bytes]]:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     flt = LogFilter(load_filter(spec, dirs))
     failures = []
+    process = flt.process
     with open(log, "rb") as fh:
         for raw in fh:
             line = raw.rstrip(b"\n")
-            if flt.process(line).status == "failure":
+            if process(line).status == "failure":
                 failures.append(line)
-    wall = time.perf_counter() - t0
-    return {**flt.counts, "wall": wall}, failures
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {**flt.counts, "wall": wall, "cpu": cpu}, failures
 
 
 def main() -> None:
@@ -156,9 +163,10 @@ def main() -> None:
     print(f"fsbrain (own sshd filter): {own}", flush=True)
     deb, deb_fail = run_fsbrain(log, "sshd", [DEBIAN_SSHD.parent])
     print(f"fsbrain (Debian sshd.conf): {deb}", flush=True)
-    t0 = time.perf_counter()
+    t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
     par_fail = parallel_failures(log, "sshd", jobs=args.jobs)
     par_wall = time.perf_counter() - t0
+    par_cpu = time.process_time() - c0 + _children_cpu() - k0
     print(f"fsbrain parallel x{args.jobs}: {len(par_fail)} failures in {par_wall:.2f}s", flush=True)
     load_after = os.getloadavg()
     theirs = sorted(fail2ban_matched_lines(log))
@@ -166,13 +174,14 @@ def main() -> None:
     same_deb = theirs == sorted(x.decode() for x in deb_fail)
     same_par = sorted(par_fail) == sorted(own_fail)
     rows = [
-        ("fail2ban-regex (Debian sshd.conf), wall", f2b["wall"], f2b["matched"]),
-        ("fail2ban-regex, its own 'processed in'", f2b["processed"], f2b["matched"]),
-        ("fsbrain, own sshd filter, 1 process", own["wall"], own["failure"]),
-        ("fsbrain, Debian sshd.conf as is, 1 process", deb["wall"], deb["failure"]),
-        (f"fsbrain, own sshd filter, {args.jobs} processes", par_wall, len(par_fail)),
+        ("fail2ban-regex (Debian sshd.conf)", f2b["wall"], f2b["cpu"], f2b["matched"]),
+        ("fail2ban-regex, its own 'processed in'", f2b["processed"], None, f2b["matched"]),
+        ("fsbrain, own sshd filter, 1 process", own["wall"], own["cpu"], own["failure"]),
+        ("fsbrain, Debian sshd.conf as is, 1 process", deb["wall"], deb["cpu"], deb["failure"]),
+        (f"fsbrain, own sshd filter, {args.jobs} processes", par_wall, par_cpu, len(par_fail)),
     ]
     base = n / f2b["wall"]
+    base_cpu = n / f2b["cpu"]
     lines = [
         "# Host brute force: fsbrain vs fail2ban-regex",
         "",
@@ -186,11 +195,13 @@ def main() -> None:
         "preauth disconnects, legitimate key logins, other daemons), one file, read once per tool, "
         "one tool after the other in the same run.",
         "",
-        "| run | seconds | lines/s | vs fail2ban-regex (wall) | failures matched |",
-        "|---|---:|---:|---:|---:|",
+        "| run | wall s | lines/s (wall) | vs fail2ban-regex (wall) | CPU s | lines per CPU-s | vs fail2ban-regex "
+        "(CPU) | failures matched |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, sec, matched in rows:
-        lines.append(f"| {name} | {sec:.2f} | {n / sec:,.0f} | {n / sec / base:.1f}x | {matched} |")
+    for name, sec, cpu, matched in rows:
+        cpu_cols = (f"{cpu:.2f} | {n / cpu:,.0f} | {n / cpu / base_cpu:.1f}x" if cpu else "- | - | -")
+        lines.append(f"| {name} | {sec:.2f} | {n / sec:,.0f} | {n / sec / base:.1f}x | {cpu_cols} | {matched} |")
     lines += [
         "",
         f"Identical matches (same set of lines as fail2ban-regex --print-all-matched): own filter "

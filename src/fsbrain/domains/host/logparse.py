@@ -23,6 +23,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from re2 import _re2
+
 from fsbrain.core.errors import PolicyError
 from fsbrain.domains.host.dates import DateParser
 from fsbrain.domains.host.fail2ban import FilterDefinition
@@ -30,6 +32,7 @@ from fsbrain.domains.host.fail2ban_literals import first_bytes, required_literal
 from fsbrain.domains.host.fail2ban_regex import ByteRegex, PrefixProbe, RegexSet, compile_failregex
 
 MAX_LINE = 16384
+_UNANCHORED = _re2.RE2.Anchor.UNANCHORED
 MLFID_CACHE = 10000
 MLFID_MAX_AGE = 300.0  # seconds of log time a connection id is remembered (fail2ban: 5 minutes)
 
@@ -105,7 +108,9 @@ class LogFilter:
         self._fail_set = RegexSet(self.failregex)
         # cheap pre-check: a literal each regex needs (None: always try it)
         self._fail_lits = [required_literals(r.pattern) for r in self.failregex]
-        self._plan = [(i, lits[0] if lits is not None and len(lits) == 1 else None, lits, rx)
+        # (index, single literal, literals, regex, RE2 match function or None, group names)
+        self._plan = [(i, lits[0] if lits is not None and len(lits) == 1 else None, lits, rx,
+                       rx._re2.Match if rx.engine == "re2" else None, rx._names)
                       for i, (lits, rx) in enumerate(zip(self._fail_lits, self.failregex, strict=True))]
         # and a first-byte index: only regexes that can start with the message's first byte are tried
         firsts = [first_bytes(r.pattern) for r in self.failregex]
@@ -167,7 +172,12 @@ class LogFilter:
                 (s, e), ts = found
                 self._last_ts = ts
                 line = line[e:] if s == 0 else line[:s] + line[e:]
-        res = self._decide(self._extract(line, ts))
+        x = self._extract(line, ts)
+        if x[0] == "fail":
+            mlfid = x[3].get("mlfid")
+            res = self._merge(mlfid, x[3], ts, x[2]) if mlfid is not None else self._decide(x)
+        else:
+            res = self._decide(x)
         c[res.status] += 1
         return res
 
@@ -218,7 +228,7 @@ class LogFilter:
                 if e >= 0 and spans[probe.content_index][0] == e:  # type: ignore[union-attr]
                     probe.remember(key, pre)  # type: ignore[union-attr]
         plan = self._by_first.get(body[0], self._plan_any) if body else self._plan_any
-        for i, one, lits, rx in plan:
+        for i, one, lits, rx, match, names in plan:
             if one is not None:
                 if one not in body:
                     continue
@@ -228,12 +238,19 @@ class LogFilter:
                         break
                 else:
                     continue
-            spans = rx.spans(body)
-            if spans is not None:
-                if self._ign_set is not None and self._ign_set.first(text) is not None:
-                    return ("ignored", ts, i)
-                g = rx.groups_from(body, spans)
-                return ("fail", ts, i, {**pre, **g} if pre else g)
+            if match is not None:  # ByteRegex.spans, inlined
+                spans = match(_UNANCHORED, body, 0, len(body))
+                if spans[0][0] < 0:
+                    continue
+            else:
+                spans = rx.spans(body)
+                if spans is None:
+                    continue
+            if self._ign_set is not None and self._ign_set.first(text) is not None:
+                return ("ignored", ts, i)
+            # ByteRegex.groups_from, inlined
+            g = {base: body[sp[0]:sp[1]] for base, idx in names if (sp := spans[idx])[0] >= 0}
+            return ("fail", ts, i, {**pre, **g} if pre else g)
         if self._succ_set is not None:
             shit = self._succ_set.first(body)
             if shit is not None:
