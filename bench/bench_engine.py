@@ -20,7 +20,10 @@ from _common import load_average, pct, pin_one_core, raw_events, rss_mb, write_r
 import fsbrain  # noqa: F401  (sets RUST_BACKTRACE before zen is imported)
 from fsbrain.engine import Engine, default_policy_path, load_policy
 from fsbrain.engine.backtest import prepare_records, run_backtest
+from fsbrain.server import tune_gc
 from fsbrain.state import MemoryStateBackend, make_backend
+
+_GC_DEFAULT = gc.get_threshold()
 
 
 def inprocess(prepared: list[dict], backend: str) -> dict:
@@ -31,7 +34,7 @@ def inprocess(prepared: list[dict], backend: str) -> dict:
     eng.set_policy(pol)
     warm = min(2000, len(prepared) // 10)
     lat = []
-    gc.collect()
+    tune_gc()  # the collector settings `fsbrain serve` runs with
     t0 = time.perf_counter()
     for i, ev in enumerate(prepared):
         s = time.perf_counter()
@@ -42,6 +45,8 @@ def inprocess(prepared: list[dict], backend: str) -> dict:
             t0 = time.perf_counter()
     secs = time.perf_counter() - t0
     state.close()
+    gc.unfreeze()
+    gc.set_threshold(*_GC_DEFAULT)
     return {"backend": backend, "decisions": len(lat), "per_s": len(lat) / secs, "p50_us": pct(lat, 50),
             "p99_us": pct(lat, 99), "p999_us": pct(lat, 99.9), "rules": len(pol.rules), "features": len(pol.features)}
 

@@ -11,7 +11,9 @@ import pytest
 from fsbrain.state.base import StateBackend
 from fsbrain.state.memory import MemoryStateBackend
 
-BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+# "memory" runs the compiled hot path (fsbrain._speedups) where it is built; "memory-python" forces the
+# pure-Python reference, so every conformance test checks that both give the same answers.
+BACKENDS = ["memory", "memory-python", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -27,7 +29,8 @@ def make_backend(request: pytest.FixtureRequest) -> Iterator[Callable[..., State
         b: StateBackend
         if redis_url is None:
             b = MemoryStateBackend(
-                allowed_lateness=allowed_lateness, sweep_every=7 if sweep else 0, sweep_chunk=3
+                allowed_lateness=allowed_lateness, sweep_every=7 if sweep else 0, sweep_chunk=3,
+                speedups=False if request.param == "memory-python" else None,
             )
         else:
             from fsbrain.state.redis import RedisStateBackend

@@ -9,13 +9,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 from fsbrain.core.errors import BackendError, InputError, UnknownEventTypeError
 from fsbrain.core.model import Decision, Reason
 from fsbrain.engine.lists import LIST_TYPES, ListHit, ListIndex
 from fsbrain.engine.models import ModelSlot, load_model_slots
-from fsbrain.engine.policy import CompiledFeature, CompiledPolicy
+from fsbrain.engine.policy import MAX_FANOUT, CompiledFeature, CompiledPolicy
 from fsbrain.state.base import StateBackend, WindowOp, WindowRead
 
 
@@ -31,6 +32,9 @@ class _Plan:
     key_fns: list[Callable[[dict[str, Any]], Any]]
     value_fns: list[Callable[[dict[str, Any]], Any]]
     rows: list[tuple[CompiledFeature, int, int]]  # (feature, key index, value index or -1)
+    fast_rows: list[tuple[Any, ...]]  # the same rows flattened for fsbrain._speedups.collect
+    key_parts: list[tuple[tuple[str, ...], ...]]  # per key: its field paths split at dots
+    value_parts: list[tuple[str, ...]]
 
 
 class EngineStats:
@@ -52,7 +56,11 @@ class Engine:
         lists: black/white/grey list index (empty by default).
     """
 
-    def __init__(self, *, state: StateBackend, lists: ListIndex | None = None) -> None:
+    def __init__(self, *, state: StateBackend, lists: ListIndex | None = None,
+                 speedups: bool | None = None) -> None:
+        from fsbrain.speedups import load
+
+        self._fast = load(speedups)
         self.state = state
         self.lists = lists or ListIndex()
         self.stats = EngineStats()
@@ -89,20 +97,32 @@ class Engine:
         val_idx: dict[str, int] = {}
         key_fns: list[Callable[[dict[str, Any]], Any]] = []
         value_fns: list[Callable[[dict[str, Any]], Any]] = []
+        key_parts: list[tuple[tuple[str, ...], ...]] = []
+        value_parts: list[tuple[str, ...]] = []
         rows = []
         for f in seen.values():
             if f.key_paths not in key_idx:
                 key_idx[f.key_paths] = len(key_fns)
                 key_fns.append(f.key_of)
+                key_parts.append(tuple(tuple(p.split(".")) for p in f.key_paths))
             vi = -1
             if f.value_getter is not None and f.value_path is not None:
                 if f.value_path not in val_idx:
                     val_idx[f.value_path] = len(value_fns)
                     value_fns.append(f.value_getter)
+                    value_parts.append(tuple(f.value_path.split(".")))
                 vi = val_idx[f.value_path]
             rows.append((f, key_idx[f.key_paths], vi))
+        fast_rows = []
+        for f, ki, vi in rows:
+            native = f.when_native
+            kind = 0 if f.when is None else (1 if native is not None else 2)
+            fast_rows.append((f, f.spec, f.spec.name, ki, vi, kind, native[0] if native else None,
+                              bool(native[1]) if native else True, native[2] if native else None,
+                              1 if f.agg == "distinct" else 0))
         return _Plan(features=list(seen.values()), live=live, shadows=list(shadows), models=models,
-                     key_fns=key_fns, value_fns=value_fns, rows=rows)
+                     key_fns=key_fns, value_fns=value_fns, rows=rows, fast_rows=fast_rows,
+                     key_parts=key_parts, value_parts=value_parts)
 
     def policy(self, event_type: str) -> CompiledPolicy:
         plan = self._plans.get(event_type)
@@ -142,8 +162,54 @@ class Engine:
             shadows.append(d)
         return live, shadows
 
+    def _slow_row(self, errors: list[dict[str, Any]]) -> Callable[..., Any]:
+        """The rare cases of the compiled feature loop, in Python (see ``_speedups.collect``)."""
+
+        def slow(f: CompiledFeature, data: dict[str, Any], value: Any, phase: int) -> Any:
+            if phase == 0:
+                try:
+                    return f.when.evaluate({n: data.get(n) for n in f.when_names}) is True
+                except Exception as exc:  # zen raises RuntimeError, or Exception for unconvertible values
+                    errors.append({"feature": f.name, "error": _zen_msg(exc)})
+                    self.stats.feature_errors += 1
+                    return False
+            try:
+                if type(value) is bool:
+                    raise TypeError
+                return float(value)
+            except (TypeError, ValueError):
+                errors.append({"feature": f.name, "error": f"value {value!r} is not a number"})
+                self.stats.feature_errors += 1
+                return slow
+
+        return slow
+
+    def _features_fast(self, plan: _Plan, data: dict[str, Any], ts: float,
+                       ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        fast = self._fast
+        values: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        keys, vals = fast.extract(data, plan.key_parts, plan.value_parts, MAX_FANOUT)
+        ops, op_names, r_specs, r_keys, r_names = fast.collect(
+            plan.fast_rows, keys, vals, data, self._slow_row(errors), WindowOp, values)
+        try:
+            if ops:
+                fast.merge_max(values, op_names, self.state.update_get(ops, ts))
+            if r_specs:
+                fast.merge_max(values, r_names, self.state.get(
+                    [WindowRead(s, k) for s, k in zip(r_specs, r_keys, strict=True)], ts))
+        except BackendError:
+            self.stats.state_errors += 1
+            raise
+        except Exception as exc:  # a backend bug must surface as a clear 503, not a crash
+            self.stats.state_errors += 1
+            raise BackendError(f"state backend {self.state.name} failed: {exc}") from exc
+        return values, errors
+
     def _features(self, plan: _Plan, data: dict[str, Any], ts: float,
                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if self._fast is not None:
+            return self._features_fast(plan, data, ts)
         ops: list[WindowOp] = []
         op_names: list[str] = []
         reads: list[WindowRead] = []
@@ -241,7 +307,8 @@ class Engine:
     def _decide_policy(self, plan: _Plan, pol: CompiledPolicy, data: dict[str, Any],
                        fvalues: dict[str, Any], ferrors: list[dict[str, Any]], event_id: str,
                        ts: float, t0: float) -> Decision:
-        f = {cf.name: fvalues.get(cf.spec.name) for cf in pol.features}
+        get = fvalues.get
+        f = {n: get(sn) for n, sn in _feature_pairs(pol)}
         lctx, lhits = self._list_context(pol, data, ts)
         errors = list(ferrors)
         wl = pol.definition.whitelist
@@ -252,13 +319,15 @@ class Engine:
                             labels=[], reasons=reasons, policy=pol.ref, features=f, errors=errors,
                             latency_ms=(time.perf_counter() - t0) * 1000, event_time=ts)
         m: dict[str, Any] = {}
-        for name, slot in plan.models.get(pol.ref, {}).items():
-            try:
-                m[name] = slot.score(f, data)
-            except InputError as exc:
-                errors.append({"model": name, "error": exc.message})
-                m[name] = None
-        ctx = {n: data[n] for n in pol.rule_names if n in data}
+        slots = plan.models.get(pol.ref)
+        if slots:
+            for name, slot in slots.items():
+                try:
+                    m[name] = slot.score(f, data)
+                except InputError as exc:
+                    errors.append({"model": name, "error": exc.message})
+                    m[name] = None
+        ctx = {n: data[n] for n in _rule_name_set(pol).intersection(data)}
         ctx["f"] = f
         ctx["l"] = lctx
         ctx["m"] = m
@@ -289,13 +358,13 @@ class Engine:
     def _score(pol: CompiledPolicy, hits: list[bool], f: dict[str, Any], m: dict[str, Any],
                lctx: dict[str, Any], data: dict[str, Any], errors: list[dict[str, Any]], event_id: str,
                ts: float, t0: float) -> Decision:
+        if len(hits) != len(pol.rules):
+            raise ValueError(f"{len(hits)} rule results for {len(pol.rules)} rules")
         total = 0
         forced = 0
         label_weight: dict[str, int] = {}
         reasons: list[Reason] = []
-        for rule, hit in zip(pol.rules, hits, strict=True):
-            if not hit:
-                continue
+        for rule in compress(pol.rules, hits):
             total += rule.weight
             label_weight[rule.label] = label_weight.get(rule.label, 0) + rule.weight
             if rule.outcome is not None:
@@ -315,13 +384,38 @@ class Engine:
                                   message=rule.description or None))
         score = max(0, min(1000, total))
         outcome = pol.outcome_for(score)
-        if forced > pol.outcome_rank(outcome):
+        if forced and forced > pol.outcome_rank(outcome):
             outcome = pol.outcomes[forced][0]
-        labels = [lab for lab, w in sorted(label_weight.items(), key=lambda kv: -kv[1]) if w > 0]
-        reasons.sort(key=lambda r: -r.weight)
+        labels = []
+        if label_weight:
+            labels = [lab for lab, w in sorted(label_weight.items(), key=lambda kv: -kv[1]) if w > 0]
+            reasons.sort(key=lambda r: -r.weight)
         return Decision(event_id=event_id, event_type=pol.event_type, outcome=outcome, score=score,
                         labels=labels, reasons=reasons, policy=pol.ref, features=f, errors=errors,
                         latency_ms=(time.perf_counter() - t0) * 1000, event_time=ts)
+
+
+_POLICY_CACHE: dict[int, tuple[CompiledPolicy, tuple[tuple[str, str], ...], frozenset[str]]] = {}
+
+
+def _policy_extras(pol: CompiledPolicy) -> tuple[CompiledPolicy, tuple[tuple[str, str], ...], frozenset[str]]:
+    hit = _POLICY_CACHE.get(id(pol))
+    if hit is None or hit[0] is not pol:
+        if len(_POLICY_CACHE) > 256:
+            _POLICY_CACHE.clear()
+        hit = _POLICY_CACHE[id(pol)] = (
+            pol, tuple((cf.name, cf.spec.name) for cf in pol.features), frozenset(pol.rule_names))
+    return hit
+
+
+def _feature_pairs(pol: CompiledPolicy) -> tuple[tuple[str, str], ...]:
+    """``(feature name, state name)`` of each of the policy's features (cached per policy object)."""
+    return _policy_extras(pol)[1]
+
+
+def _rule_name_set(pol: CompiledPolicy) -> frozenset[str]:
+    """The event fields the policy's rules read, as a set (cached per policy object)."""
+    return _policy_extras(pol)[2]
 
 
 def _matches(fv: Any, lit: Any) -> bool:
