@@ -59,6 +59,8 @@ _FEEDS: dict[str, tuple[str, ...]] = {
 _STATIC_SCALARS = frozenset({"REQUEST_METHOD", "REQUEST_URI", "REQUEST_URI_RAW", "REQUEST_FILENAME",
                              "REQUEST_BASENAME", "REQUEST_LINE", "REQUEST_PROTOCOL", "QUERY_STRING",
                              "REQUEST_BODY"})
+# collections whose literal-key targets get a source of their own
+_KEYED = frozenset({"ARGS", "ARGS_GET", "ARGS_POST", "REQUEST_HEADERS", "REQUEST_COOKIES"})
 # sources whose values exist only once the body is processed (phase 2)
 _BODY_SOURCES = frozenset({"ARGS_POST", "ARGS_POST_NAMES", "FILES", "FILES_NAMES", "MULTIPART_PART_HEADERS",
                            "XML", "REQUEST_BODY"})
@@ -83,28 +85,32 @@ def _in_set(rule: Rule) -> bool:
 
 
 class _Stage:
-    """One transformation chain (as applied) of a source's values: an RE2 set of the rules tested by
-    pattern, and the other rules' operators run one by one."""
+    """One transformation chain (as applied) of a source's values and the rules it feeds: those tested by
+    pattern (found by the pass's RE2 set) and the others, whose operators run one by one."""
 
-    __slots__ = ("names", "funcs", "match", "bits", "ops")
+    __slots__ = ("names", "funcs", "index", "ops")
 
-    def __init__(self, names: tuple[str, ...], funcs: tuple, set_rules: list[Rule],  # type: ignore[type-arg]
-                 op_rules: list[Rule], bit_of: dict[int, int], sets: dict[tuple[str, ...], tuple]) -> None:  # type: ignore[type-arg]
-        self.names, self.funcs = names, funcs
+    def __init__(self, names: tuple[str, ...], funcs: tuple, index: int,  # type: ignore[type-arg]
+                 ops: tuple[tuple, ...]) -> None:  # type: ignore[type-arg]
+        self.names, self.funcs, self.index, self.ops = names, funcs, index, ops
+
+
+class _Pass:
+    """Every stage of plain (or of other) values, and one RE2 set over all their patterns: each set entry
+    is (stage, rule), and a hit counts only for the stages whose transformed text was scanned."""
+
+    __slots__ = ("match", "entry_stage", "entry_bit")
+
+    def __init__(self, entries: list[tuple[int, bytes, int]]) -> None:
         self.match = None
-        self.bits: list[int] = []
-        if set_rules:
-            key = tuple(sorted(bit_of[id(r)] for r in set_rules))
-            got = sets.get((names, key))
-            if got is None:
-                s = re2.Set.SearchSet(re2_options())
-                for r in set_rules:
-                    s.Add(r.operator.regex.pattern)  # type: ignore[union-attr]
-                s.Compile()
-                # the C++ object's method: the Python wrapper costs an extra call per scan
-                got = sets[(names, key)] = (s._set.Match, [1 << bit_of[id(r)] for r in set_rules])
-            self.match, self.bits = got
-        self.ops = tuple((r.operator, r.op_negated, 1 << bit_of[id(r)]) for r in op_rules)
+        self.entry_stage = [st for st, _, _ in entries]
+        self.entry_bit = [bit for _, _, bit in entries]
+        if entries:
+            s = re2.Set.SearchSet(re2_options())
+            for _, pattern, _ in entries:
+                s.Add(pattern)
+            s.Compile()
+            self.match = s._set.Match  # the C++ object's method: the Python wrapper costs a call per scan
 
 
 class _ChainSet:
@@ -157,30 +163,42 @@ class Prefilter:
                 funcs_of[red[0]] = red[1]
                 plain.add(red[0])
             applied[id(r)] = (full, plain)
-        # source -> rules reading it
-        src_rules: dict[str, list[Rule]] = {}
+        # source -> rules reading it; a literal key (REQUEST_HEADERS:Content-Type) reads only its entries
+        src_rules: dict[tuple[str, str | None], list[Rule]] = {}
         for r in ok:
             for t in r.targets:
+                key = t.key if t.key_rx is None and t.collection in _KEYED else None
                 for src in _FEEDS.get(t.collection, (t.collection,)):
-                    lst = src_rules.setdefault(src, [])
+                    lst = src_rules.setdefault((src, key), [])
                     if r not in lst:
                         lst.append(r)
-        sets: dict[tuple[str, ...], tuple] = {}  # type: ignore[type-arg]
+        # one pass (set) for plain values over every reduced chain, one for other values over every chain
+        passes: list[_Pass] = []
+        stage_index: list[dict[tuple[str, ...], int]] = []
+        for which in (1, 0):
+            chains = sorted({c for r in ok for c in applied[id(r)][which]}, key=lambda c: (len(c), c))
+            idx = {c: i for i, c in enumerate(chains)}
+            entries = [(idx[c], r.operator.regex.pattern, 1 << bit_of[id(r)])  # type: ignore[union-attr]
+                       for c in chains for r in ok if c in applied[id(r)][which] and _in_set(r)]
+            passes.append(_Pass(entries))
+            stage_index.append(idx)
+        self.plain_pass, self.full_pass = passes
         chain_sets: dict[tuple[int, ...], _ChainSet] = {}
-        self.sources: list[tuple[str, bool, int, _ChainSet]] = []  # (source, body source, mask, chain set)
-        for src, rs in sorted(src_rules.items()):
+        # (source, key, body source, mask, chain set)
+        self.sources: list[tuple[str, str | None, bool, int, _ChainSet]] = []
+        for (src, skey), rs in sorted(src_rules.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
             key = tuple(sorted(bit_of[id(r)] for r in rs))
             cs = chain_sets.get(key)
             if cs is None:
                 stages: list[list[_Stage]] = []
                 for which in (1, 0):  # plain, full
                     chains = sorted({c for r in rs for c in applied[id(r)][which]}, key=lambda c: (len(c), c))
-                    stages.append([_Stage(c, funcs_of[c],
-                                          [r for r in rs if c in applied[id(r)][which] and _in_set(r)],
-                                          [r for r in rs if c in applied[id(r)][which] and not _in_set(r)],
-                                          bit_of, sets) for c in chains])
+                    stages.append([_Stage(c, funcs_of[c], stage_index[1 - which][c],
+                                          tuple((r.operator, r.op_negated, 1 << bit_of[id(r)]) for r in rs
+                                                if c in applied[id(r)][which] and not _in_set(r)))
+                                   for c in chains])
                 cs = chain_sets[key] = _ChainSet(stages[0], stages[1])
-            self.sources.append((src, src in _BODY_SOURCES, sum(1 << bit_of[id(r)] for r in rs), cs))
+            self.sources.append((src, skey, src in _BODY_SOURCES, sum(1 << bit_of[id(r)] for r in rs), cs))
         self.chain_sets = list(chain_sets.values())
         self._cached_bytes = 0
 
@@ -210,14 +228,28 @@ class Prefilter:
             self._cached_bytes = 0
         in_body = tr.phase >= 2
         total = 0
-        for src, is_body, smask, cs in self.sources:
+        req = tr.req
+        for src, skey, is_body, smask, cs in self.sources:
             if is_body and not in_body or body_only and not is_body:
                 continue
-            if src in _FEEDS:
-                if src == "XML":
-                    values = [v for _, v in tr.xml("/*") + tr.xml("//@*")]
-                else:
-                    values = [v for _, v in tr.collection(src)]
+            if skey is not None:
+                values = [v for _, v in tr.index(src).get(skey, ())]
+            elif src == "REQUEST_HEADERS":
+                values = [v for _, v in req.header_pairs]
+            elif src == "REQUEST_HEADERS_NAMES":
+                values = [k for k, _ in req.header_pairs]
+            elif src == "REQUEST_COOKIES":
+                values = [v for _, v in req.cookies]
+            elif src == "REQUEST_COOKIES_NAMES":
+                values = [k for k, _ in req.cookies]
+            elif src == "ARGS_GET":
+                values = [v for _, v in req.args_get]
+            elif src == "ARGS_GET_NAMES":
+                values = [k for k, _ in req.args_get]
+            elif src == "XML":
+                values = [v for _, v in tr.xml("/*") + tr.xml("//@*")]
+            elif src in _FEEDS:
+                values = [v for _, v in tr.collection(src)]
             else:
                 sv = tr.scalar(src)
                 if sv is None:
@@ -227,7 +259,10 @@ class Prefilter:
             for v in values:
                 m = cache.get(v)
                 if m is None:
-                    m = self._value_mask(v, cs.plain if plain_value(v) else cs.full)
+                    if plain_value(v):
+                        m = self._value_mask(v, cs.plain, self.plain_pass)
+                    else:
+                        m = self._value_mask(v, cs.full, self.full_pass)
                     if len(v) <= MAX_CACHED_VALUE:
                         cache[v] = m
                         self._cached_bytes += len(v) + 64
@@ -235,28 +270,42 @@ class Prefilter:
         return total
 
     @staticmethod
-    def _value_mask(v: bytes, stages: list[_Stage]) -> int:
+    def _value_mask(v: bytes, stages: list[_Stage], pas: _Pass) -> int:
+        """Rules (bits) that match value ``v`` through one of ``stages``: each stage's text is computed
+        (from its prefix's when there is one), stages giving the same text share one scan of the pass's
+        set, and the other operators run once per (rule, text)."""
         m = 0
-        done: dict[tuple[str, ...], bytes] = {(): v}
+        by_names: dict[tuple[str, ...], bytes] = {(): v}
+        texts: dict[bytes, list[int]] = {}  # text -> [stage bits, operator bits tested]
         for st in stages:
             names = st.names
-            t = done.get(names)
+            t = by_names.get(names)
             if t is None:
-                parent = done.get(names[:-1])
+                parent = by_names.get(names[:-1])
                 if parent is not None:
                     t = st.funcs[-1](parent)
                 else:
                     t = v
                     for f in st.funcs:
                         t = f(t)
-                done[names] = t
-            if st.match is not None:
-                hits = st.match(t)
-                if hits:
-                    bits = st.bits
-                    for i in hits:
-                        m |= bits[i]
+                by_names[names] = t
+            g = texts.get(t)
+            if g is None:
+                g = texts[t] = [0, 0]
+            g[0] |= 1 << st.index
             for op, negated, bit in st.ops:
-                if not m & bit and (op(t, _noexpand) is None) is negated:
+                if m & bit or g[1] & bit:
+                    continue
+                g[1] |= bit
+                if (op(t, _noexpand) is None) is negated:
                     m |= bit
+        match = pas.match
+        if match is not None:
+            entry_stage, entry_bit = pas.entry_stage, pas.entry_bit
+            for t, (smask, _) in texts.items():
+                hits = match(t)
+                if hits:
+                    for i in hits:
+                        if smask >> entry_stage[i] & 1:
+                            m |= entry_bit[i]
         return m

@@ -191,7 +191,7 @@ class Transaction:
             return [("/*", b"".join(self.body.xml_text))] if in_body and self.body.processor == "XML" else []
         return []
 
-    def _index(self, name: str) -> dict[str, Entries]:
+    def index(self, name: str) -> dict[str, Entries]:
         """Entries of a collection by lower-cased key."""
         idx = self._idx.get(name)
         if idx is None:
@@ -292,7 +292,7 @@ class Transaction:
                 elif coll == "XML":
                     entries = self.xml(t.key)
                 elif t.key is not None:
-                    entries = self._index(coll).get(t.key, [])
+                    entries = self.index(coll).get(t.key, [])
                 else:
                     entries = self.collection(coll)
                     if t.key_rx is not None:
