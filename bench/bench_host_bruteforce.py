@@ -5,7 +5,8 @@ records and preauth disconnects; legitimate public-key logins and sessions; othe
 times, on the same file and the same machine, one after the other:
 
 1. ``fail2ban-regex`` (Debian's fail2ban) with Debian's ``/etc/fail2ban/filter.d/sshd.conf``;
-2. fsbrain with its own ``sshd`` filter (``LogFilter`` over the file, one process);
+2. fsbrain with its own ``sshd`` filter, one process: in batches (``LogFilter.process_batch``, what
+   ``fsbrain host scan`` does) and line by line (``LogFilter.process``, what ``fsbrain host follow`` does);
 3. fsbrain running Debian's ``sshd.conf`` as it is (the loader's compatibility path);
 4. fsbrain with its own filter on ``--jobs`` worker processes (lines split in chunks; only the
    stateless date/regex work is parallel, connection-id merging runs in order afterwards).
@@ -21,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import re
@@ -127,16 +129,30 @@ def fail2ban_matched_lines(log: Path) -> list[str]:
     return [x[3:] for x in p.stdout.splitlines() if re.match(r"\|  [A-Z][a-z]{2} ", x)]
 
 
-def run_fsbrain(log: Path, spec: str, dirs: list[Path] | None) -> tuple[dict[str, float], list[bytes]]:
+BATCH = 16384  # lines per LogFilter.process_batch call (as fsbrain host scan does)
+
+
+def run_fsbrain(log: Path, spec: str, dirs: list[Path] | None, *, batch: bool = True,
+                ) -> tuple[dict[str, float], list[bytes]]:
+    """fsbrain over the file: in batches (``process_batch``, the scan path) or line by line (``process``,
+    the live-follow path)."""
     t0, c0 = time.perf_counter(), time.process_time()
     flt = LogFilter(load_filter(spec, dirs))
     failures = []
-    process = flt.process
     with open(log, "rb") as fh:
-        for raw in fh:
-            line = raw.rstrip(b"\n")
-            if process(line).status == "failure":
-                failures.append(line)
+        if batch:
+            while True:
+                lines = [raw.rstrip(b"\n") for raw in itertools.islice(fh, BATCH)]
+                if not lines:
+                    break
+                failures += [line for line, res in zip(lines, flt.process_batch(lines), strict=True)
+                             if res.status == "failure"]
+        else:
+            process = flt.process
+            for raw in fh:
+                line = raw.rstrip(b"\n")
+                if process(line).status == "failure":
+                    failures.append(line)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {**flt.counts, "wall": wall, "cpu": cpu}, failures
 
@@ -160,7 +176,9 @@ def main() -> None:
     f2b = run_fail2ban(log)
     print(f"fail2ban-regex: {f2b}", flush=True)
     own, own_fail = run_fsbrain(log, "sshd", None)
-    print(f"fsbrain (own sshd filter): {own}", flush=True)
+    print(f"fsbrain (own sshd filter, batches): {own}", flush=True)
+    one, one_fail = run_fsbrain(log, "sshd", None, batch=False)
+    print(f"fsbrain (own sshd filter, line by line): {one}", flush=True)
     deb, deb_fail = run_fsbrain(log, "sshd", [DEBIAN_SSHD.parent])
     print(f"fsbrain (Debian sshd.conf): {deb}", flush=True)
     t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
@@ -170,13 +188,14 @@ def main() -> None:
     print(f"fsbrain parallel x{args.jobs}: {len(par_fail)} failures in {par_wall:.2f}s", flush=True)
     load_after = os.getloadavg()
     theirs = sorted(fail2ban_matched_lines(log))
-    same_own = theirs == sorted(x.decode() for x in own_fail)
+    same_own = theirs == sorted(x.decode() for x in own_fail) == sorted(x.decode() for x in one_fail)
     same_deb = theirs == sorted(x.decode() for x in deb_fail)
     same_par = sorted(par_fail) == sorted(own_fail)
     rows = [
         ("fail2ban-regex (Debian sshd.conf)", f2b["wall"], f2b["cpu"], f2b["matched"]),
         ("fail2ban-regex, its own 'processed in'", f2b["processed"], None, f2b["matched"]),
-        ("fsbrain, own sshd filter, 1 process", own["wall"], own["cpu"], own["failure"]),
+        ("fsbrain, own sshd filter, 1 process, batches of 16384 lines", own["wall"], own["cpu"], own["failure"]),
+        ("fsbrain, own sshd filter, 1 process, line by line", one["wall"], one["cpu"], one["failure"]),
         ("fsbrain, Debian sshd.conf as is, 1 process", deb["wall"], deb["cpu"], deb["failure"]),
         (f"fsbrain, own sshd filter, {args.jobs} processes", par_wall, par_cpu, len(par_fail)),
     ]

@@ -99,3 +99,66 @@ def test_minute_cache_matches_a_fresh_parse():
         line = f"Nov 25 10:00:{sec:02d} host x".encode()
         fresh = DateParser(tz=dt.UTC, now=NOW)
         assert cached.find(line) == fresh.find(line), line
+
+
+# --- batches (logparse_batch): Arrow's RE2 kernels do the regex work, results must not change ---------------
+
+def _batch_same(spec: str, lines: list[bytes], dirs=None) -> None:
+    one = LogFilter(load_filter(spec, dirs), tz=dt.UTC, now=NOW)
+    many = LogFilter(load_filter(spec, dirs), tz=dt.UTC, now=NOW)
+    want = [one.process(line) for line in lines]
+    got = many.process_batch(lines)
+    assert [(r.status, r.host, r.user, r.time, r.regex, r.fid, r.attempts) for r in got] == \
+           [(r.status, r.host, r.user, r.time, r.regex, r.fid, r.attempts) for r in want]
+    assert many.counts == one.counts
+    assert many._last_ts == one._last_ts
+
+
+ODD = [
+    "Nov 25 10:02:01 bastion sshd[14]: Failed password for 用户 from 192.0.2.9 port 22 ssh2".encode(),
+    b"Nov 25 10:02:01 bastion sshd[14]: Failed password for \xff\xfe from 192.0.2.9 port 22 ssh2",
+    b"Nov 25 10:02:02 bastion sshd[14]: Failed password for " + b"a" * 17000 + b" from 192.0.2.9 port 22",
+    b"Nov\x0b25 10:02:03 bastion sshd[14]: Failed password for root from 192.0.2.9 port 22 ssh2",
+    b"2026-11-25T10:02:04Z bastion sshd[15]: Failed password for root from 192.0.2.10 port 22 ssh2",
+    b"2026-11-25T10:02:05Z bastion sshd[15]: Invalid user x from 192.0.2.10 port 22",
+    b"Nov 25 10:02:06 bastion sshd[15]: Invalid user x from 192.0.2.10 port 22",
+    b"bastion sshd[16]: Failed password for root from 192.0.2.11 port 22 ssh2",
+    b"  Nov 25 10:02:07 bastion sshd[16]: Failed password for root from 192.0.2.11 port 22 ssh2",
+]
+
+
+def test_batch_equals_line_by_line_on_tricky_lines():
+    lines = (TRICKY + ODD) * 8
+    for spec in ("sshd", "sshd[mode=aggressive]", "dovecot", "postfix", "pam-generic", "nginx-http-auth",
+                 "mysqld-auth", "vsftpd", "recidive"):
+        _batch_same(spec, lines)
+
+
+def test_batch_plan_says_why_it_cannot_run():
+    from fsbrain.domains.host.logparse_batch import BatchPlan
+
+    assert BatchPlan(LogFilter(load_filter("sshd"))).ok
+    plans = {name: BatchPlan(LogFilter(load_filter(name))) for name in ("selinux-ssh", "recidive", "apache-auth")}
+    for plan in plans.values():
+        assert plan.ok or plan.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_STAMPS, st.lists(_WORDS, max_size=10)), min_size=70, max_size=160))
+def test_random_batches_equal_line_by_line(rows):
+    _batch_same("sshd", [stamp + b"".join(words) for stamp, words in rows])
+
+
+def test_fail2ban_samples_in_batches(shared_data):
+    import os
+
+    from fsbrain.domains.host.fail2ban import shipped_filters
+
+    root = shared_data("fail2ban-logs")
+    names = set(shipped_filters())
+    for sample in sorted(os.listdir(root)):
+        if sample not in names:
+            continue
+        with open(os.path.join(root, sample), "rb") as fh:
+            lines = [x.rstrip(b"\r\n") for x in fh if not x.startswith(b"#")]
+        _batch_same(sample, lines * 3)

@@ -33,6 +33,7 @@ from fsbrain.domains.host.fail2ban_regex import ByteRegex, PrefixProbe, RegexSet
 
 MAX_LINE = 16384
 _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
+BATCH_MIN = 64  # fewer lines than this go through process() one by one
 MLFID_CACHE = 10000
 MLFID_MAX_AGE = 300.0  # seconds of log time a connection id is remembered (fail2ban: 5 minutes)
 
@@ -121,6 +122,7 @@ class LogFilter:
         self._succ_set = RegexSet(self.successregex) if self.successregex else None
         self.dates = DateParser(definition.datepattern, tz=tz, now=now)
         self._find_date = self.dates.find if self.dates.has_dates else None
+        self._batch_plan: Any = None  # logparse_batch.BatchPlan, made on first use
         # the prefregex's groups, reused for lines sharing its head (always the full regex's result)
         self._probe: PrefixProbe | None = None
         if self.prefregex is not None and definition.maxlines == 1:
@@ -227,6 +229,11 @@ class LogFilter:
                 body = pre.pop("content", b"")
                 if e >= 0 and spans[probe.content_index][0] == e:  # type: ignore[union-attr]
                     probe.remember(key, pre)  # type: ignore[union-attr]
+        return self._match_body(text, body, pre, ts)
+
+    def _match_body(self, text: bytes, body: bytes, pre: dict[str, bytes] | None, ts: float | None,
+                    ) -> tuple[Any, ...]:
+        """failregex (first that matches), ignoreregex, successregex on the content ``body`` of ``text``."""
         plan = self._by_first.get(body[0], self._plan_any) if body else self._plan_any
         for i, one, lits, rx, match, names in plan:
             if one is not None:
@@ -257,6 +264,20 @@ class LogFilter:
                 sg = self.successregex[shit[0]].groups_from(body, shit[1])
                 return ("success", ts, shit[0], {**pre, **sg} if pre else sg)
         return ("missed", ts)
+
+    def process_batch(self, lines: list[bytes]) -> list[LineResult]:
+        """``[self.process(line) for line in lines]``, faster for large batches: the regex work runs per batch
+        in Arrow's RE2 kernels (:mod:`.logparse_batch`). Filters it cannot run go line by line."""
+        plan = self._batch_plan
+        if plan is None:
+            from fsbrain.domains.host.logparse_batch import BatchPlan
+
+            plan = self._batch_plan = BatchPlan(self)
+        if not plan.ok or len(lines) < BATCH_MIN:
+            return [self.process(line) for line in lines]
+        from fsbrain.domains.host.logparse_batch import process_batch
+
+        return process_batch(self, lines, plan)
 
     def decide(self, x: tuple[Any, ...]) -> LineResult:
         """The stateful half of :meth:`process`: connection ids, helper lines, counting."""

@@ -33,6 +33,8 @@ from fsbrain.domains.host.logparse_windows import WindowsEventFilter
 
 MAX_TOP_HOSTS = 1_000_000
 GUESS_LINES = 300
+SCAN_BATCH = 16384  # lines matched per batch (LogFilter.process_batch) ...
+SCAN_BATCH_BYTES = 8 << 20  # ... and at most this many bytes of them, so memory stays bounded
 
 
 def display_name(path: str | Path) -> str:
@@ -157,25 +159,44 @@ def process_lines(flt: LogFilter, lines: Iterable[bytes], det: BruteForceDetecto
     """Run one filter and the detector over ``lines``, filling ``report`` and ``counts``."""
     last_time: float | None = None
     hosts = report.hosts
-    process = flt.process
+    batch_fn = getattr(flt, "process_batch", None)
+    batch: list[bytes] = []
+    numbers: list[int] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal last_time
+        results = batch_fn(batch) if batch_fn is not None else [flt.process(x) for x in batch]
+        for lineno, res in zip(numbers, results, strict=True):
+            st = res.status
+            if st != "failure" and st != "success":
+                continue
+            if res.time is not None:
+                last_time = res.time
+            if res.host is None:
+                continue
+            if st == "failure" and (res.host in hosts or len(hosts) < MAX_TOP_HOSTS):
+                hosts[res.host] += 1
+            if det is not None:
+                ts = res.time if res.time is not None else (last_time if last_time is not None else time.time())
+                report.alerts.extend(det.observe(AuthEvent(time=ts, status=st, host=res.host, user=res.user,
+                                                           jail=jail, attempts=res.attempts,
+                                                           where=f"{where}:{lineno}")))
+        batch.clear()
+        numbers.clear()
+
     for lineno, line in enumerate(lines, 1):
         if b"\x00" in line:
             counts["binary"] = counts.get("binary", 0) + 1
             continue
-        res = process(line)
-        st = res.status
-        if st != "failure" and st != "success":
-            continue
-        if res.time is not None:
-            last_time = res.time
-        if res.host is None:
-            continue
-        if st == "failure" and (res.host in hosts or len(hosts) < MAX_TOP_HOSTS):
-            hosts[res.host] += 1
-        if det is not None:
-            ts = res.time if res.time is not None else (last_time if last_time is not None else time.time())
-            report.alerts.extend(det.observe(AuthEvent(time=ts, status=st, host=res.host, user=res.user,
-                                                       jail=jail, attempts=res.attempts, where=f"{where}:{lineno}")))
+        batch.append(line)
+        numbers.append(lineno)
+        size += len(line)
+        if len(batch) >= SCAN_BATCH or size >= SCAN_BATCH_BYTES:
+            flush()
+            size = 0
+    if batch:
+        flush()
 
 
 def scan_files(paths: list[str | Path], *, filter_spec: str | None = None, filter_dirs: list[Path] | None = None,

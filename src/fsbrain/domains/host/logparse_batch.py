@@ -1,0 +1,438 @@
+"""Many log lines at once: the regex work of :meth:`LogFilter.process` done per batch by Arrow's RE2 kernels.
+
+Calling RE2 from Python costs about a microsecond per call before any matching happens, and a line
+needs two or three calls (date, prefregex, failregex). Arrow's compute kernels (``pyarrow``, already a
+dependency) run the *same* RE2 engine over a whole column of lines in C++: this module hands them the
+regex work of a batch and keeps in Python only what is stateful (connection ids, counts, results).
+
+The results are those of :meth:`LogFilter.process` line by line, by construction:
+
+* the date: the template :class:`~.dates.DateParser` would try first (the one that matched last) runs on
+  every line (``extract_regex_span``); its epoch comes from the parser itself (cached per date text and the
+  byte after it). A line whose date is not at its very start, or whose template differs, goes through
+  :meth:`LogFilter.process`; if that changes the parser's template, the rest of the batch is recomputed;
+* the date is cut (``replace_substring_regex`` with the same template: RE2's first match is the one the
+  parser takes), then the prefregex *head* without groups finds where the content starts, exactly as
+  :class:`~.fail2ban_regex.PrefixProbe` does; the head's groups come from the probe's memo or from the
+  full prefregex on that line (in Python, as in ``process``);
+* each failregex, in order, runs on the content of the lines no earlier failregex matched
+  (``extract_regex_span``: group offsets, ``None`` for groups that took no part), so the first that
+  matches wins; successregexes likewise on the rest. A line whose content start turned out different
+  from the head's end is matched again in Python;
+* lines with bytes over 0x7F or a line break, or longer than ``MAX_LINE``, go through ``process``: Arrow
+  reads binary columns as Latin-1 where fsbrain's RE2 reads UTF-8, which only agree on ASCII.
+
+Filters this cannot run (multi-line, ``ignoreregex``, a regex on the Python fallback, a date template with
+epoch or TAI64N groups, a prefregex without a usable head) are processed line by line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fsbrain.domains.host.fail2ban_literals import first_bytes
+from fsbrain.domains.host.fail2ban_regex import _rewrite_for_re2, strip_groups
+from fsbrain.domains.host.logparse import MAX_LINE, LineResult, LogFilter
+
+_USED = ("mlfid", "mlfgained", "mlfforget", "nofail", "ip4", "ip6", "dns", "fid", "user", "alt_user")
+_ODD = r"[\x80-\xff\n]"
+
+
+def _unname_plain(pattern: str) -> str | None:
+    """``pattern`` with unnamed capturing groups made non-capturing (Arrow wants only named groups)."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+        elif c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            if j >= n:
+                return None
+            out.append(pattern[i:j + 1])
+            i = j + 1
+        elif c == "(" and not pattern.startswith("(?", i):
+            out.append("(?:")
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+class _Rx:
+    """One failregex or successregex prepared for Arrow."""
+
+    def __init__(self, index: int, rx: Any, lits: tuple[bytes, ...] | None) -> None:
+        self.index = index
+        pat = _unname_plain(_rewrite_for_re2(rx.pattern))
+        if pat is None:
+            raise ValueError("unbalanced class")
+        self.pattern = pat
+        self.lits = [x.decode("ascii") for x in lits] if lits else []
+        first = first_bytes(rx.pattern)  # the bytes a match can start with (None: any)
+        self.first = np.array(sorted(first), np.int16) if first is not None else None
+        # the groups the decision reads, in group order (the first that took part wins)
+        self.fields = [(name.split("__", 1)[0], name) for name, _ in
+                       sorted(rx.groupindex.items(), key=lambda kv: kv[1]) if name.split("__", 1)[0] in _USED]
+
+
+class BatchPlan:
+    """What a :class:`LogFilter` needs to run batches; ``reason`` says why it cannot (then ``ok`` is False)."""
+
+    def __init__(self, flt: LogFilter) -> None:
+        self.ok = False
+        self.reason = ""
+        self.dates: list[str | None] = []  # per date template: its regex for Arrow (groups _S, _f)
+        try:
+            self._prepare(flt)
+        except (ValueError, UnicodeEncodeError) as exc:
+            self.reason = f"pattern not usable in a batch: {exc}"
+        else:
+            self.ok = not self.reason
+
+    def _prepare(self, flt: LogFilter) -> None:
+        every = [*flt.failregex, *flt.successregex, *([flt.prefregex] if flt.prefregex else [])]
+        if flt.maxlines > 1:
+            self.reason = "multi-line filter"
+        elif flt.ignoreregex:
+            self.reason = "ignoreregex"
+        elif any(r.engine != "re2" for r in every):
+            self.reason = "a regex runs on the bounded Python fallback"
+        elif any(not r.pattern.isascii() for r in every):
+            self.reason = "non-ASCII regex"
+        elif flt.prefregex is not None and flt._probe is None:
+            self.reason = "prefregex without a usable head"
+        elif flt.dates.has_dates and flt.dates._fast is None:
+            self.reason = "datepattern beyond the built-in templates"
+        if self.reason:
+            return
+        if flt.dates.has_dates:
+            for f in flt.dates._fast or []:
+                body = f.pattern.decode()
+                if "(?P<e>" in body or "(?P<tai>" in body:
+                    self.dates.append(None)
+                    continue
+                # the template alone, anchored at the line start (a date after leading punctuation goes
+                # through process); Python's \s also matches \v, RE2's does not: spell it out
+                tpl = body[body.index("(?P<_dt>") + len("(?P<_dt>"):-1].replace("\\s", "[\\t\\n\\x0b\\x0c\\r ]")
+                # keep the seconds and fraction groups (for the per-minute epoch cache), drop the others
+                marked = tpl.replace("(?P<S>", "\x01").replace("(?P<f>", "\x02")
+                stripped = strip_groups(marked)
+                if stripped is None:
+                    self.dates.append(None)
+                    continue
+                self.dates.append(stripped.replace("\x01", "(?P<_S>").replace("\x02", "(?P<_f>"))
+        self.head = ""
+        if flt.prefregex is not None and flt._probe is not None:
+            head = flt.prefregex.pattern[:-len("(?P<content>.+)$")]
+            stripped = strip_groups(_rewrite_for_re2(head))
+            if stripped is None:
+                self.reason = "prefregex head"
+                return
+            self.head = stripped[1:] if stripped.startswith("^") else stripped
+            if not stripped.startswith("^") or not _empty_everywhere(self.head):
+                self.reason = "prefregex head that is not anchored or can fail to match empty text"
+                return
+        self.fail = [_Rx(i, rx, lits) for i, (rx, lits) in enumerate(zip(flt.failregex, flt._fail_lits, strict=True))]
+        self.succ = [_Rx(i, rx, None) for i, rx in enumerate(flt.successregex)]
+
+
+def _empty_everywhere(head: str) -> bool:
+    """Whether ``head`` matches the empty string at any position: it matches ``""`` and has no assertion
+    (``^ $ \\b \\B \\A \\z``) that could fail elsewhere. Then the date template followed by it takes the
+    template's own first match, and one regex run gives both (see :func:`_segment`)."""
+    i, n = 0, len(head)
+    while i < n:
+        c = head[i]
+        if c == "\\":
+            if head[i + 1:i + 2] in ("b", "B", "A", "z", "Z"):
+                return False
+            i += 2
+        elif c == "[":
+            j = i + 1
+            if j < n and head[j] == "^":
+                j += 1
+            if j < n and head[j] == "]":
+                j += 1
+            while j < n and head[j] != "]":
+                j += 2 if head[j] == "\\" else 1
+            i = j + 1
+        elif c in "^$":
+            return False
+        else:
+            i += 1
+    import re2
+
+    try:
+        return re2.compile(head).fullmatch("") is not None
+    except re2.error:
+        return False
+
+
+def _gather(col: pa.LargeBinaryArray, starts: np.ndarray) -> pa.LargeBinaryArray:
+    """A column of ``value[start:]`` for each row (``starts`` relative to each value)."""
+    _, off_buf, data_buf = col.buffers()
+    offsets = np.frombuffer(off_buf, np.int64, len(col) + 1, col.offset * 8)
+    data = np.frombuffer(data_buf, np.uint8)
+    begin = offsets[:-1] + starts
+    lens = offsets[1:] - begin
+    new_off = np.zeros(len(col) + 1, np.int64)
+    np.cumsum(lens, out=new_off[1:])
+    idx = np.arange(new_off[-1], dtype=np.int64) + np.repeat(begin - new_off[:-1], lens)
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(col),
+                                            [None, pa.py_buffer(new_off), pa.py_buffer(data[idx].tobytes())])
+
+
+def _column(lines: list[bytes]) -> pa.LargeBinaryArray:
+    n = len(lines)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, lines), np.int64, n), out=offsets[1:])
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets),
+                                                                    pa.py_buffer(b"".join(lines))])
+
+
+def _first_bytes(col: pa.LargeBinaryArray) -> np.ndarray:
+    """The first byte of every value (-1 for empty values)."""
+    _, off_buf, data_buf = col.buffers()
+    offsets = np.frombuffer(off_buf, np.int64, len(col) + 1, col.offset * 8)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+    starts = offsets[:-1]
+    out = np.full(len(col), -1, np.int16)
+    nonempty = offsets[1:] > starts
+    out[nonempty] = data[starts[nonempty]]
+    return out
+
+
+def _match_column(col: pa.LargeBinaryArray, todo: np.ndarray, regexes: list[_Rx],
+                  ) -> tuple[np.ndarray, np.ndarray, dict[int, dict[str, tuple[list[Any], list[Any]]]]]:
+    """For the rows in ``todo``, the first regex (in order) that matches: ``(which, k, fields)``.
+
+    Each regex runs only on the rows still unmatched whose first byte it can start with and that contain
+    its required literal (the same pre-checks as the line loop; they never change the outcome)."""
+    n = len(col)
+    which = np.full(n, -1, np.int64)
+    where = np.full(n, -1, np.int64)
+    found: dict[int, dict[str, tuple[list[Any], list[Any]]]] = {}
+    remaining = todo.copy()
+    first = _first_bytes(col) if any(rx.first is not None for rx in regexes) else None
+    for rx in regexes:
+        mask = remaining
+        if rx.first is not None and first is not None:
+            mask = mask & np.isin(first, rx.first)
+        idx = np.flatnonzero(mask)
+        if not len(idx):
+            continue
+        sub = col.take(pa.array(idx))
+        if rx.lits:
+            keep = np.zeros(len(idx), bool)
+            for x in rx.lits:
+                keep |= np.asarray(pc.match_substring(sub, x).fill_null(False))
+            idx = idx[keep]
+            if not len(idx):
+                continue
+            sub = sub.filter(pa.array(keep))
+        spans = pc.extract_regex_span(sub, rx.pattern)
+        valid = np.asarray(spans.is_valid())
+        rows = idx[valid]
+        if not len(rows):
+            continue
+        hit = spans.filter(pa.array(valid))
+        fields = {}
+        for _, name in rx.fields:
+            sub_f = hit.field(name)
+            fields[name] = (pc.list_element(sub_f, 0).to_pylist(), pc.list_element(sub_f, 1).to_pylist())
+        which[rows] = rx.index
+        where[rows] = np.arange(len(rows))
+        remaining[rows] = False
+        found[rx.index] = fields
+    return which, where, found
+
+
+def _groups(rx: _Rx, fields: dict[str, tuple[list[Any], list[Any]]], k: int, body: bytes) -> dict[str, bytes]:
+    g: dict[str, bytes] = {}
+    for base, name in rx.fields:
+        o = fields[name][0][k]
+        if o is not None and base not in g:
+            g[base] = body[o:o + fields[name][1][k]]
+    return g
+
+
+def process_batch(flt: LogFilter, lines: list[bytes], plan: BatchPlan) -> list[LineResult]:
+    """``[flt.process(line) for line in lines]``, with the regex work done per batch (see the module)."""
+    out: list[LineResult] = []
+    start = 0
+    while start < len(lines):
+        start = _segment(flt, plan, lines, start, out)
+    return out
+
+
+def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, out: list[LineResult]) -> int:
+    seg = lines[start:]
+    n = len(seg)
+    col = _column(seg)
+    odd = np.asarray(pc.match_substring_regex(col, _ODD))
+    odd |= np.fromiter(map(len, seg), np.int64, n) > MAX_LINE
+    dates = flt.dates
+    template = dates._last
+    pref = flt.prefregex
+    dlens: list[Any] = [0] * n
+    secs: list[Any] = [None] * n
+    fracs: list[Any] = [None] * n
+    heads: list[Any] = [0] * n
+    regex = ""
+    if dates.has_dates:
+        tpl = plan.dates[template]
+        if tpl is None:  # epoch / TAI64N dates: line by line
+            for line in seg:
+                out.append(flt.process(line))
+            return len(lines)
+        regex = f"^(?P<_dt>{tpl})"
+    if pref is not None:
+        regex = (regex or "^") + f"(?P<_h>{plan.head})"
+    if regex:
+        spans = pc.extract_regex_span(col, regex)
+        odd |= ~np.asarray(spans.is_valid())
+        starts = np.zeros(n, np.int64)
+        if dates.has_dates:
+            dl = pc.list_element(pc.struct_field(spans, "_dt"), 1)
+            dlens = dl.fill_null(0).to_pylist()
+            starts += np.asarray(dl.fill_null(0), np.int64)
+            if "(?P<_S>" in regex and dates._fast_sec[template] is not None:  # as DateParser's own cache
+                secs = pc.list_element(pc.struct_field(spans, "_S"), 0).to_pylist()
+            if "(?P<_f>" in regex:
+                fracs = pc.list_element(pc.struct_field(spans, "_f"), 0).to_pylist()
+        if pref is not None:
+            hl = pc.list_element(pc.struct_field(spans, "_h"), 1).fill_null(0)
+            heads = hl.to_pylist()
+            starts += np.asarray(hl, np.int64)
+        starts = np.minimum(starts, np.fromiter(map(len, seg), np.int64, n))
+        content = _gather(col, starts)
+    else:
+        content = col
+    todo = ~odd
+    which, where, found = _match_column(content, todo, plan.fail)
+    swhich, swhere, sfound = (_match_column(content, todo & (which < 0), plan.succ) if plan.succ
+                              else (which, where, {}))
+    which_l, where_l = which.tolist(), where.tolist()
+    swhich_l, swhere_l = swhich.tolist(), swhere.tolist()
+    odd_l = odd.tolist()
+    probe = flt._probe
+    memo = probe._memo if probe is not None else {}
+    extra = probe._extra if probe is not None else 0
+    ci = probe.content_index if probe is not None else -1
+    c = flt.counts
+    has_dates = dates.has_dates
+    seen, minutes, remember = dates._seen, dates._minutes, dates._remember
+    merge, decide, process, match_body = flt._merge, flt._decide, flt.process, flt._match_body
+    fail_rx, succ_rx, has_succ = plan.fail, plan.succ, bool(plan.succ)
+    last_ts = flt._last_ts
+    counted = 0
+    ts: float | None = None
+    for r in range(n):
+        line = seg[r]
+        if not odd_l[r] and has_dates:
+            # DateParser.find's fast path, with the span Arrow found (the same template, the same engine
+            # semantics): the epoch per date text, or per date text less its seconds, else find() itself
+            dlen = dlens[r]
+            ts = seen.get(line[:dlen])
+            if ts is None:
+                so = secs[r]
+                if so is not None and fracs[r] is None:
+                    base = minutes.get(line[:so] + b"\x00" + line[so + 2:dlen])
+                    if base is not None:
+                        sv = int(line[so:so + 2])
+                        if sv <= 60:
+                            ts = base + min(sv, 59)
+                            remember(line[:dlen], ts)
+                if ts is None:
+                    found_date = dates.find(line)
+                    if dates._last != template:  # cannot happen when both engines agree; be safe
+                        c["lines"] += counted
+                        flt._last_ts = last_ts
+                        out.append(process(line))
+                        return start + r + 1
+                    if found_date is not None and found_date[0] == (0, dlen):
+                        ts = found_date[1]
+                    else:
+                        odd_l[r] = True
+        if odd_l[r]:
+            c["lines"] += counted
+            counted = 0
+            flt._last_ts = last_ts
+            out.append(process(line))
+            last_ts = flt._last_ts
+            if dates._last != template:  # the parser now tries another template first
+                return start + r + 1
+            continue
+        counted += 1
+        if has_dates:
+            last_ts = ts
+        text = line[dlens[r]:]
+        pre: dict[str, bytes] | None = None
+        body = text
+        x: tuple[Any, ...] | None = None
+        vectorised = True
+        if pref is not None:
+            e = heads[r]
+            if e < len(text):
+                hkey = text[:e + extra]
+                pre = memo.get(hkey)
+                if pre is not None:
+                    body = text[e:]
+            else:
+                e = -1
+            if pre is None:
+                spans = pref.spans(text)
+                if spans is None:
+                    x = ("missed", ts)
+                else:
+                    pre = pref.groups_from(text, spans)
+                    body = pre.pop("content", b"")
+                    if e >= 0 and spans[ci][0] == e:
+                        probe.remember(hkey, pre)  # type: ignore[union-attr]
+                    else:
+                        vectorised = False  # content starts elsewhere: match it here
+        if x is None:
+            if not vectorised:
+                x = match_body(text, body, pre, ts)
+            else:
+                i = which_l[r]
+                if i >= 0:
+                    rx = fail_rx[i]
+                    fields, k = found[i], where_l[r]
+                    g = {}
+                    for base_name, name in rx.fields:
+                        o = fields[name][0][k]
+                        if o is not None and base_name not in g:
+                            g[base_name] = body[o:o + fields[name][1][k]]
+                    if pre:
+                        g = {**pre, **g}
+                    mlfid = g.get("mlfid")
+                    res = merge(mlfid, g, ts, i) if mlfid is not None else decide(("fail", ts, i, g))
+                    c[res.status] += 1
+                    out.append(res)
+                    continue
+                j = swhich_l[r] if has_succ else -1
+                if j >= 0:
+                    g = _groups(succ_rx[j], sfound[j], swhere_l[r], body)
+                    x = ("success", ts, j, {**pre, **g} if pre else g)
+                else:
+                    x = ("missed", ts)
+        res = decide(x)
+        c[res.status] += 1
+        out.append(res)
+    c["lines"] += counted
+    flt._last_ts = last_ts
+    return len(lines)
