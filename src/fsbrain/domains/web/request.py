@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from fsbrain.core.errors import InputError
@@ -54,6 +53,26 @@ class RequestLimits:
 
 
 DEFAULT_LIMITS = RequestLimits()
+
+
+class cached_property:  # noqa: N801 - drop-in for functools.cached_property
+    """``functools.cached_property`` without its lock (Python 3.11 takes an RLock on every first access,
+    several microseconds per request here): values are pure functions of the request, so two threads
+    racing on a first access at worst compute the same value twice."""
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.attrname = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attrname = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.attrname] = self.func(instance)
+        return value
 
 
 def to_bytes(value: str | bytes) -> bytes:

@@ -188,6 +188,12 @@ class WebRuleEngine:
         self._precompute_config()
         self.labels_by_rule = {r.id: self.label_map.labels_for(r.id, r.tags) for r in self.rules if r.id}
         self.prefilter = Prefilter(self.rules, max_paranoia=paranoia)
+        # per phase: (rule or None for a marker, prefilter bit or 0, constant outcome) in evaluation order
+        bit_of = self.prefilter.bit_of
+        self._plans: dict[int, list[tuple[Rule | None, int, bool | None]]] = {
+            ph: [(None if r.kind == "marker" else r,
+                  1 << bit_of[id(r)] if id(r) in bit_of else 0, r.const) for r in self.phases[ph]]
+            for ph in REQUEST_PHASES}
 
     def _fold_constants(self) -> None:
         """Decide once the rules whose outcome cannot vary between requests: unchained rules testing only a
@@ -316,21 +322,29 @@ class WebRuleEngine:
         return self._verdict(tr, matched, interrupted, t0)
 
     def _run_phase(self, tr: Transaction, ph: int, matched: list[MatchedRule], start: int = 0) -> int | None:
-        rules = self.phases[ph]
+        plan = self._plans[ph]
         markers = self.markers[ph]
-        bit_of = self.prefilter.bit_of
         pf_mask = self.prefilter.mask
-        i, n = start, len(rules)
+        match_chain = self._match_chain
+        mask = 0
+        i, n = start, len(plan)
         while i < n:
-            rule = rules[i]
+            rule, pfb, const = plan[i]
             i += 1
-            if rule.kind == "marker":
-                continue
+            if pfb:
+                # the mask is computed once per phase (again if a ctl changed what the body exposes)
+                if tr.pf_phase != ph:
+                    mask = pf_mask(tr)
+                elif not mask:
+                    mask = tr.pf_mask
+                if not mask & pfb:
+                    continue
+            elif rule is None:
+                continue  # a marker
             if tr.removed_ids and rule.id in tr.removed_ids:
                 continue
             if tr.removed_tags and any(t in rule.tags for t in tr.removed_tags):
                 continue
-            const = rule.const
             if const is not None:
                 if const:
                     if rule.skip_after:
@@ -338,11 +352,8 @@ class WebRuleEngine:
                     elif rule.skip:
                         i += rule.skip
                 continue
-            bit = bit_of.get(id(rule))
-            if bit is not None and not (pf_mask(tr) >> bit) & 1:
-                continue
             before = tr.score_added
-            if rule.kind == "rule" and not self._match_chain(tr, rule):
+            if rule.kind == "rule" and not match_chain(tr, rule):
                 continue
             self._fire(tr, rule, matched, before)
             if rule.disruptive in ("deny", "drop", "redirect") and tr.rule_engine == "On":

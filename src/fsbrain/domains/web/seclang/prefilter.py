@@ -32,7 +32,8 @@ give up on slow input, and a set that fails to compile leaves its rules unfilter
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import re2
 
@@ -200,6 +201,10 @@ class Prefilter:
                 cs = chain_sets[key] = _ChainSet(stages[0], stages[1])
             self.sources.append((src, skey, src in _BODY_SOURCES, sum(1 << bit_of[id(r)] for r in rs), cs))
         self.chain_sets = list(chain_sets.values())
+        getters = [(_values_getter(src, skey), is_body, smask, cs) for src, skey, is_body, smask, cs in self.sources]
+        self.head_sources = [(g, m, cs) for g, is_body, m, cs in getters if not is_body]
+        self.body_sources = [(g, m, cs) for g, is_body, m, cs in getters if is_body]
+        self.all_sources = self.head_sources + self.body_sources
         self._cached_bytes = 0
 
     @property
@@ -226,43 +231,23 @@ class Prefilter:
             for cs in self.chain_sets:
                 cs.cache.clear()
             self._cached_bytes = 0
-        in_body = tr.phase >= 2
         total = 0
         req = tr.req
-        for src, skey, is_body, smask, cs in self.sources:
-            if is_body and not in_body or body_only and not is_body:
+        plain_pass, full_pass = self.plain_pass, self.full_pass
+        value_mask = self._value_mask
+        for values_of, smask, cs in (self.body_sources if body_only else
+                                     self.all_sources if tr.phase >= 2 else self.head_sources):
+            values = values_of(tr, req)
+            if not values:
                 continue
-            if skey is not None:
-                values = [v for _, v in tr.index(src).get(skey, ())]
-            elif src == "REQUEST_HEADERS":
-                values = [v for _, v in req.header_pairs]
-            elif src == "REQUEST_HEADERS_NAMES":
-                values = [k for k, _ in req.header_pairs]
-            elif src == "REQUEST_COOKIES":
-                values = [v for _, v in req.cookies]
-            elif src == "REQUEST_COOKIES_NAMES":
-                values = [k for k, _ in req.cookies]
-            elif src == "ARGS_GET":
-                values = [v for _, v in req.args_get]
-            elif src == "ARGS_GET_NAMES":
-                values = [k for k, _ in req.args_get]
-            elif src == "XML":
-                values = [v for _, v in tr.xml("/*") + tr.xml("//@*")]
-            elif src in _FEEDS:
-                values = [v for _, v in tr.collection(src)]
-            else:
-                sv = tr.scalar(src)
-                if sv is None:
-                    continue
-                values = [sv]
             cache = cs.cache
             for v in values:
                 m = cache.get(v)
                 if m is None:
                     if plain_value(v):
-                        m = self._value_mask(v, cs.plain, self.plain_pass)
+                        m = value_mask(v, cs.plain, plain_pass)
                     else:
-                        m = self._value_mask(v, cs.full, self.full_pass)
+                        m = value_mask(v, cs.full, full_pass)
                     if len(v) <= MAX_CACHED_VALUE:
                         cache[v] = m
                         self._cached_bytes += len(v) + 64
@@ -309,3 +294,31 @@ class Prefilter:
                         if smask >> entry_stage[i] & 1:
                             m |= entry_bit[i]
         return m
+
+
+def _values_getter(src: str, key: str | None) -> Callable[[Transaction, Any], list[bytes]]:
+    """A function ``(transaction, request) -> values`` of one source (the values rule evaluation sees)."""
+    if key is not None:
+        return lambda tr, _req: [v for _, v in tr.index(src).get(key, ())]
+    if src == "REQUEST_HEADERS":
+        return lambda _tr, req: [v for _, v in req.header_pairs]
+    if src == "REQUEST_HEADERS_NAMES":
+        return lambda _tr, req: [k for k, _ in req.header_pairs]
+    if src == "REQUEST_COOKIES":
+        return lambda _tr, req: [v for _, v in req.cookies]
+    if src == "REQUEST_COOKIES_NAMES":
+        return lambda _tr, req: [k for k, _ in req.cookies]
+    if src == "ARGS_GET":
+        return lambda _tr, req: [v for _, v in req.args_get]
+    if src == "ARGS_GET_NAMES":
+        return lambda _tr, req: [k for k, _ in req.args_get]
+    if src == "XML":
+        return lambda tr, _req: [v for _, v in tr.xml("/*") + tr.xml("//@*")]
+    if src in _FEEDS:
+        return lambda tr, _req: [v for _, v in tr.collection(src)]
+
+    def scalar(tr: Transaction, _req: Any) -> list[bytes]:
+        v = tr.scalar(src)
+        return [] if v is None else [v]
+
+    return scalar

@@ -352,8 +352,10 @@ class Transaction:
         elif name == "requestbodyprocessor":
             if self.phase == 1:
                 self.body_processor = value.upper()
+                self.pf_phase = 0  # the prefilter must see the body as this processor parses it
         elif name == "forcerequestbodyvariable":
             self.force_body_var = value.lower() == "on"
+            self.pf_phase = 0  # REQUEST_BODY may appear: the prefilter mask is recomputed
 
     # ---- macros and setvar -----------------------------------------------------------------------------
     def expand(self, text: str) -> bytes:
