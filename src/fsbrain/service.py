@@ -115,6 +115,7 @@ class Platform:
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         self.metrics = Metrics()
+        self._metric_children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.pseudonymizer = Pseudonymizer(load_or_create_key(settings.home / "pii.key"))
         self.store = Store(settings.db_url)
         self.store.migrate()
@@ -296,6 +297,8 @@ class Platform:
         return prepare_event(event_type, payload, self.pseudonymizer)
 
     def _existing(self, event_type: str, event_id: str) -> Decision | None:
+        if not self.store.has_decision_for_event(event_type, event_id):
+            return None
         existing = self.store.get_decision_by_event(event_type, event_id)
         if existing is not None:
             self.metrics.replays.labels(event_type).inc()
@@ -322,15 +325,26 @@ class Platform:
     def _account(self, event_type: str, decision: Decision, shadows: list[Decision], stored: Decision,
                  t0: float) -> tuple[Decision, bool]:
         replayed = stored.decision_id != decision.decision_id
+        m, child = self.metrics, self._metric_child
         if not replayed:
             for s in shadows:
-                self.metrics.shadow.labels(s.policy, str(s.outcome == decision.outcome).lower()).inc()
-            self.metrics.decisions.labels(event_type, decision.outcome).inc()
+                child(m.shadow, s.policy, str(s.outcome == decision.outcome).lower()).inc()
+            child(m.decisions, event_type, decision.outcome).inc()
             for lab in decision.labels:
-                self.metrics.labels.labels(event_type, lab).inc()
-            self.metrics.latency.labels(event_type).observe(decision.latency_ms / 1000)
-        self.metrics.request_latency.labels(event_type).observe(time.perf_counter() - t0)
+                child(m.labels, event_type, lab).inc()
+            child(m.latency, event_type).observe(decision.latency_ms / 1000)
+        child(m.request_latency, event_type).observe(time.perf_counter() - t0)
         return stored, replayed
+
+    def _metric_child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached (prometheus_client's lookup costs more than the increment)."""
+        key = (id(metric), labels)
+        c = self._metric_children.get(key)
+        if c is None:
+            if len(self._metric_children) > 10_000:  # label values come from policies: bounded, but be safe
+                self._metric_children.clear()
+            c = self._metric_children[key] = metric.labels(*labels)
+        return c
 
     # -- background upkeep ---------------------------------------------------------------------
     def start_background(self) -> None:

@@ -190,3 +190,27 @@ def _numbers_as_floats(value):
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def test_has_decision_for_event_probe(store):
+    """The hot-path probe (a dedicated driver connection) agrees with the full lookup, on both databases."""
+    from fsbrain.core.model import Decision
+
+    assert store.has_decision_for_event("loan_application", "probe-1") is False
+    store.save_decision(Decision(event_id="probe-1", event_type="loan_application", outcome="approve", score=0,
+                                 policy="p@1"), {})
+    assert store.has_decision_for_event("loan_application", "probe-1") is True
+    assert store.has_decision_for_event("payment", "probe-1") is False
+    assert store.has_decision_for_event("loan_application", "probe-1'; DROP TABLE decisions; --") is False
+    assert store.get_decision_by_event("loan_application", "probe-1") is not None
+
+
+def test_has_decision_for_event_after_close_is_a_backend_error(store_url):
+    from fsbrain.core.errors import BackendError
+    from fsbrain.store import Store
+
+    s = Store(store_url)
+    s.migrate()
+    s.close()
+    with pytest.raises(BackendError, match="closed"):
+        s.has_decision_for_event("loan_application", "x")

@@ -9,7 +9,7 @@ from fsbrain.store import Store
 
 PUBLIC_METHODS = {
     "migrate", "close", "schema_revision", "head_revision", "ping", "url", "dialect",
-    "save_decision", "save_decisions", "get_decision", "get_event_data", "get_decision_by_event", "list_decisions",
+    "save_decision", "save_decisions", "get_decision", "get_event_data", "get_decision_by_event", "has_decision_for_event", "list_decisions",
     "list_shadow_decisions", "shadow_comparison",
     "save_alerts", "get_alert", "list_alerts", "alert_counts",
     "add_list_entry", "remove_list_entry", "get_list_entry", "list_entries", "active_list_entries",

@@ -10,6 +10,8 @@ process, on a fresh in-memory state, exactly as :meth:`Engine.decide` runs them 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -149,7 +151,6 @@ def prepared_stream(records: Iterable[dict[str, Any]], key: bytes, *, workers: i
 def run_backtest(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *, workers: int = 1,
                  key: bytes | None = None, progress: Callable[[int], None] | None = None) -> BacktestReport:
     """Replay ``records`` (time-ordered) through ``policy`` on a fresh in-memory state."""
-    import secrets
 
     engine = Engine(state=MemoryStateBackend())
     engine.set_policy(policy)
@@ -161,6 +162,31 @@ def run_backtest(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *, w
     review_at = policy.outcomes[1][1]
     t0 = time.perf_counter()
     last_ts = float("-inf")
+    with _quiet_gc():
+        _replay(engine, rep, records, workers, key, progress, weights, forced, lowest, review_at, last_ts)
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+@contextlib.contextmanager
+def _quiet_gc() -> Iterator[None]:
+    """Collect rarely while the window state grows (as ``fsbrain serve`` does); restore afterwards."""
+    old = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
+def _replay(engine: Engine, rep: BacktestReport, records: Iterable[dict[str, Any]], workers: int,
+            key: bytes | None, progress: Callable[[int], None] | None, weights: dict[str, int],
+            forced: set[str], lowest: str, review_at: int, last_ts: float) -> None:
+    import secrets
+
     for n, (_, truth, et, eid, ts, data, err) in enumerate(
             prepared_stream(records, key or secrets.token_bytes(32), workers=workers), 1):
         if progress is not None and n % 5000 == 0:
@@ -175,8 +201,6 @@ def run_backtest(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *, w
         last_ts = max(last_ts, ts)
         d, _ = engine.decide(et, data, event_id=eid, timestamp=ts)
         _tally(rep, d, truth, weights, forced, lowest, review_at)
-    rep.seconds = time.perf_counter() - t0
-    return rep
 
 
 def _tally(rep: BacktestReport, d: Any, truth: str, weights: dict[str, int], forced: set[str],

@@ -70,6 +70,7 @@ def _columns(table: sa.Table, with_event: bool = False) -> list[sa.Column[Any]]:
 
 _BY_EVENT = sa.select(*_columns(LIVE)).where(LIVE.c.event_type == sa.bindparam("event_type"),
                                              LIVE.c.event_id == sa.bindparam("event_id"))
+_HAS_EVENT_SQL = f"SELECT 1 FROM {LIVE.name} WHERE event_type = ? AND event_id = ? LIMIT 1"
 _SHADOW_BY_EVENT = sa.select(*_columns(SHADOW)).where(SHADOW.c.event_type == sa.bindparam("event_type"),
                                                       SHADOW.c.event_id == sa.bindparam("event_id"),
                                                       SHADOW.c.policy == sa.bindparam("policy"))
@@ -170,6 +171,10 @@ class DecisionRepository:
         with self._db.connect() as conn:
             row, _ = self._find(conn, decision_id, with_event=True)
         return dict(row._mapping["event_data"])
+
+    def has_decision_for_event(self, event_type: str, event_id: str) -> bool:
+        """Whether a live decision for this event is stored (a cheap probe on the hot path)."""
+        return self._db.probe(_HAS_EVENT_SQL, (event_type, event_id)) is not None
 
     def get_decision_by_event(self, event_type: str, event_id: str) -> Decision | None:
         """The live decision for an event, or ``None``."""
