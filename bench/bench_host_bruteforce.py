@@ -39,6 +39,7 @@ from _machine import describe  # noqa: E402
 
 from fsbrain.domains.host.fail2ban import load_filter  # noqa: E402
 from fsbrain.domains.host.logparse import LogFilter  # noqa: E402
+from fsbrain.domains.host.logparse_batch import BatchPlan  # noqa: E402,F401 - imported (pyarrow) before timing
 from fsbrain.domains.host.logparse_parallel import parallel_failures  # noqa: E402
 
 DEBIAN_SSHD = Path("/etc/fail2ban/filter.d/sshd.conf")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from re2 import _re2
@@ -61,14 +61,18 @@ class LineResult:
     attempts: int = 1
 
 
-@dataclass(slots=True)
 class _Conn:
-    host: str | None = None
-    users: list[str] = field(default_factory=list)
-    nofail: int = 0
-    pending: bool = False
-    pending_user: str | None = None
-    seen: float | None = None
+    """What is known about one connection id (a plain class: made once per connection, hot)."""
+
+    __slots__ = ("host", "users", "nofail", "pending", "pending_user", "seen")
+
+    def __init__(self) -> None:
+        self.host: str | None = None
+        self.users: list[str] = []
+        self.nofail = 0
+        self.pending = False
+        self.pending_user: str | None = None
+        self.seen: float | None = None
 
 
 def _text(b: bytes | None) -> str | None:

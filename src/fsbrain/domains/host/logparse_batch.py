@@ -216,7 +216,7 @@ def _first_bytes(col: pa.LargeBinaryArray) -> np.ndarray:
 
 
 def _match_column(col: pa.LargeBinaryArray, todo: np.ndarray, regexes: list[_Rx],
-                  ) -> tuple[np.ndarray, np.ndarray, dict[int, dict[str, tuple[list[Any], list[Any]]]]]:
+                  ) -> tuple[np.ndarray, np.ndarray, dict[int, list[tuple[str, list[bytes | None]]]]]:
     """For the rows in ``todo``, the first regex (in order) that matches: ``(which, k, fields)``.
 
     Each regex runs only on the rows still unmatched whose first byte it can start with and that contain
@@ -224,7 +224,7 @@ def _match_column(col: pa.LargeBinaryArray, todo: np.ndarray, regexes: list[_Rx]
     n = len(col)
     which = np.full(n, -1, np.int64)
     where = np.full(n, -1, np.int64)
-    found: dict[int, dict[str, tuple[list[Any], list[Any]]]] = {}
+    found: dict[int, list[tuple[str, list[bytes | None]]]] = {}
     remaining = todo.copy()
     first = _first_bytes(col) if any(rx.first is not None for rx in regexes) else None
     for rx in regexes:
@@ -249,24 +249,52 @@ def _match_column(col: pa.LargeBinaryArray, todo: np.ndarray, regexes: list[_Rx]
         if not len(rows):
             continue
         hit = spans.filter(pa.array(valid))
-        fields = {}
-        for _, name in rx.fields:
-            sub_f = hit.field(name)
-            fields[name] = (pc.list_element(sub_f, 0).to_pylist(), pc.list_element(sub_f, 1).to_pylist())
+        texts = sub.filter(pa.array(valid))
         which[rows] = rx.index
         where[rows] = np.arange(len(rows))
         remaining[rows] = False
-        found[rx.index] = fields
+        found[rx.index] = _values(rx, hit, texts)
     return which, where, found
 
 
-def _groups(rx: _Rx, fields: dict[str, tuple[list[Any], list[Any]]], k: int, body: bytes) -> dict[str, bytes]:
-    g: dict[str, bytes] = {}
+def _values(rx: _Rx, hit: pa.StructArray, texts: pa.LargeBinaryArray) -> list[tuple[str, list[bytes | None]]]:
+    """Per group name the decision reads: the captured bytes of every matched row (``None``: the group took
+    no part). Of repeated names (``ip4``, ``ip4__1``) the first in group order that took part wins."""
+    _, off_buf, data_buf = texts.buffers()
+    row_start = np.frombuffer(off_buf, np.int64, len(texts) + 1, texts.offset * 8)[:-1]
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+    out: list[tuple[str, list[bytes | None]]] = []
+    by_base: dict[str, list[str]] = {}
     for base, name in rx.fields:
-        o = fields[name][0][k]
-        if o is not None and base not in g:
-            g[base] = body[o:o + fields[name][1][k]]
-    return g
+        by_base.setdefault(base, []).append(name)
+    for base, names in by_base.items():
+        have = np.zeros(len(texts), bool)
+        start = np.zeros(len(texts), np.int64)
+        length = np.zeros(len(texts), np.int64)
+        for name in names:
+            col = hit.field(name)
+            ok = np.asarray(col.is_valid()) & ~have
+            if not ok.any():
+                continue
+            start[ok] = np.asarray(pc.list_element(col, 0).fill_null(0), np.int64)[ok]
+            length[ok] = np.asarray(pc.list_element(col, 1).fill_null(0), np.int64)[ok]
+            have |= ok
+        if not have.any():
+            continue
+        begin = row_start + start
+        offsets = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(np.where(have, length, 0), out=offsets[1:])
+        lens = offsets[1:] - offsets[:-1]
+        idx = np.arange(offsets[-1], dtype=np.int64) + np.repeat(begin - offsets[:-1], lens)
+        values = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), len(texts), [pa.py_buffer(np.packbits(have, bitorder="little")),
+                                             pa.py_buffer(offsets), pa.py_buffer(data[idx].tobytes())])
+        out.append((base, values.to_pylist()))
+    return out
+
+
+def _groups(found: list[tuple[str, list[bytes | None]]], k: int) -> dict[str, bytes]:
+    return {base: v for base, vals in found if (v := vals[k]) is not None}
 
 
 def process_batch(flt: LogFilter, lines: list[bytes], plan: BatchPlan) -> list[LineResult]:
@@ -336,7 +364,7 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
     has_dates = dates.has_dates
     seen, minutes, remember = dates._seen, dates._minutes, dates._remember
     merge, decide, process, match_body = flt._merge, flt._decide, flt.process, flt._match_body
-    fail_rx, succ_rx, has_succ = plan.fail, plan.succ, bool(plan.succ)
+    has_succ = bool(plan.succ)
     last_ts = flt._last_ts
     counted = 0
     ts: float | None = None
@@ -410,15 +438,12 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
             else:
                 i = which_l[r]
                 if i >= 0:
-                    rx = fail_rx[i]
-                    fields, k = found[i], where_l[r]
-                    g = {}
-                    for base_name, name in rx.fields:
-                        o = fields[name][0][k]
-                        if o is not None and base_name not in g:
-                            g[base_name] = body[o:o + fields[name][1][k]]
-                    if pre:
-                        g = {**pre, **g}
+                    k = where_l[r]
+                    g = dict(pre) if pre else {}
+                    for base_name, vals in found[i]:
+                        v = vals[k]
+                        if v is not None:
+                            g[base_name] = v
                     mlfid = g.get("mlfid")
                     res = merge(mlfid, g, ts, i) if mlfid is not None else decide(("fail", ts, i, g))
                     c[res.status] += 1
@@ -426,7 +451,7 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
                     continue
                 j = swhich_l[r] if has_succ else -1
                 if j >= 0:
-                    g = _groups(succ_rx[j], sfound[j], swhere_l[r], body)
+                    g = _groups(sfound[j], swhere_l[r])
                     x = ("success", ts, j, {**pre, **g} if pre else g)
                 else:
                     x = ("missed", ts)
