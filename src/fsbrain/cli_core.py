@@ -79,11 +79,16 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes (needs --state redis when > 1).")] = None,
     auth: Annotated[bool | None, typer.Option("--auth/--no-auth", help="Require API keys (forced on off loopback).")] = None,
     demo: Annotated[bool, typer.Option(help="Load demo data (simulated applications, list entries) on first start.")] = False,
+    writer: Annotated[str | None, typer.Option(
+        help="Commit decisions in a child 'process' (default: the database work gets its own core) or a "
+             "'thread' of the server process.")] = None,
 ) -> None:
     """Serve the API (OpenAPI docs at /docs)."""
     settings = _settings(config, host=host, port=port, state_type=state, redis_url=redis_url,
                          database_url=database_url, policies=policy or None, shadow_policies=shadow or None,
-                         workers=workers, auth=auth)
+                         workers=workers, auth=auth, decision_writer=writer)
+    if "decision_writer" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"decision_writer": "process"})
     if settings.workers > 1 and settings.state.type == "memory":
         _fail("--workers > 1 needs a shared state backend: add --state redis")
     if settings.auth_required:

@@ -51,6 +51,10 @@ class Settings(BaseModel):
     policy_reload_seconds: float = Field(default=2.0, ge=0.0, description="0 disables hot reload.")
     list_refresh_seconds: float = Field(default=2.0, ge=0.1)
     log_level: str = "info"
+    decision_writer: Literal["thread", "process"] = Field(
+        default="thread", description="Where decisions are committed: a thread of the request process, or a "
+                                      "child process (its own core; `fsbrain serve` uses it for file and "
+                                      "PostgreSQL databases).")
 
     @property
     def auth_required(self) -> bool:
@@ -63,7 +67,7 @@ class Settings(BaseModel):
 
 
 _ENV_SIMPLE = ("home", "database_url", "host", "port", "workers", "auth", "max_body_bytes",
-               "policy_reload_seconds", "list_refresh_seconds", "log_level")
+               "policy_reload_seconds", "list_refresh_seconds", "log_level", "decision_writer")
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

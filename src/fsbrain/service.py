@@ -127,7 +127,14 @@ class Platform:
                        "socket_connect_timeout": sc.socket_timeout, "ttl_grace": sc.ttl_grace}
             state = make_backend(sc.type, **kw)
         self.engine = Engine(state=state, lists=ListIndex())
-        self.writer = GroupCommitWriter(self.store)
+        memory_db = settings.db_url.startswith("sqlite") and settings.db_url.rstrip("/") in ("sqlite:", "sqlite:/",
+                                                                                               "sqlite:///:memory:")
+        if settings.decision_writer == "process" and not memory_db:
+            from fsbrain.writer_process import ProcessCommitWriter
+
+            self.writer: Any = ProcessCommitWriter(settings.db_url)
+        else:
+            self.writer = GroupCommitWriter(self.store)
         self.engine.on_rule_error = lambda pol, rule: self.metrics.rule_errors.labels(pol, rule).inc()
         self._policy_files: dict[str, tuple[Path, float]] = {}
         self._shadow_files: dict[str, list[tuple[Path, float]]] = {}
