@@ -152,6 +152,9 @@ def backtest(
     policy: Annotated[Path | None, typer.Option("--policy", help="Policy file (default: the shipped credit policy).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     workers: Annotated[int, typer.Option(help="Processes for validation/pseudonymisation.")] = 2,
+    rule_workers: Annotated[int, typer.Option(
+        help="Processes that evaluate rules and tally (features stay in order in the main process); "
+             "0 runs everything in one process. Same report either way.")] = 1,
 ) -> None:
     """Replay labelled history through a policy; report precision/recall per label, outcome mix, per-rule value."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -166,7 +169,8 @@ def backtest(
         with Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=json_out or not sys.stderr.isatty()) as prog:
             task = prog.add_task("events", total=None)
-            rep = run_backtest(pol, records, workers=workers, progress=lambda n: prog.advance(task, n))
+            rep = run_backtest(pol, records, workers=workers, rule_workers=max(0, rule_workers),
+                               progress=lambda n: prog.advance(task, n))
     except FsbrainError as exc:
         _fail(exc.message)
     data = rep.to_dict()

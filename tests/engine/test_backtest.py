@@ -95,3 +95,25 @@ def test_events_prepare_cli(tmp_path):
     first_raw = json.loads(raw.read_text(encoding="utf-8").splitlines()[0])
     assert first_raw["applicant"]["id_number"] not in text and first_raw["applicant"]["phone"] not in text
     assert len(text.splitlines()) == 200
+
+
+def test_rule_workers_give_the_same_report(records):
+    """Features in order here, rules and tallies in worker processes: the report must not change."""
+    import copy
+
+    pol = load_policy(default_policy_path())
+    recs = copy.deepcopy(records)
+    recs[7]["timestamp"] = "not a time"  # an invalid record is counted, not tallied
+    one = run_backtest(pol, recs, key=KEY).to_dict()
+    two = run_backtest(pol, recs, key=KEY, rule_workers=2).to_dict()
+    for r in (one, two):
+        r.pop("seconds"), r.pop("events_per_second")
+    assert one == two
+    assert one["invalid_events"] == 1 and one["events"] == len(recs) - 1
+
+
+def test_rule_workers_refuse_out_of_order_events(records):
+    recs = [dict(r) for r in records[:50]]
+    recs[30]["timestamp"] = "2001-01-01T00:00:00+08:00"
+    with pytest.raises(InputError, match="not in time order"):
+        run_backtest(load_policy(default_policy_path()), recs, key=KEY, rule_workers=1)
