@@ -162,3 +162,21 @@ def test_fail2ban_samples_in_batches(shared_data):
         with open(os.path.join(root, sample), "rb") as fh:
             lines = [x.rstrip(b"\r\n") for x in fh if not x.startswith(b"#")]
         _batch_same(sample, lines * 3)
+
+
+def test_batch_falls_back_when_arrow_refuses(monkeypatch):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lines = TRICKY * 10
+    one = LogFilter(load_filter("sshd"), tz=dt.UTC, now=NOW)
+    want = [(r.status, r.host, r.time) for r in (one.process(x) for x in lines)]
+    many = LogFilter(load_filter("sshd"), tz=dt.UTC, now=NOW)
+
+    def refuse(*_a, **_k):
+        raise pa.ArrowInvalid("pattern too large")
+
+    monkeypatch.setattr(pc, "extract_regex_span", refuse)
+    got = [(r.status, r.host, r.time) for r in many.process_batch(lines)]
+    assert got == want and many.counts == one.counts
+    assert not many._batch_plan.ok and "Arrow" in many._batch_plan.reason

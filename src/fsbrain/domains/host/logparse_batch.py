@@ -302,7 +302,15 @@ def process_batch(flt: LogFilter, lines: list[bytes], plan: BatchPlan) -> list[L
     out: list[LineResult] = []
     start = 0
     while start < len(lines):
-        start = _segment(flt, plan, lines, start, out)
+        try:
+            start = _segment(flt, plan, lines, start, out)
+        except pa.ArrowException as exc:
+            # raised by the column work, before any line of the segment was applied: finish line by line
+            # and stop batching for this filter (a pattern Arrow's RE2 will not take, its memory limit...)
+            plan.ok = False
+            plan.reason = f"Arrow: {exc}"
+            out.extend(flt.process(line) for line in lines[start:])
+            break
     return out
 
 
