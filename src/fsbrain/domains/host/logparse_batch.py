@@ -7,23 +7,25 @@ regex work of a batch and keeps in Python only what is stateful (connection ids,
 
 The results are those of :meth:`LogFilter.process` line by line, by construction:
 
-* the date: the template :class:`~.dates.DateParser` would try first (the one that matched last) runs on
-  every line (``extract_regex_span``); its epoch comes from the parser itself (cached per date text and the
-  byte after it). A line whose date is not at its very start, or whose template differs, goes through
-  :meth:`LogFilter.process`; if that changes the parser's template, the rest of the batch is recomputed;
-* the date is cut (``replace_substring_regex`` with the same template: RE2's first match is the one the
-  parser takes), then the prefregex *head* without groups finds where the content starts, exactly as
-  :class:`~.fail2ban_regex.PrefixProbe` does; the head's groups come from the probe's memo or from the
-  full prefregex on that line (in Python, as in ``process``);
-* each failregex, in order, runs on the content of the lines no earlier failregex matched
-  (``extract_regex_span``: group offsets, ``None`` for groups that took no part), so the first that
-  matches wins; successregexes likewise on the rest. A line whose content start turned out different
-  from the head's end is matched again in Python;
+* one pass (``extract_regex_span``) finds, at the start of every line, the date template the
+  :class:`~.dates.DateParser` would try first (the one that matched last) followed by the prefregex *head*
+  (everything before its content group) without groups. The head is required to match the empty string
+  anywhere (no anchors or word boundaries), so the template keeps its own first match and the head then
+  ends where :class:`~.fail2ban_regex.PrefixProbe` finds it. The epoch comes from the parser's own caches
+  (per date text, per date text less its seconds) or from the parser itself; the head's groups come from the
+  probe's memo or from the full prefregex on that line (in Python, as in ``process``). A line whose date is
+  not at its very start goes through :meth:`LogFilter.process`; if that changes the parser's preferred
+  template, the rest of the batch is recomputed;
+* each failregex, in order, runs on the content of the lines no earlier failregex matched (rows whose first
+  byte and required literal allow it; ``extract_regex_span``: group offsets, ``None`` for groups that took no
+  part), so the first that matches wins; successregexes likewise on the rest. A line whose content start
+  turns out different from the head's end is matched again in Python;
 * lines with bytes over 0x7F or a line break, or longer than ``MAX_LINE``, go through ``process``: Arrow
   reads binary columns as Latin-1 where fsbrain's RE2 reads UTF-8, which only agree on ASCII.
 
 Filters this cannot run (multi-line, ``ignoreregex``, a regex on the Python fallback, a date template with
-epoch or TAI64N groups, a prefregex without a usable head) are processed line by line.
+epoch or TAI64N groups, a prefregex without a usable head, or one Arrow refuses) are processed line by line;
+:class:`BatchPlan` says why. Memory: one batch is copied once into a column (callers bound the batch).
 """
 
 from __future__ import annotations
