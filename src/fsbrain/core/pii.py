@@ -167,7 +167,8 @@ class Pseudonymizer:
         self.key = key
         # a keyed HMAC state copied per value: cheaper than hmac.digest(), and unlike the one-shot call it
         # does not release the GIL (each release lets the decision writer thread cut in on the request)
-        self._base = hmac.new(key, digestmod=hashlib.sha256)
+        base = hmac.new(key, digestmod=hashlib.sha256)
+        self._base = getattr(base, "_hmac", None) or base  # OpenSSL's HMAC object where present: C copy()
 
     def hash(self, kind: str, value: str) -> str:
         fn = _NORMALIZERS.get(kind)

@@ -13,6 +13,7 @@ and derived facts (validity, age, attribution) come out.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
@@ -203,6 +204,12 @@ def applicant_fields(a: Applicant, ident: dict[str, Any], h: Hasher) -> dict[str
     }
 
 
+@functools.lru_cache(maxsize=65536)
+def _is_private(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """``ip.is_private`` (a scan of a dozen networks), cached: the same addresses come back often."""
+    return ip.is_private
+
+
 def device_fields(d: Device) -> dict[str, Any]:
     """Device, network and location facts; ``ip_prefix`` is the /24 (IPv4) or /48 (IPv6) network."""
     ip = d.ip
@@ -210,7 +217,7 @@ def device_fields(d: Device) -> dict[str, Any]:
         prefix = str(ip).rsplit(".", 1)[0] + ".0/24"
     else:
         prefix = str(ipaddress.ip_network(f"{ip}/48", strict=False))
-    private = ip.is_private
+    private = _is_private(ip)
     ip_type = d.ip_type or ("private" if private else "unknown")
     return {
         "device_id": d.device_id, "device_os": d.os, "os_version": d.os_version, "device_model": d.model,
