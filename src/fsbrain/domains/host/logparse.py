@@ -315,6 +315,24 @@ class LogFilter:
         return LineResult("failure", host=host or fid, user=_text(user), time=ts, regex=idx, fid=fid)
 
     def _merge(self, mlfid: bytes, g: dict[str, bytes], ts: float | None, idx: int) -> LineResult:
+        v = g.get("ip4")
+        if v is None:
+            v = g.get("ip6")
+            if v is None:
+                v = g.get("dns")
+        host = v.decode("ascii", "replace") if v is not None else None
+        v = g.get("user")
+        user = v.decode("utf-8", "replace") if v is not None else None
+        if not user:
+            v = g.get("alt_user")
+            user = v.decode("utf-8", "replace") if v is not None else None
+        gained = "mlfgained" in g
+        return self._merge_fields(mlfid, host, user, gained, gained or "nofail" in g, "mlfforget" in g, ts, idx)
+
+    def _merge_fields(self, mlfid: bytes, host: str | None, user: str | None, gained: bool, nofail: bool,
+                      forget: bool, ts: float | None, idx: int) -> LineResult:
+        """:meth:`_merge` on the fields it reads: address, user (or alternative user), and whether the line
+        is a successful login, a helper line (``NOFAIL`` or a login) and closes the connection."""
         conns = self._conns
         conn = conns.get(mlfid)
         if conn is None:
@@ -325,23 +343,11 @@ class LogFilter:
             conns.move_to_end(mlfid)
         if ts is not None:
             conn.seen = ts
-        v = g.get("ip4")
-        if v is None:
-            v = g.get("ip6")
-            if v is None:
-                v = g.get("dns")
-        if v is not None:
-            conn.host = v.decode("ascii", "replace")
-        v = g.get("user")
-        user = v.decode("utf-8", "replace") if v is not None else None
-        if not user:
-            v = g.get("alt_user")
-            user = v.decode("utf-8", "replace") if v is not None else None
+        if host is not None:
+            conn.host = host
         users = conn.users
         if user and user not in users:
             users.append(user)
-        gained = "mlfgained" in g
-        nofail = gained or "nofail" in g
         if nofail and len(users) > 1:
             nofail = False  # several names tried on one connection: each further try is a failure
         result: LineResult
@@ -362,7 +368,7 @@ class LogFilter:
         else:
             conn.nofail += 1
             result = LineResult("nofail", conn.host, user, ts, idx)
-        if "mlfforget" in g:
+        if forget:
             conns.pop(mlfid, None)
         else:
             conns[mlfid] = conn

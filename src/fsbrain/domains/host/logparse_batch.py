@@ -218,7 +218,7 @@ def _first_bytes(col: pa.LargeBinaryArray) -> np.ndarray:
 
 
 def _match_column(col: pa.LargeBinaryArray, todo: np.ndarray, regexes: list[_Rx],
-                  ) -> tuple[np.ndarray, np.ndarray, dict[int, list[tuple[str, list[bytes | None]]]]]:
+                  ) -> tuple[np.ndarray, np.ndarray, dict[int, _Found]]:
     """For the rows in ``todo``, the first regex (in order) that matches: ``(which, k, fields)``.
 
     Each regex runs only on the rows still unmatched whose first byte it can start with and that contain
@@ -226,7 +226,7 @@ def _match_column(col: pa.LargeBinaryArray, todo: np.ndarray, regexes: list[_Rx]
     n = len(col)
     which = np.full(n, -1, np.int64)
     where = np.full(n, -1, np.int64)
-    found: dict[int, list[tuple[str, list[bytes | None]]]] = {}
+    found: dict[int, _Found] = {}
     remaining = todo.copy()
     first = _first_bytes(col) if any(rx.first is not None for rx in regexes) else None
     for rx in regexes:
@@ -255,7 +255,7 @@ def _match_column(col: pa.LargeBinaryArray, todo: np.ndarray, regexes: list[_Rx]
         which[rows] = rx.index
         where[rows] = np.arange(len(rows))
         remaining[rows] = False
-        found[rx.index] = _values(rx, hit, texts)
+        found[rx.index] = _Found(_values(rx, hit, texts), len(rows))
     return which, where, found
 
 
@@ -293,6 +293,39 @@ def _values(rx: _Rx, hit: pa.StructArray, texts: pa.LargeBinaryArray) -> list[tu
                                              pa.py_buffer(offsets), pa.py_buffer(data[idx].tobytes())])
         out.append((base, values.to_pylist()))
     return out
+
+
+class _Found:
+    """The matched rows of one regex: captured groups per name, and the fields the connection-id merge
+    reads, per row (as :meth:`LogFilter._merge` derives them from the groups)."""
+
+    __slots__ = ("pairs", "mlfid", "host", "user", "gained", "nofail", "forget")
+
+    def __init__(self, pairs: list[tuple[str, list[bytes | None]]], n: int) -> None:
+        self.pairs = pairs
+        cols = dict(pairs)
+        none: list[Any] = [None] * n
+        self.mlfid = cols.get("mlfid")
+        hosts = [cols.get(b) for b in ("ip4", "ip6", "dns")]
+        hosts = [h for h in hosts if h is not None]
+        if not hosts:
+            self.host: list[str | None] = none
+        else:
+            self.host = [next((v for v in vs if v is not None), None) for vs in zip(*hosts, strict=True)]
+            self.host = [v.decode("ascii", "replace") if v is not None else None for v in self.host]
+        user, alt = cols.get("user", none), cols.get("alt_user", none)
+        users = [u.decode("utf-8", "replace") if u is not None else None for u in user]
+        self.user = [u if u else (a.decode("utf-8", "replace") if a is not None else None)
+                     for u, a in zip(users, alt, strict=True)]
+        flag = [False] * n
+
+        def present(name: str) -> list[bool]:
+            vals = cols.get(name)
+            return flag if vals is None else [v is not None for v in vals]
+
+        self.gained = present("mlfgained")
+        self.nofail = [g or x for g, x in zip(self.gained, present("nofail"), strict=True)]
+        self.forget = present("mlfforget")
 
 
 def _groups(found: list[tuple[str, list[bytes | None]]], k: int) -> dict[str, bytes]:
@@ -374,6 +407,10 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
     has_dates = dates.has_dates
     seen, minutes, remember = dates._seen, dates._minutes, dates._remember
     merge, decide, process, match_body = flt._merge, flt._decide, flt.process, flt._match_body
+    merge_fields = flt._merge_fields
+    # the prefregex gives no group the merge reads besides mlfid: then the merge's fields come from the
+    # failregex's columns alone
+    plain_pre = pref is None or not (set(n.split("__", 1)[0] for n in pref.groupindex) & (set(_USED) - {"mlfid"}))
     has_succ = bool(plan.succ)
     last_ts = flt._last_ts
     counted = 0
@@ -448,20 +485,26 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
             else:
                 i = which_l[r]
                 if i >= 0:
-                    k = where_l[r]
-                    g = dict(pre) if pre else {}
-                    for base_name, vals in found[i]:
-                        v = vals[k]
-                        if v is not None:
-                            g[base_name] = v
-                    mlfid = g.get("mlfid")
-                    res = merge(mlfid, g, ts, i) if mlfid is not None else decide(("fail", ts, i, g))
+                    f, k = found[i], where_l[r]
+                    mlfid = f.mlfid[k] if f.mlfid is not None else None
+                    if mlfid is None and pre:
+                        mlfid = pre.get("mlfid")
+                    if mlfid is not None and plain_pre:  # the merge's fields, taken from the columns
+                        res = merge_fields(mlfid, f.host[k], f.user[k], f.gained[k], f.nofail[k], f.forget[k], ts, i)
+                    else:
+                        g = dict(pre) if pre else {}
+                        for base_name, vals in f.pairs:
+                            v = vals[k]
+                            if v is not None:
+                                g[base_name] = v
+                        mlfid = g.get("mlfid")
+                        res = merge(mlfid, g, ts, i) if mlfid is not None else decide(("fail", ts, i, g))
                     c[res.status] += 1
                     out.append(res)
                     continue
                 j = swhich_l[r] if has_succ else -1
                 if j >= 0:
-                    g = _groups(sfound[j], swhere_l[r])
+                    g = _groups(sfound[j].pairs, swhere_l[r])
                     x = ("success", ts, j, {**pre, **g} if pre else g)
                 else:
                     x = ("missed", ts)
