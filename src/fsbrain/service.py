@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -116,6 +117,7 @@ class Platform:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.metrics = Metrics()
         self._metric_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._key_cache: dict[bytes, tuple[str, float]] = {}
         self.pseudonymizer = Pseudonymizer(load_or_create_key(settings.home / "pii.key"))
         self.store = Store(settings.db_url)
         self.store.migrate()
@@ -342,6 +344,28 @@ class Platform:
             child(m.latency, event_type).observe(decision.latency_ms / 1000)
         child(m.request_latency, event_type).observe(time.perf_counter() - t0)
         return stored, replayed
+
+    API_KEY_CACHE_SECONDS = 5.0
+
+    def cached_api_key(self, raw: str) -> str | None:
+        """The key's name if it was verified in the last :data:`API_KEY_CACHE_SECONDS`, else ``None``.
+
+        Only successful verifications are cached (a revoked key stops working within that time); the cache
+        is keyed by a hash of the key, never the key itself.
+        """
+        hit = self._key_cache.get(hashlib.sha256(raw.encode()).digest())
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def verify_api_key(self, raw: str) -> str | None:
+        """Check a key against the store (hashed there) and remember a success briefly."""
+        name = self.store.verify_api_key(raw)
+        if name is not None:
+            if len(self._key_cache) > 10_000:
+                self._key_cache.clear()
+            self._key_cache[hashlib.sha256(raw.encode()).digest()] = (name, time.monotonic() + self.API_KEY_CACHE_SECONDS)
+        return name
 
     def _metric_child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached (prometheus_client's lookup costs more than the increment)."""

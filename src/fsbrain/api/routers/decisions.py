@@ -41,7 +41,8 @@ class DecisionList(BaseModel):
     offset: int
 
 
-async def _decide(platform: Platform, event_type: str, body: bytes) -> Any:
+async def decide_payload(platform: Platform, event_type: str, body: bytes) -> dict[str, Any]:
+    """Parse, decide and shape one decision request (shared with the app's direct path)."""
     if not body:
         raise InputError("the request body is empty: send a JSON object")
     try:
@@ -51,9 +52,13 @@ async def _decide(platform: Platform, event_type: str, body: bytes) -> Any:
     decision, replayed = await platform.decide_async(event_type, payload)
     out = decision.to_dict(with_features=False)
     out["replayed"] = replayed
+    return out
+
+
+async def _decide(platform: Platform, event_type: str, body: bytes) -> Any:
     # returned as a ready response: the shape is DecisionOut's by construction, and skipping FastAPI's
     # response re-validation saves a large share of the request's time
-    return ORJSONResponse(out)
+    return ORJSONResponse(await decide_payload(platform, event_type, body))
 
 
 @router.post("/loan_application", response_model=DecisionOut, response_model_exclude_none=True,
