@@ -51,6 +51,27 @@ def start_server(home: Path, port: int, extra: list[str]) -> subprocess.Popen:
     raise RuntimeError("server did not become ready in 60 s")
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and all its descendants (workers, writer processes)."""
+    tck = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    f = fh.read().rsplit(")", 1)[1].split()
+                stats[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / tck)
+            except (OSError, IndexError, ValueError):
+                continue
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            total += stats[p][1]
+        todo += [c for c, (ppid, _) in stats.items() if ppid == p]
+    return total
+
+
 def one_run(name: str, extra: list[str], bodies: list[bytes], rate: float, seconds: float) -> dict:
     run_id = secrets.token_hex(4)
     with tempfile.TemporaryDirectory() as d:
@@ -63,8 +84,10 @@ def one_run(name: str, extra: list[str], bodies: list[bytes], rate: float, secon
 
             asyncio.run(run_load("127.0.0.1", port, "/v1/decisions/loan_application",
                                  lambda i: body(i, "w"), rate=min(rate, 200), seconds=5))
+            cpu0 = tree_cpu(proc.pid)
             res = asyncio.run(run_load("127.0.0.1", port, "/v1/decisions/loan_application",
                                        lambda i: body(i, "m"), rate=rate, seconds=seconds))
+            cpu = tree_cpu(proc.pid) - cpu0
         finally:
             proc.terminate()
             try:
@@ -73,7 +96,8 @@ def one_run(name: str, extra: list[str], bodies: list[bytes], rate: float, secon
                 proc.kill()
     return {"name": name, "sent": res.sent, "ok": res.ok, "errors": res.errors, "status": res.status,
             "rate": res.sent / res.seconds, "p50": res.pct(50), "p90": res.pct(90), "p99": res.pct(99),
-            "max": max(res.latencies_ms) if res.latencies_ms else float("nan")}
+            "max": max(res.latencies_ms) if res.latencies_ms else float("nan"),
+            "cpu_ms": cpu / max(1, res.sent) * 1000}
 
 
 def main() -> None:
@@ -107,13 +131,16 @@ def main() -> None:
              f"application (new event_id), validated, pseudonymised, decided by the shipped policy and "
              f"stored. Latency from the scheduled send time. Load average before/after: {load0} → "
              f"{load_average()}.", "",
-             "| server | target rate | requests | errors | achieved rate | p50 | p90 | p99 | max |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| server | target rate | requests | errors | achieved rate | p50 | p90 | p99 | max | server CPU per request |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         lines.append(f"| {r['name']} | {r['target']:g}/s | {r['sent']:,} | {r['errors']} {r['status'] if r['errors'] else ''} | "
                      f"{r['rate']:,.0f}/s | {r['p50']:.1f} ms | {r['p90']:.1f} ms | **{r['p99']:.1f} ms** | "
-                     f"{r['max']:.1f} ms |")
-    lines += ["", "Reproduce: `python bench/bench_http.py` (Redis on 127.0.0.1:6379)."]
+                     f"{r['max']:.1f} ms | {r['cpu_ms']:.2f} ms |")
+    lines += ["", "Server CPU per request is the user+system time of the server and all its processes (workers, "
+              "decision writers) over the measured run, divided by the requests sent: the machine's cost of one "
+              "decision, which other load on the machine disturbs less than latency.", "",
+              "Reproduce: `python bench/bench_http.py` (Redis on 127.0.0.1:6379)."]
     p = write_result("http", "Decision API over HTTP", "\n".join(lines))
     print(p.read_text())
 

@@ -129,20 +129,34 @@ class DecisionRepository:
                 out[i] = err
         if rows:
             with self._db.begin() as conn:
-                for i, values in rows:
-                    decision = items[i][0]
-                    table = SHADOW if decision.shadow else LIVE
-                    if conn.execute(self._db.insert_ignore(table, table.c.decision_id), values).first() is not None:
-                        labels = list(dict.fromkeys(decision.labels))
-                        if labels and not decision.shadow:
-                            conn.execute(LABELS.insert(), [{"decision_id": values["decision_id"], "label": lb}
-                                                           for lb in labels])
-                        out[i] = decision
-                        continue
-                    existing = conn.execute(_SHADOW_BY_EVENT if decision.shadow else _BY_EVENT, values).first()
-                    out[i] = (_decision_from_row(existing, decision.shadow) if existing is not None else
-                              ConflictError(f"decision id {values['decision_id']} is already stored for another event"))
+                for shadow, table in ((False, LIVE), (True, SHADOW)):
+                    part = [(i, values) for i, values in rows if bool(items[i][0].shadow) is shadow]
+                    if part:
+                        self._insert_part(conn, table, shadow, part, items, out)
         return [o for o in out if o is not None]
+
+    def _insert_part(self, conn: sa.Connection, table: sa.Table, shadow: bool,
+                     part: list[tuple[int, dict[str, Any]]], items: list[tuple[Decision, dict[str, Any]]],
+                     out: list[Any]) -> None:
+        """One multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING decision_id`` for a batch; rows the
+        database skipped (the event is already decided) get the stored decision, or a conflict error."""
+        inserted = {r[0] for r in conn.execute(self._db.insert_ignore(table, table.c.decision_id),
+                                               [values for _, values in part])}
+        labels: list[dict[str, Any]] = []
+        claimed: set[str] = set()
+        for i, values in part:
+            decision, did = items[i][0], values["decision_id"]
+            if did in inserted and did not in claimed:
+                claimed.add(did)
+                if not shadow:
+                    labels += [{"decision_id": did, "label": lb} for lb in dict.fromkeys(decision.labels)]
+                out[i] = decision
+                continue
+            existing = conn.execute(_SHADOW_BY_EVENT if shadow else _BY_EVENT, values).first()
+            out[i] = (_decision_from_row(existing, shadow) if existing is not None else
+                      ConflictError(f"decision id {did} is already stored for another event"))
+        if labels:
+            conn.execute(LABELS.insert(), labels)
 
     def _find(self, conn: sa.Connection, decision_id: str, with_event: bool) -> tuple[Any, bool]:
         for table, shadow in ((LIVE, False), (SHADOW, True)):
