@@ -34,3 +34,21 @@ def test_batch_inserts_replays_and_isolates_bad_items(store):
     assert out[3].shadow is True
     assert store.get_decision_by_event("loan_application", "e2") is None
     assert {d.event_id for d in store.list_decisions(label="multi_lending")} == {"e0", "e1"}
+
+
+def test_duplicates_inside_one_batch(store):
+    """One multi-row insert per batch: a repeated event or a repeated decision inside the batch resolves
+    exactly as sequential saves would."""
+    from fsbrain.core.errors import ConflictError
+
+    a, b = _d("dup"), _d("dup")  # the same event decided twice (two decision ids)
+    same = _d("twice")
+    clash = _d("other", decision_id=a.decision_id)  # another event reusing a's decision id
+    out = store.save_decisions([(a, {}), (b, {}), (same, {}), (same, {}), (clash, {})])
+    assert out[0].decision_id == a.decision_id and out[1].decision_id == a.decision_id
+    assert out[2].decision_id == same.decision_id and out[3].decision_id == same.decision_id
+    assert isinstance(out[4], ConflictError)
+    assert [d.event_id for d in store.list_decisions(label="multi_lending")].count("twice") == 1
+    sh = [_d("dup", shadow=True), _d("dup", shadow=True)]
+    out = store.save_decisions([(sh[0], {}), (sh[1], {})])
+    assert out[0].decision_id == out[1].decision_id == sh[0].decision_id
