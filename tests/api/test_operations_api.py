@@ -19,6 +19,10 @@ def test_health_ready_metrics(client, application):
     assert "fsbrain_decision_latency_seconds_bucket" in m
     assert "fsbrain_rule_errors_total" in m or "fsbrain_engine_rule_errors" in m
     assert "fsbrain_state_backend_errors_total" in m
+    from fsbrain import speedups
+
+    assert f"fsbrain_compiled_hot_path {int(speedups.active())}" in m
+    assert ready.json()["checks"]["compiled_hot_path"] is speedups.active()
 
 
 def test_lists_api_validates_hashes_and_masks(client, application):

@@ -20,7 +20,9 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Readiness: policies loaded, database and state backend reachable")
 def readyz(platform: Platform = Depends(get_platform)) -> Response:
-    checks: dict[str, Any] = {"policies": platform.engine.event_types}
+    checks: dict[str, Any] = {"policies": platform.engine.event_types,
+                              "compiled_hot_path": platform.engine._fast is not None,
+                              "decision_writer": platform.settings.decision_writer}
     ok = bool(checks["policies"])
     try:
         checks["database"] = platform.store.ping()
@@ -45,7 +47,9 @@ def readyz(platform: Platform = Depends(get_platform)) -> Response:
 def metrics(platform: Platform = Depends(get_platform)) -> Response:
     st = platform.engine.stats
     body = platform.metrics.render()
-    extra = (f"# HELP fsbrain_engine_rule_errors Rule evaluation errors since start\n"
+    extra = (f"# HELP fsbrain_compiled_hot_path 1 when the engine runs the compiled (Cython) hot path\n"
+             f"# TYPE fsbrain_compiled_hot_path gauge\nfsbrain_compiled_hot_path {int(platform.engine._fast is not None)}\n"
+             f"# HELP fsbrain_engine_rule_errors Rule evaluation errors since start\n"
              f"# TYPE fsbrain_engine_rule_errors counter\nfsbrain_engine_rule_errors {st.rule_errors}\n"
              f"# HELP fsbrain_engine_feature_errors Feature computation errors since start\n"
              f"# TYPE fsbrain_engine_feature_errors counter\nfsbrain_engine_feature_errors {st.feature_errors}\n")
