@@ -32,7 +32,9 @@ def app_factory() -> Any:
     from fsbrain.service import Platform
 
     settings = Settings.model_validate(json.loads(os.environ[SETTINGS_ENV]))
-    app = create_app(Platform(settings))
+    platform = Platform(settings)
+    platform.freeze_gc = True
+    app = create_app(platform)
     tune_gc()
     return app
 
@@ -50,6 +52,8 @@ def run(settings: Settings, *, platform: Any = None) -> None:
     from fsbrain.api.app import create_app
     from fsbrain.service import Platform
 
-    app = create_app(platform or Platform(settings))
+    platform = platform or Platform(settings)
+    platform.freeze_gc = True
+    app = create_app(platform)
     tune_gc()
     uvicorn.run(app, **common)

@@ -118,6 +118,7 @@ class Platform:
         self.metrics = Metrics()
         self._metric_children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._key_cache: dict[bytes, tuple[str, float]] = {}
+        self.freeze_gc = False  # the server turns this on (see fsbrain.server.tune_gc)
         self.pseudonymizer = Pseudonymizer(load_or_create_key(settings.home / "pii.key"))
         self.store = Store(settings.db_url)
         self.store.migrate()
@@ -395,6 +396,13 @@ class Platform:
                 if time.time() - last_expire > 60:
                     self.engine.state.expire(time.time())
                     last_expire = time.time()
+                    if self.freeze_gc:
+                        # move what survived (mostly window state) out of the collector's sight: a full
+                        # collection then walks only new objects, so it cannot stall requests for long as
+                        # the state grows (state holds no reference cycles; plain refcounting frees it)
+                        import gc
+
+                        gc.freeze()
             except Exception:  # keep serving; the failure is logged with its traceback
                 log.exception("background upkeep failed")
 
