@@ -29,7 +29,9 @@ def extensions() -> list[Extension]:
         print("WARNING: Cython missing; fsbrain._speedups not built (pure-Python engine)")
         return []
     return cythonize(
-        [Extension("fsbrain._speedups", ["src/fsbrain/_speedups.pyx"], extra_compile_args=["-O2"])],
+        [Extension("fsbrain._speedups", ["src/fsbrain/_speedups.pyx"], extra_compile_args=["-O2"]),
+         Extension("fsbrain.domains.host._fastlog", ["src/fsbrain/domains/host/_fastlog.pyx"],
+                   extra_compile_args=["-O2"])],
         compiler_directives={"language_level": 3},
         quiet=True,
     )

@@ -86,6 +86,8 @@ class LogFilter:
         definition: the loaded filter.
         tz: zone for dates without one (``None``: local).
         now: reference time for year inference (``None``: the clock).
+        speedups: use the compiled per-line loop of batches (:mod:`._fastlog`) when it is built; ``None``
+            follows ``FSBRAIN_SPEEDUPS`` (default on), ``False`` always runs the pure-Python reference.
 
     Attributes:
         counts: ``lines``, ``failure``, ``success``, ``ignored``, ``nofail``, ``missed``, ``nodate``,
@@ -93,8 +95,9 @@ class LogFilter:
     """
 
     def __init__(self, definition: FilterDefinition, *, tz: dt.tzinfo | None = None,
-                 now: float | None = None) -> None:
+                 now: float | None = None, speedups: bool | None = None) -> None:
         self.definition = definition
+        self.speedups = speedups  # compiled batch loop: None follows FSBRAIN_SPEEDUPS, False forces Python
         self.name = definition.name
         where = definition.source
 

@@ -30,6 +30,7 @@ epoch or TAI64N groups, a prefregex without a usable head, or one Arrow refuses)
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,25 @@ from fsbrain.domains.host.fail2ban_regex import _rewrite_for_re2, strip_groups
 from fsbrain.domains.host.logparse import MAX_LINE, LineResult, LogFilter
 
 _USED = ("mlfid", "mlfgained", "mlfforget", "nofail", "ip4", "ip6", "dns", "fid", "user", "alt_user")
+_FIELD = {name: k for k, name in enumerate(_USED)}  # row in the gpos/glen arrays of the compiled loop
 _ODD = r"[\x80-\xff\n]"
+
+
+def load_fastlog(enabled: bool | None = None) -> Any:
+    """The compiled per-line loop (:mod:`fsbrain.domains.host._fastlog`), or ``None`` when it is disabled
+    (``enabled=False``, or ``FSBRAIN_SPEEDUPS=0`` when ``enabled`` is ``None``) or not built. The pure-Python
+    loop in :func:`_segment` is the reference and gives the same results."""
+    if enabled is None:
+        enabled = os.environ.get("FSBRAIN_SPEEDUPS", "1").strip().lower() not in ("0", "false", "no", "off")
+    if not enabled:
+        return None
+    try:
+        from fsbrain.domains.host import _fastlog
+    except ImportError:
+        return None
+    if tuple(_fastlog.FIELDS) != _USED:  # pragma: no cover - a stale build
+        return None
+    return _fastlog
 
 
 def _unname_plain(pattern: str) -> str | None:
@@ -88,6 +107,9 @@ class _Rx:
         # the groups the decision reads, in group order (the first that took part wins)
         self.fields = [(name.split("__", 1)[0], name) for name, _ in
                        sorted(rx.groupindex.items(), key=lambda kv: kv[1]) if name.split("__", 1)[0] in _USED]
+        self.by_base: dict[str, list[str]] = {}
+        for base, name in self.fields:
+            self.by_base.setdefault(base, []).append(name)
 
 
 class BatchPlan:
@@ -97,6 +119,7 @@ class BatchPlan:
         self.ok = False
         self.reason = ""
         self.dates: list[str | None] = []  # per date template: its regex for Arrow (groups _S, _f)
+        self.fast: Any = load_fastlog(flt.speedups)  # the compiled per-line loop, or None (Python loop)
         try:
             self._prepare(flt)
         except (ValueError, UnicodeEncodeError) as exc:
@@ -218,11 +241,14 @@ def _first_bytes(col: pa.LargeBinaryArray) -> np.ndarray:
 
 
 def _match_column(col: pa.LargeBinaryArray, todo: np.ndarray, regexes: list[_Rx],
+                  positions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, dict[int, _Found]]:
     """For the rows in ``todo``, the first regex (in order) that matches: ``(which, k, fields)``.
 
     Each regex runs only on the rows still unmatched whose first byte it can start with and that contain
-    its required literal (the same pre-checks as the line loop; they never change the outcome)."""
+    its required literal (the same pre-checks as the line loop; they never change the outcome).
+    With ``positions = (cstart, gpos, glen)`` the captured fields are written as line offsets into
+    ``gpos``/``glen`` (for the compiled loop) instead of being returned as Python values."""
     n = len(col)
     which = np.full(n, -1, np.int64)
     where = np.full(n, -1, np.int64)
@@ -255,8 +281,29 @@ def _match_column(col: pa.LargeBinaryArray, todo: np.ndarray, regexes: list[_Rx]
         which[rows] = rx.index
         where[rows] = np.arange(len(rows))
         remaining[rows] = False
-        found[rx.index] = _Found(_values(rx, hit, texts), len(rows))
+        if positions is not None:
+            _positions(rx, hit, rows, *positions)
+        else:
+            found[rx.index] = _Found(_values(rx, hit, texts), len(rows))
     return which, where, found
+
+
+def _positions(rx: _Rx, hit: pa.StructArray, rows: np.ndarray, cstart: np.ndarray, gpos: np.ndarray,
+               glen: np.ndarray) -> None:
+    """The fields the decision reads, as offsets in the line (``cstart``: where the matched text starts in
+    each line) and lengths; of repeated names the first in group order that took part wins."""
+    for base, names in rx.by_base.items():
+        f = _FIELD[base]
+        have = np.zeros(len(rows), bool)
+        for name in names:
+            col = hit.field(name)
+            ok = np.asarray(col.is_valid()) & ~have
+            if not ok.any():
+                continue
+            sel = rows[ok]
+            gpos[f, sel] = cstart[sel] + np.asarray(pc.list_element(col, 0).fill_null(0), np.int64)[ok]
+            glen[f, sel] = np.asarray(pc.list_element(col, 1).fill_null(0), np.int64)[ok]
+            have |= ok
 
 
 def _values(rx: _Rx, hit: pa.StructArray, texts: pa.LargeBinaryArray) -> list[tuple[str, list[bytes | None]]]:
@@ -372,6 +419,9 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
         regex = f"^(?P<_dt>{tpl})"
     if pref is not None:
         regex = (regex or "^") + f"(?P<_h>{plan.head})"
+    fast = plan.fast
+    if fast is not None:
+        return _segment_fast(flt, plan, fast, lines, start, out, seg, col, odd, regex)
     if regex:
         spans = pc.extract_regex_span(col, regex)
         odd |= ~np.asarray(spans.is_valid())
@@ -514,3 +564,46 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
     c["lines"] += counted
     flt._last_ts = last_ts
     return len(lines)
+
+
+def _segment_fast(flt: LogFilter, plan: BatchPlan, fast: Any, lines: list[bytes], start: int,
+                  out: list[LineResult], seg: list[bytes], col: pa.LargeBinaryArray, odd: np.ndarray,
+                  regex: str) -> int:
+    """:func:`_segment` with the per-line loop compiled (:mod:`._fastlog`): the same column work, the
+    captured fields as line offsets instead of Python values. The Python loop is the reference."""
+    n = len(seg)
+    dates = flt.dates
+    pref = flt.prefregex
+    dlens = np.zeros(n, np.int64)
+    secs = np.full(n, -1, np.int64)
+    fracs = np.zeros(n, np.uint8)
+    heads = np.zeros(n, np.int64)
+    starts = np.zeros(n, np.int64)
+    if regex:
+        spans = pc.extract_regex_span(col, regex)
+        odd |= ~np.asarray(spans.is_valid())
+        if dates.has_dates:
+            dlens = np.asarray(pc.list_element(pc.struct_field(spans, "_dt"), 1).fill_null(0), np.int64)
+            starts += dlens
+            if "(?P<_S>" in regex and dates._fast_sec[dates._last] is not None:  # as DateParser's own cache
+                secs = np.asarray(pc.list_element(pc.struct_field(spans, "_S"), 0).fill_null(-1), np.int64)
+            if "(?P<_f>" in regex:
+                fracs = np.asarray(pc.list_element(pc.struct_field(spans, "_f"), 0).is_valid(), np.uint8)
+        if pref is not None:
+            heads = np.asarray(pc.list_element(pc.struct_field(spans, "_h"), 1).fill_null(0), np.int64)
+            starts += heads
+        starts = np.minimum(starts, np.fromiter(map(len, seg), np.int64, n))
+        content = _gather(col, starts)
+    else:
+        content = col
+    todo = ~odd
+    gpos = np.full((len(_USED), n), -1, np.int64)
+    glen = np.zeros((len(_USED), n), np.int64)
+    which, _, _ = _match_column(content, todo, plan.fail, (starts, gpos, glen))
+    if plan.succ:
+        swhich, swhere, sfound = _match_column(content, todo & (which < 0), plan.succ)
+    else:
+        swhich, swhere, sfound = which, which, {}
+    plain_pre = pref is None or not ({k.split("__", 1)[0] for k in pref.groupindex} & (set(_USED) - {"mlfid"}))
+    return fast.segment_loop(flt, seg, start, len(lines), odd.astype(np.uint8), dlens, secs, fracs, heads,
+                             which, gpos, glen, swhich, swhere, sfound, plain_pre, bool(plan.succ), out, _groups)

@@ -1,0 +1,136 @@
+"""The compiled per-line loop of batches (fsbrain.domains.host._fastlog) against the pure-Python reference
+loop and against line-by-line processing: same results, counts, connection state and last date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_bf_fastpaths import _STAMPS, _WORDS, NOW, ODD, TRICKY
+
+from fsbrain.domains.host.fail2ban import load_filter, shipped_filters
+from fsbrain.domains.host.logparse import LogFilter
+from fsbrain.domains.host.logparse_batch import BatchPlan, load_fastlog
+
+needs_ext = pytest.mark.skipif(load_fastlog(True) is None, reason="fsbrain.domains.host._fastlog is not built")
+
+
+def _key(results):
+    return [(r.status, r.host, r.user, r.time, r.regex, r.fid, r.attempts) for r in results]
+
+
+def _conns(flt: LogFilter):
+    return [(k, c.host, list(c.users), c.nofail, c.pending, c.pending_user, c.seen) for k, c in flt._conns.items()]
+
+
+def _three_ways(spec: str, lines: list[bytes], dirs=None, batch: int = 4096) -> None:
+    """Compiled batches, Python batches and line by line give the same everything."""
+    fast = LogFilter(load_filter(spec, dirs), tz=dt.UTC, now=NOW, speedups=True)
+    slow = LogFilter(load_filter(spec, dirs), tz=dt.UTC, now=NOW, speedups=False)
+    one = LogFilter(load_filter(spec, dirs), tz=dt.UTC, now=NOW)
+    got_fast, got_slow = [], []
+    for i in range(0, len(lines), batch):
+        got_fast += fast.process_batch(lines[i:i + batch])
+        got_slow += slow.process_batch(lines[i:i + batch])
+    want = [one.process(line) for line in lines]
+    assert _key(got_fast) == _key(got_slow) == _key(want), spec
+    assert fast.counts == slow.counts == one.counts
+    assert fast._last_ts == slow._last_ts == one._last_ts
+    assert _conns(fast) == _conns(slow) == _conns(one)
+    if fast._batch_plan.ok:
+        assert fast._batch_plan.fast is not None and slow._batch_plan.fast is None
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv("FSBRAIN_SPEEDUPS", "0")
+    assert load_fastlog() is None
+    assert BatchPlan(LogFilter(load_filter("sshd"))).fast is None
+    assert BatchPlan(LogFilter(load_filter("sshd"), speedups=False)).fast is None
+
+
+def test_extension_is_built_where_a_compiler_is():
+    if os.environ.get("FSBRAIN_SPEEDUPS", "1") == "0":
+        pytest.skip("FSBRAIN_SPEEDUPS=0")
+    assert load_fastlog(True) is not None, "_fastlog did not build: run `pip install -e .` with gcc"
+
+
+@needs_ext
+def test_tricky_lines_three_ways():
+    lines = (TRICKY + ODD) * 8
+    for spec in ("sshd", "sshd[mode=aggressive]", "sshd[mode=ddos]", "dovecot", "postfix", "pam-generic",
+                 "nginx-http-auth", "mysqld-auth", "vsftpd", "postgres-auth", "redis-auth", "selinux-ssh"):
+        _three_ways(spec, lines, batch=100)
+
+
+@needs_ext
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(_STAMPS, st.lists(_WORDS, max_size=10)), min_size=70, max_size=300),
+       st.sampled_from(["sshd", "sshd[mode=aggressive]"]), st.sampled_from([64, 100, 1000]))
+def test_random_logs_three_ways(rows, spec, batch):
+    _three_ways(spec, [stamp + b"".join(words) for stamp, words in rows], batch=batch)
+
+
+_PIDS = st.sampled_from([b"sshd[1]: ", b"sshd[2]: ", b"sshd[3]: "])
+_MSGS = st.sampled_from([
+    b"Failed password for root from 192.0.2.1 port 22 ssh2",
+    b"Failed password for invalid user bob from 192.0.2.2 port 22 ssh2",
+    b"Invalid user alice from 192.0.2.3 port 5",
+    b"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.4  user=root",
+    b"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=  user=root",
+    b"Connection closed by authenticating user root 192.0.2.5 port 22 [preauth]",
+    b"Disconnected from invalid user x 192.0.2.6 port 22 [preauth]",
+    b"Received disconnect from 192.0.2.7 port 22:11: Bye Bye [preauth]",
+    b"error: maximum authentication attempts exceeded for root from 192.0.2.8 port 22 ssh2 [preauth]",
+    b"Disconnecting: Too many authentication failures [preauth]",
+    b"Accepted publickey for deploy from 10.0.0.1 port 22 ssh2: ED25519 SHA256:x",
+    b"Accepted password for root from 192.0.2.1 port 22 ssh2",
+    b"Connection closed by 192.0.2.9 port 22 [preauth]",
+    b"Failed publickey for root from 2001:db8::1 port 22 ssh2",
+    b"",
+])
+
+
+@needs_ext
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 900), _PIDS, _MSGS), min_size=64, max_size=300),
+       st.sampled_from(["sshd", "sshd[mode=aggressive]", "sshd[mode=extra]"]))
+def test_connection_ids_three_ways(rows, spec):
+    """Lines of a few connections interleaved, with time jumps past the 5-minute connection-id age."""
+    t = 0
+    lines = []
+    for step, pid, msg in rows:
+        t += step
+        stamp = dt.datetime.fromtimestamp(NOW - 86400 * 3 + t, dt.UTC).strftime("%b %d %H:%M:%S ").encode()
+        lines.append(stamp + b"bastion " + pid + msg)
+    _three_ways(spec, lines, batch=128)
+
+
+@needs_ext
+def test_fail2ban_samples_three_ways(shared_data):
+    root = shared_data("fail2ban-logs")
+    names = set(shipped_filters())
+    done = 0
+    for sample in sorted(os.listdir(root)):
+        if sample not in names:
+            continue
+        with open(os.path.join(root, sample), "rb") as fh:
+            lines = [x.rstrip(b"\r\n") for x in fh if not x.startswith(b"#")]
+        _three_ways(sample, lines * 3, batch=256)
+        done += 1
+    assert done >= 20
+
+
+@needs_ext
+def test_bench_log_three_ways(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from bench_host_bruteforce import generate
+
+    log = tmp_path / "auth.log"
+    generate(log, 20000, seed=3)
+    _three_ways("sshd", log.read_bytes().splitlines(), batch=4096)
