@@ -38,8 +38,7 @@ def test_from_crs_debian_like_layout(tmp_path, shared_data):
 
 
 _ENG = WebRuleEngine.default(paranoia=2)
-_ENG_NOPF = WebRuleEngine.default(paranoia=2)
-_ENG_NOPF.prefilter.bit_of = {}
+_ENG_NOPF = WebRuleEngine.default(paranoia=2, optimize=False)
 
 _pieces = st.sampled_from(["union select", "<script>", "../", "etc/passwd", "' or 1=1", "%27", "%2e%2e/", "hello",
                            "${jndi:ldap://x}", "<?php", ";id", "http://127.0.0.1/", "sleep(5)", "onerror=", " ", "é"])

@@ -213,7 +213,9 @@ class WebModel:
 
     # -- scoring -----------------------------------------------------------------------------------
     def _logits(self, grams: Iterable[str]) -> tuple[np.ndarray, list[int]]:
-        idx = [i for g in grams if (i := self._index.get(g)) is not None]
+        # sorted: n-gram sets iterate in a per-process (hash-seeded) order; ties in explanations and float
+        # sums must not depend on it
+        idx = sorted(i for g in grams if (i := self._index.get(g)) is not None)
         if not idx:
             return self.bias.copy(), idx
         return self.bias + self.weights[idx].sum(axis=0) / math.sqrt(len(idx)), idx
@@ -254,7 +256,7 @@ class WebModel:
         out = ValueScore(p_attack=p_attack, attack_class=cls_name)
         if explain and idx:
             contrib = self.weights[idx, k] - self.weights[idx, 0]
-            order = np.argsort(-contrib)[:top]
+            order = np.argsort(-contrib, kind="stable")[:top]
             out.top_ngrams = [(self.vocab[idx[j]].replace("\x02", "^").replace("\x03", "$"), float(contrib[j]))
                               for j in order if contrib[j] > 0]
         return out

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,15 +17,21 @@ from typing import Any
 
 from fsbrain.core.errors import PolicyError
 from fsbrain.core.model import Reason
-from fsbrain.domains.web.request import HttpRequest, text
+from fsbrain.domains.web.request import HttpRequest, text, text_lossless
 from fsbrain.domains.web.seclang.labels import LabelMap
 from fsbrain.domains.web.seclang.model import COLLECTIONS, Rule
+from fsbrain.domains.web.seclang.operators import OperatorError, compile_operator
 from fsbrain.domains.web.seclang.parser import RuleSet, parse_files, parse_text
 from fsbrain.domains.web.seclang.prefilter import Prefilter
 from fsbrain.domains.web.seclang.transaction import Transaction
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 REQUEST_PHASES = (1, 2)
+_MACRO = re.compile(r"%\{([^}]{1,200})\}")
+# operators whose parameter is text (no file to read relative to the rule file)
+# operators that expand macros in their parameter at match time (and whose parameter is text)
+_FOLDABLE_OPS = frozenset({"rx", "streq", "beginswith", "endswith", "contains", "strmatch", "containsword",
+                           "within", "eq", "ge", "gt", "le", "lt"})
 
 
 @dataclass(slots=True, kw_only=True)
@@ -145,13 +152,18 @@ class WebRuleEngine:
         name: a name for reports.
         rule_engine: ``On`` (deny rules stop processing), ``DetectionOnly`` or ``Off``; default: the
             rules' ``SecRuleEngine`` (On).
+        optimize: the per-value prefilter and the folding of configuration-constant TX variables (on by
+            default); ``False`` evaluates every rule the plain way, as a reference for tests.
     """
 
     def __init__(self, ruleset: RuleSet, *, paranoia: int = 1, threshold: int | None = None,
                  tx: dict[str, Any] | None = None, label_map: LabelMap | None = None, name: str = "rules",
-                 rule_engine: str | None = None) -> None:
+                 rule_engine: str | None = None, optimize: bool = True) -> None:
         if not 1 <= paranoia <= 4:
             raise PolicyError(f"paranoia must be 1..4, got {paranoia}")
+        if getattr(ruleset, "_compiled_by_engine", False):
+            ruleset = copy.deepcopy(ruleset)  # compiling specialises rules to this engine's settings
+        ruleset._compiled_by_engine = True  # type: ignore[attr-defined]
         self.ruleset = ruleset
         self.paranoia = paranoia
         self.threshold = threshold
@@ -186,8 +198,10 @@ class WebRuleEngine:
         self._snapshot_tx: dict[str, bytes] = {}
         self._start1 = 0
         self._precompute_config()
+        if optimize:
+            self._fold_stable_tx()
         self.labels_by_rule = {r.id: self.label_map.labels_for(r.id, r.tags) for r in self.rules if r.id}
-        self.prefilter = Prefilter(self.rules, max_paranoia=paranoia)
+        self.prefilter = Prefilter(self._reachable_rules() if optimize else [])
         # per phase: (rule or None for a marker, prefilter bit or 0, constant outcome) in evaluation order
         bit_of = self.prefilter.bit_of
         self._plans: dict[int, list[tuple[Rule | None, int, bool | None]]] = {
@@ -217,6 +231,93 @@ class WebRuleEngine:
                 r.const = False  # never matches: skipped whatever its actions
             elif not (r.setvars or r.ctls or r.log or r.disruptive in ("deny", "drop", "redirect", "allow")):
                 r.const = True  # always matches and only skips
+
+    def _stable_tx(self) -> tuple[dict[str, bytes], Any]:
+        """TX at the start of every request, and a predicate telling whether a TX variable keeps that value
+        for the whole request: no rule run per request sets or deletes it (literal names, names built
+        with macros by their literal prefix, captures ``TX:0``..``TX:9``)."""
+        start_tx = dict(self.initial_tx)
+        if self._start1:
+            start_tx.update(self._snapshot_tx)
+        written: set[str] = set()
+        prefixes: list[str] = []
+        for ph in REQUEST_PHASES:
+            for r in self.phases[ph][self._start1 if ph == 1 else 0:]:
+                for link in r.links():
+                    if link.capture:
+                        written.update(str(d) for d in range(10))
+                    for sv in link.setvars:
+                        if sv.collection != "tx":
+                            continue
+                        if "%{" in sv.name:
+                            prefixes.append(sv.name[: sv.name.index("%{")].lower())
+                        else:
+                            written.add(sv.name.lower())
+        pinned = self.pinned_tx
+
+        def stable(name: str) -> bool:
+            name = name.lower()
+            return name in pinned or (name not in written and not any(name.startswith(p) for p in prefixes))
+
+        return start_tx, stable
+
+    def _fold_stable_tx(self) -> None:
+        """Specialise the rules to the TX values that never change during a request (CRS's configuration:
+        allowed methods, enforced body processors, limits...): operator parameters made only of such
+        ``%{tx.x}`` macros are expanded and recompiled once, and unchained-side-effect-free tests of such
+        a variable become constants (as :meth:`_fold_constants` does for the pinned paranoia levels)."""
+        start_tx, stable = self._stable_tx()
+        for r in self.rules:
+            for link in r.links():
+                if link.operator is None or "%{" not in link.op_param or link.op_name.lower() not in _FOLDABLE_OPS:
+                    continue
+                names = _MACRO.findall(link.op_param)
+                if not all(n.partition(".")[0].upper() == "TX" and n.partition(".")[1] and stable(n.partition(".")[2])
+                           for n in names):
+                    continue
+                param = _MACRO.sub(lambda m: text_lossless(start_tx.get(m.group(1).partition(".")[2].lower(), b"")),
+                                   link.op_param)
+                try:
+                    op = compile_operator(link.op_name, param)
+                except (OperatorError, ValueError):
+                    continue
+                link.operator, link.op_param = op, param
+        for r in self.rules:
+            ft = r.fast_tx
+            if (r.const is not None or ft is None or "%{" in r.op_param or r.operator is None or r.tfuncs
+                    or not stable(ft[0])):
+                continue
+            tv = start_tx.get(ft[0])
+            if ft[1]:
+                res = r.operator(b"1" if tv is not None else b"0", lambda _t: b"")
+            elif tv is None:
+                res = None
+            else:
+                res = r.operator(tv, lambda _t: b"")
+            if r.op_negated:
+                res = () if res is None else None
+            if res is None:
+                r.const = False  # the first link never matches: the rule (and its chain) never does
+            elif r.chain is None and not (r.capture or r.setvars or r.ctls or r.log
+                                          or r.disruptive in ("deny", "drop", "redirect", "allow")):
+                r.const = True  # always matches and only skips
+
+    def _reachable_rules(self) -> list[Rule]:
+        """Rules a request can reach: not inside the range an always-taken skip jumps over (CRS's rules
+        above the paranoia level) when no marker in that range could be jumped to."""
+        out: list[Rule] = []
+        for ph in REQUEST_PHASES:
+            rules, markers = self.phases[ph], self.markers[ph]
+            i, n = self._start1 if ph == 1 else 0, len(rules)
+            while i < n:
+                r = rules[i]
+                i += 1
+                out.append(r)
+                if r.const and r.skip_after:
+                    target = markers.get(r.skip_after, n - 1)
+                    if not any(x.kind == "marker" for x in rules[i:target]):
+                        i = target
+        return out
 
     @staticmethod
     def _config_only(r: Rule) -> bool:
@@ -345,7 +446,8 @@ class WebRuleEngine:
                 continue
             if tr.removed_tags and any(t in rule.tags for t in tr.removed_tags):
                 continue
-            if const is not None:
+            if const is not None and not (const and (tr.removed_targets or tr.removed_tag_targets)
+                                          and self._target_removed(tr, rule)):
                 if const:
                     if rule.skip_after:
                         i = markers.get(rule.skip_after, n - 1) + 1
@@ -365,6 +467,11 @@ class WebRuleEngine:
             elif rule.skip:
                 i += rule.skip
         return None
+
+    @staticmethod
+    def _target_removed(tr: Transaction, rule: Rule) -> bool:
+        """A ctl removed targets of this rule (a constant-outcome rule must then be evaluated)."""
+        return rule.id in tr.removed_targets or any(tag in rule.tags for tag, _ in tr.removed_tag_targets)
 
     def _match_chain(self, tr: Transaction, rule: Rule) -> bool:
         """Evaluate a rule and its chain. As in ModSecurity, a link's setvars run once per matched variable,

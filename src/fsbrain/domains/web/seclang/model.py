@@ -57,15 +57,25 @@ class Target:
     count: bool = False
     exclude: bool = False
     raw: str = ""
+    selected: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def selects(self, key: str) -> bool:
-        """Whether this target's selector picks ``key`` (case-insensitive)."""
+        """Whether this target's selector picks ``key`` (case-insensitive); regex selections are memoised
+        per key (TX and header names repeat from request to request)."""
         if self.key_rx is not None:
-            kb = key.encode("utf-8", "surrogateescape")
-            raw = getattr(self.key_rx, "_regexp", None)
-            if raw is not None and _UNANCHORED is not None:
-                return bool(raw.Match(_UNANCHORED, kb, 0, len(kb))[0][0] >= 0)
-            return self.key_rx.search(kb) is not None
+            got = self.selected.get(key)
+            if got is None:
+                kb = key.encode("utf-8", "surrogateescape")
+                raw = getattr(self.key_rx, "_regexp", None)
+                if raw is not None and _UNANCHORED is not None:
+                    got = bool(raw.Match(_UNANCHORED, kb, 0, len(kb))[0][0] >= 0)
+                else:
+                    got = self.key_rx.search(kb) is not None
+                if len(self.selected) >= 4096:
+                    self.selected.clear()
+                if len(key) <= 256:
+                    self.selected[key] = got
+            return got
         return self.key is None or self.key == key.lower()
 
 

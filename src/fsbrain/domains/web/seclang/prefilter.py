@@ -97,25 +97,34 @@ class _Stage:
 
 
 class _Pass:
-    """Every stage of plain (or of other) values, and one RE2 set over all their patterns: each set entry
-    is (stage, rule), and a hit counts only for the stages whose transformed text was scanned."""
+    """Every stage of plain (or of other) values, each with an RE2 set of the patterns of the rules that
+    read it. One set per stage keeps each set's automaton small: a single set over every CRS pattern
+    builds DFA states so large that fresh text costs hundreds of milliseconds."""
 
-    __slots__ = ("match", "entry_stage", "entry_bit")
+    __slots__ = ("sets", "failed")
 
-    def __init__(self, entries: list[tuple[int, bytes, int]]) -> None:
-        self.match = None
-        self.entry_stage = [st for st, _, _ in entries]
-        self.entry_bit = [bit for _, _, bit in entries]
-        if entries:
-            s = re2.Set.SearchSet(re2_options())
-            for _, pattern, _ in entries:
-                s.Add(pattern)
-            s.Compile()
-            self.match = s._set.Match  # the C++ object's method: the Python wrapper costs a call per scan
+    def __init__(self, entries: list[tuple[int, bytes, int]], n_stages: int) -> None:
+        self.failed = False
+        self.sets: list[tuple | None] = [None] * n_stages  # type: ignore[type-arg]
+        by_stage: dict[int, list[tuple[bytes, int]]] = {}
+        for st, pattern, bit in entries:
+            by_stage.setdefault(st, []).append((pattern, bit))
+        for st, pats in by_stage.items():
+            try:
+                s = re2.Set.SearchSet(re2_options())
+                for pattern, _ in pats:
+                    s.Add(pattern)
+                s.Compile()
+            except (re2.error, ValueError, TypeError):
+                self.failed = True  # the engine then evaluates pattern rules without the prefilter
+                return
+            # the C++ object's method: the Python wrapper costs an extra call per scan
+            self.sets[st] = (s._set.Match, [bit for _, bit in pats])
 
 
 class _ChainSet:
-    """The stages a source's values go through, and the per-value cache of their match masks."""
+    """The stages a source's values go through (plain values / others) and the per-value cache of their
+    match masks."""
 
     __slots__ = ("plain", "full", "cache")
 
@@ -128,17 +137,16 @@ class Prefilter:
     """Per-value tests deciding which rules of a request can match (see the module docstring).
 
     Args:
-        rules: every rule of the engine.
-        max_paranoia: rules tagged above this paranoia level are left out (CRS skips them anyway; an
-            untagged rule above it would simply be evaluated without the prefilter).
+        rules: the rules to prefilter (the engine passes those a request can reach); the others are
+            simply evaluated without the prefilter.
     """
 
-    def __init__(self, rules: list[Rule], max_paranoia: int = 4) -> None:
+    def __init__(self, rules: list[Rule]) -> None:
         from fsbrain.domains.web.seclang.transaction import reduced_chain
 
         ok: list[Rule] = []
         for r in rules:
-            if not _eligible(r) or r.paranoia > max_paranoia:
+            if not _eligible(r):
                 continue
             if _in_set(r):  # a pattern RE2::Set rejects leaves its rule unfiltered
                 try:
@@ -181,9 +189,14 @@ class Prefilter:
             idx = {c: i for i, c in enumerate(chains)}
             entries = [(idx[c], r.operator.regex.pattern, 1 << bit_of[id(r)])  # type: ignore[union-attr]
                        for c in chains for r in ok if c in applied[id(r)][which] and _in_set(r)]
-            passes.append(_Pass(entries))
+            passes.append(_Pass(entries, len(chains)))
             stage_index.append(idx)
         self.plain_pass, self.full_pass = passes
+        if any(p.failed for p in passes):  # no set: pattern rules are evaluated without the prefilter
+            ok = [r for r in ok if not _in_set(r)]
+            keep = {id(r) for r in ok}
+            self.bit_of = {k: b for k, b in self.bit_of.items() if k in keep}
+            self.rules = ok
         chain_sets: dict[tuple[int, ...], _ChainSet] = {}
         # (source, key, body source, mask, chain set)
         self.sources: list[tuple[str, str | None, bool, int, _ChainSet]] = []
@@ -257,11 +270,12 @@ class Prefilter:
     @staticmethod
     def _value_mask(v: bytes, stages: list[_Stage], pas: _Pass) -> int:
         """Rules (bits) that match value ``v`` through one of ``stages``: each stage's text is computed
-        (from its prefix's when there is one), stages giving the same text share one scan of the pass's
-        set, and the other operators run once per (rule, text)."""
+        (from its prefix's when there is one) and scanned by the stage's set; the other operators run once
+        per (rule, text)."""
         m = 0
         by_names: dict[tuple[str, ...], bytes] = {(): v}
-        texts: dict[bytes, list[int]] = {}  # text -> [stage bits, operator bits tested]
+        tested: dict[bytes, int] = {}  # text -> operator bits already run on it
+        sets = pas.sets
         for st in stages:
             names = st.names
             t = by_names.get(names)
@@ -274,25 +288,22 @@ class Prefilter:
                     for f in st.funcs:
                         t = f(t)
                 by_names[names] = t
-            g = texts.get(t)
-            if g is None:
-                g = texts[t] = [0, 0]
-            g[0] |= 1 << st.index
-            for op, negated, bit in st.ops:
-                if m & bit or g[1] & bit:
-                    continue
-                g[1] |= bit
-                if (op(t, _noexpand) is None) is negated:
-                    m |= bit
-        match = pas.match
-        if match is not None:
-            entry_stage, entry_bit = pas.entry_stage, pas.entry_bit
-            for t, (smask, _) in texts.items():
-                hits = match(t)
+            got = sets[st.index]
+            if got is not None:
+                hits = got[0](t)
                 if hits:
+                    bits = got[1]
                     for i in hits:
-                        if smask >> entry_stage[i] & 1:
-                            m |= entry_bit[i]
+                        m |= bits[i]
+            if st.ops:
+                done = tested.get(t, 0)
+                for op, negated, bit in st.ops:
+                    if m & bit or done & bit:
+                        continue
+                    done |= bit
+                    if (op(t, _noexpand) is None) is negated:
+                        m |= bit
+                tested[t] = done
         return m
 
 
