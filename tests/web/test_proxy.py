@@ -128,3 +128,39 @@ def test_cli_proxy_refuses_bad_options():
     assert isinstance(res.exception, InputError) and "--mode" in res.exception.message
     res = CliRunner().invoke(app, ["web", "proxy", "--upstream", "http://127.0.0.1:9", "--listen", "nowhere"])
     assert isinstance(res.exception, InputError) and "HOST:PORT" in res.exception.message
+
+
+def test_upstream_connections_are_reused_and_bodies_stream(stack):
+    base, _ = stack
+    with httpx.Client(base_url=base) as c:
+        for i in range(5):
+            r = c.get(f"/page{i}", params={"q": "savings account"})
+            assert r.status_code == 201 and r.content.split(b"|")[1] == f"/page{i}".encode()
+        r = c.head("/big")
+        assert r.status_code == 200 and r.content == b""
+        r = c.get("/big")
+        assert len(r.content) == 500_000
+
+
+def test_detect_mode_streams_a_large_upload_and_survives_idle_closes():
+    up_port, px_port = free_port(), free_port()
+    proxy_app = make_proxy_app(f"http://127.0.0.1:{up_port}", mode="detect", inspector=WebInspector(paranoia=1))
+    upstream = uvicorn.Server(uvicorn.Config(upstream_app, host="127.0.0.1", port=up_port, log_level="error",
+                                             timeout_keep_alive=1))
+    up_thread = threading.Thread(target=upstream.run, daemon=True)
+    up_thread.start()
+    deadline = time.monotonic() + 20
+    while not upstream.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        with Server(_Lifespan(proxy_app), px_port), httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
+            body = b"memo=" + b"x" * 1_500_000  # beyond the inspected 1 MiB: streamed on to the upstream
+            r = c.post("/upload", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert r.status_code == 201 and r.content.split(b"|")[3] == body
+            assert proxy_app.app.pool.idle  # the upstream connection went back to the pool
+            time.sleep(1.6)  # the upstream closes its idle keep-alive connection meanwhile
+            r = c.get("/again")
+            assert r.status_code == 201 and r.content.split(b"|")[1] == b"/again"
+    finally:
+        upstream.should_exit = True
+        up_thread.join(10)

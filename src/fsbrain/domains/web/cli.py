@@ -122,19 +122,30 @@ def register(app: typer.Typer) -> None:
                   paranoia: int = PARANOIA, crs: Path | None = CRS, model: Path | None = MODEL,
                   no_model: bool = NO_MODEL,
                   cc: bool = typer.Option(False, "--cc", help="Enable CC-flood decisions (in-process state)."),
-                  redis: str | None = typer.Option(None, "--redis", help="CC state in Redis (shared by proxies).")
+                  redis: str | None = typer.Option(None, "--redis", help="CC state in Redis (shared by proxies)."),
+                  workers: int = typer.Option(1, "--workers", help="Worker processes sharing the port "
+                                              "(about one per core; CC state is shared only with --redis).")
                   ) -> None:
         """Run the reverse proxy with the WAF in front of --upstream."""
         from fsbrain.domains.web.cc import CCDetector
         from fsbrain.domains.web.middleware import MODES
-        from fsbrain.domains.web.proxy import parse_listen, serve
+        from fsbrain.domains.web.proxy import ReverseProxyApp, parse_listen, serve
 
         if mode not in MODES:
             raise InputError(f"--mode must be one of {MODES}, got {mode!r}")
         parse_listen(listen)
+        if not 1 <= workers <= 256:
+            raise InputError(f"--workers must be 1..256, got {workers}")
+        ReverseProxyApp(upstream)  # validates --upstream before anything starts
+        typer.secho(f"fsbrain web proxy: http://{listen} -> {upstream} (mode {mode}, paranoia {paranoia}, "
+                    f"{workers} worker{'s' if workers > 1 else ''})", err=True)
+        if workers > 1:
+            serve(upstream, listen=listen, mode=mode, paranoia=paranoia, workers=workers,
+                  worker_options={"crs": str(crs) if crs else None, "model": str(model) if model else None,
+                                  "no_model": no_model, "cc": cc, "redis": redis})
+            return
         detector = CCDetector.from_redis(redis) if redis else (CCDetector() if cc else None)
         insp = _inspector(paranoia, crs, model, no_model)
-        typer.secho(f"fsbrain web proxy: http://{listen} -> {upstream} (mode {mode}, paranoia {paranoia})", err=True)
         serve(upstream, listen=listen, mode=mode, inspector=insp, cc=detector)
 
     @app.command("train")

@@ -1,27 +1,131 @@
 """``fsbrain web proxy``: an async reverse proxy with the WAF in front of an upstream site.
 
-The proxy is an ASGI app served by uvicorn (uvloop + httptools when installed): the
+The proxy is an ASGI app served by uvicorn (uvloop + httptools): the
 :class:`~fsbrain.domains.web.middleware.FsbrainWAFMiddleware` inspects each request; what passes is sent to
-the upstream with one pooled :class:`httpx.AsyncClient` (keep-alive connections reused across requests) and
-the upstream's answer is streamed back chunk by chunk (no buffering of response bodies). Hop-by-hop headers
-are dropped both ways; ``X-Forwarded-For`` / ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` and
-``X-Request-Id`` are added. An unreachable upstream answers 502 (JSON or text) with the request id.
+the upstream over a pool of keep-alive HTTP/1.1 connections (plain asyncio streams, responses parsed by
+httptools, the C parser uvicorn itself uses) and the upstream's answer is streamed back chunk by chunk (no
+buffering of response bodies). Hop-by-hop headers are dropped both ways; ``X-Forwarded-For`` /
+``X-Forwarded-Proto`` / ``X-Forwarded-Host`` and ``X-Request-Id`` are added. An unreachable or failing
+upstream answers 502 (JSON) with the request id. A pooled connection the upstream closed while idle is
+retried once on a fresh one when the request body was already buffered.
 
-Run: ``fsbrain web proxy --upstream http://127.0.0.1:8000 --listen 127.0.0.1:8080 --mode block``.
+Run: ``fsbrain web proxy --upstream http://127.0.0.1:8000 --listen 127.0.0.1:8080 --mode block
+[--workers 4]`` (several worker processes share the listening socket; inspection is CPU-bound, so use
+about one per core).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
+import httptools
 
 from fsbrain.core.errors import InputError
 from fsbrain.domains.web.middleware import FsbrainWAFMiddleware, Receive, Scope, Send
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-                        b"trailers", b"transfer-encoding", b"upgrade", b"host", b"content-length"})
+                        b"trailers", b"transfer-encoding", b"upgrade", b"host", b"content-length", b"expect"})
+_READ = 65536
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached or answered something that is not HTTP."""
+
+
+class _Response:
+    """httptools callbacks collecting one response: status, headers, body chunks."""
+
+    __slots__ = ("headers", "chunks", "headers_done", "done")
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: list[bytes] = []
+        self.headers_done = False
+        self.done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+def _keep_alive(version: str, headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the upstream keeps the connection open after this response (HTTP/1.1 unless ``Connection:
+    close``; HTTP/1.0 only with ``Connection: keep-alive``). httptools' ``should_keep_alive`` is reset once
+    the message is complete, so the headers are read here."""
+    tokens = b",".join(v for k, v in headers if k.lower() == b"connection").lower()
+    if version == "1.1":
+        return b"close" not in tokens
+    return b"keep-alive" in tokens
+
+
+class _Conn:
+    __slots__ = ("reader", "writer", "reused")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.reused = reader, writer, False
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection must not raise
+            pass
+
+
+class UpstreamPool:
+    """Keep-alive HTTP/1.1 connections to one upstream ``host:port`` (TLS for https).
+
+    Args:
+        scheme: ``http`` or ``https``.
+        host: upstream host.
+        port: upstream port.
+        timeout: connect and per-read timeout, seconds.
+        max_idle: idle connections kept for reuse.
+    """
+
+    def __init__(self, scheme: str, host: str, port: int, *, timeout: float = 30.0, max_idle: int = 200) -> None:
+        self.host, self.port, self.timeout, self.max_idle = host, port, timeout, max_idle
+        self.ssl = ssl.create_default_context() if scheme == "https" else None
+        self.idle: list[_Conn] = []
+
+    async def acquire(self) -> _Conn:
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.writer.is_closing() and not conn.reader.at_eof():
+                conn.reused = True
+                return conn
+            conn.close()
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port, ssl=self.ssl,
+                                        server_hostname=self.host if self.ssl else None, limit=_READ),
+                self.timeout)
+        except (TimeoutError, OSError) as exc:
+            raise UpstreamError(f"cannot connect: {type(exc).__name__}") from exc
+        return _Conn(reader, writer)
+
+    def release(self, conn: _Conn) -> None:
+        if len(self.idle) < self.max_idle and not conn.writer.is_closing():
+            self.idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.close()
+        self.idle.clear()
 
 
 class ReverseProxyApp:
@@ -30,30 +134,27 @@ class ReverseProxyApp:
     Args:
         upstream: base URL of the protected site.
         timeout: upstream connect/read timeout, seconds.
-        max_connections: size of the upstream connection pool.
+        max_connections: idle upstream connections kept for reuse.
     """
 
     def __init__(self, upstream: str, *, timeout: float = 30.0, max_connections: int = 200) -> None:
-        url = httpx.URL(upstream)
-        if url.scheme not in ("http", "https") or not url.host:
+        try:
+            url = urlsplit(upstream)
+            port = url.port
+        except ValueError as exc:
+            raise InputError(f"--upstream must be an http(s) URL with a host, got {upstream!r}") from exc
+        if url.scheme not in ("http", "https") or not url.hostname:
             raise InputError(f"--upstream must be an http(s) URL with a host, got {upstream!r}")
         self.upstream = upstream.rstrip("/")
+        self.prefix = url.path.rstrip("/").encode("latin-1", "replace")
+        default_port = 443 if url.scheme == "https" else 80
+        self.host_header = (url.hostname if port in (None, default_port) else f"{url.hostname}:{port}").encode("idna")
         self.timeout, self.max_connections = timeout, max_connections
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False,
-                limits=httpx.Limits(max_connections=self.max_connections,
-                                    max_keepalive_connections=self.max_connections))
-        return self._client
+        self.pool = UpstreamPool(url.scheme, url.hostname, port or default_port, timeout=timeout,
+                                 max_idle=max_connections)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        self.pool.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -67,57 +168,140 @@ class ReverseProxyApp:
                     return
         if scope["type"] != "http":
             return
-        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        qs = scope.get("query_string", b"").decode("latin-1")
-        url = self.upstream + path + (f"?{qs}" if qs else "")
-        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in HOP_BY_HOP]
+        in_headers = scope.get("headers", [])
+        path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        qs = scope.get("query_string", b"")
+        target = self.prefix + path + (b"?" + qs if qs else b"")
         client_ip = (scope.get("client") or ("", 0))[0]
-        prior = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for"]
-        headers = [(k, v) for k, v in headers if k != b"x-forwarded-for"]
-        headers.append((b"x-forwarded-for", ", ".join(prior + [client_ip]).encode("latin-1")))
-        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
-        host = dict(scope.get("headers", [])).get(b"host")
+        prior: list[bytes] = []
+        host = rid = length = None
+        head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (scope["method"].encode("latin-1"), target, self.host_header)]
+        for k, v in in_headers:
+            lk = k.lower()
+            if lk in HOP_BY_HOP or lk == b"x-forwarded-for":
+                if lk == b"x-forwarded-for":
+                    prior.append(v)
+                elif lk == b"host":
+                    host = v
+                elif lk == b"content-length":
+                    length = v
+                continue
+            if lk == b"x-request-id":
+                rid = v
+            head.append(k + b": " + v + b"\r\n")
+        xff = b", ".join(prior + [client_ip.encode("latin-1")])
+        head.append(b"x-forwarded-for: " + xff + b"\r\nx-forwarded-proto: " + scope.get("scheme", "http").encode()
+                    + b"\r\n")
         if host:
-            headers.append((b"x-forwarded-host", host))
+            head.append(b"x-forwarded-host: " + host + b"\r\n")
 
         first = await receive()
         if first["type"] == "http.disconnect":
             return
+        body = first.get("body", b"")
+        streamed = bool(first.get("more_body"))
+        if streamed:
+            head.append(b"content-length: " + length + b"\r\n\r\n" if length is not None and length.isdigit()
+                        else b"transfer-encoding: chunked\r\n\r\n")
+        else:
+            head.append(b"content-length: %d\r\n\r\n" % len(body) if body or length is not None else b"\r\n")
+        request_head = b"".join(head)
+        chunked = streamed and not (length is not None and length.isdigit())
+        started = False
+        for attempt in (0, 1):
+            conn: _Conn | None = None
+            try:
+                conn = await self.pool.acquire()
+                conn.writer.write(request_head)
+                if streamed:
+                    await self._stream_body(conn, receive, body, chunked)
+                elif body:
+                    conn.writer.write(body)
+                await conn.writer.drain()
+                started = await self._relay(conn, scope["method"] == "HEAD", send)
+                return
+            except (TimeoutError, UpstreamError, OSError, httptools.HttpParserError) as exc:
+                if conn is not None:
+                    conn.close()
+                if (attempt == 0 and not started and not streamed and conn is not None and conn.reused
+                        and isinstance(exc, (UpstreamError, ConnectionError))):
+                    continue  # an idle connection the upstream had closed: once more on a fresh one
+                if not started:
+                    await self._bad_gateway(send, exc, (rid or b"").decode("latin-1"))
+                return
 
-        async def body_stream() -> Any:
-            yield first.get("body", b"")
-            more = True
-            while more:
-                msg = await receive()
-                if msg["type"] == "http.disconnect":
-                    return
-                if msg.get("body"):
-                    yield msg["body"]
-                more = msg.get("more_body", False)
+    @staticmethod
+    async def _stream_body(conn: _Conn, receive: Receive, first: bytes, chunked: bool) -> None:
+        w = conn.writer
+        chunk, more = first, True
+        while True:
+            if chunk:
+                w.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                await w.drain()
+            if not more:
+                break
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise UpstreamError("client went away")
+            chunk, more = msg.get("body", b""), bool(msg.get("more_body"))
+        if chunked:
+            w.write(b"0\r\n\r\n")
 
-        content: Any = body_stream() if first.get("more_body") else (first.get("body") or None)
-        req = self.client.build_request(scope["method"], url, headers=headers, content=content)
-        rid = dict(scope.get("headers", [])).get(b"x-request-id", b"")
-        try:
-            resp = await self.client.send(req, stream=True)
-        except httpx.HTTPError as exc:
-            body = json.dumps({"error": "bad_gateway", "message": f"upstream {self.upstream} failed: "
-                               f"{type(exc).__name__}", "request_id": rid.decode()}).encode()
-            await send({"type": "http.response.start", "status": 502,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
-        try:
-            out_headers = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP]
-            if "content-length" in resp.headers:  # raw bytes are relayed, so the upstream's length holds
-                out_headers.append((b"content-length", resp.headers["content-length"].encode()))
-            await send({"type": "http.response.start", "status": resp.status_code, "headers": out_headers})
-            async for chunk in resp.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            await resp.aclose()
+    async def _relay(self, conn: _Conn, head_only: bool, send: Send) -> bool:
+        """Read the upstream response and stream it to the client; the connection goes back to the pool
+        when the upstream keeps it alive. Returns whether the response start was sent."""
+        res = _Response()
+        parser = httptools.HttpResponseParser(res)
+        reader, timeout = conn.reader, self.timeout
+        started = False
+        got_bytes = False
+        while True:
+            data = await asyncio.wait_for(reader.read(_READ), timeout)
+            if not data:  # EOF
+                if not got_bytes:
+                    raise UpstreamError("connection closed before a response")
+                if not res.headers_done:
+                    raise UpstreamError("connection closed in the response head")
+                res.done = True  # a body delimited by the end of the connection
+                conn.writer.close()
+                conn = None  # type: ignore[assignment]
+            else:
+                got_bytes = True
+                parser.feed_data(data)
+            status = parser.get_status_code() if res.headers_done else 0
+            if res.headers_done and status < 200:  # 1xx interim answer: wait for the final one
+                res = _Response()
+                parser = httptools.HttpResponseParser(res)
+                continue
+            if res.headers_done and not started:
+                out = [(k, v) for k, v in res.headers if k.lower() not in HOP_BY_HOP]
+                for k, v in res.headers:
+                    if k.lower() == b"content-length":
+                        out.append((b"content-length", v))
+                        break
+                await send({"type": "http.response.start", "status": status, "headers": out})
+                started = True
+                if head_only:
+                    res.done, res.chunks = True, []
+            if res.chunks:
+                chunks, res.chunks = res.chunks, []
+                for c in chunks:
+                    await send({"type": "http.response.body", "body": c, "more_body": True})
+            if res.done:
+                await send({"type": "http.response.body", "body": b""})
+                if conn is not None:
+                    if _keep_alive(parser.get_http_version(), res.headers) and not head_only:
+                        self.pool.release(conn)
+                    else:
+                        conn.close()
+                return True
+
+    async def _bad_gateway(self, send: Send, exc: BaseException, rid: str) -> None:
+        body = json.dumps({"error": "bad_gateway", "message": f"upstream {self.upstream} failed: "
+                           f"{type(exc).__name__}", "request_id": rid}).encode()
+        await send({"type": "http.response.start", "status": 502,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def make_proxy_app(upstream: str, *, mode: str = "detect", inspector: Any = None, paranoia: int = 1,
@@ -152,12 +336,39 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+ENV_CONFIG = "FSBRAIN_WEB_PROXY"
+
+
+def worker_app() -> _Lifespan:
+    """The app of one ``--workers`` process, built from the JSON options in ``$FSBRAIN_WEB_PROXY``."""
+    from fsbrain.domains.web.cc import CCDetector
+    from fsbrain.domains.web.inspector import WebInspector
+
+    cfg = json.loads(os.environ[ENV_CONFIG])
+    model: Any = False if cfg.get("no_model") else cfg.get("model")
+    insp = WebInspector(paranoia=cfg["paranoia"], rules=cfg.get("crs"), model=model)
+    cc = CCDetector.from_redis(cfg["redis"]) if cfg.get("redis") else (CCDetector() if cfg.get("cc") else None)
+    return _Lifespan(make_proxy_app(cfg["upstream"], mode=cfg["mode"], inspector=insp, cc=cc))
+
+
 def serve(upstream: str, *, listen: str = "127.0.0.1:8080", mode: str = "detect", inspector: Any = None,
-          paranoia: int = 1, cc: Any = None, log_level: str = "warning") -> None:
-    """Run the proxy in the foreground with uvicorn until interrupted."""
+          paranoia: int = 1, cc: Any = None, log_level: str = "warning", workers: int = 1,
+          worker_options: dict[str, Any] | None = None) -> None:
+    """Run the proxy in the foreground with uvicorn until interrupted.
+
+    With ``workers > 1``, uvicorn starts that many processes sharing the socket; each builds its own
+    inspector from ``worker_options`` (``paranoia``, ``crs``, ``model``, ``no_model``, ``cc``, ``redis``):
+    in-process CC state is then per worker (use ``redis`` to share it).
+    """
     import uvicorn
 
     host, port = parse_listen(listen)
+    common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
+                              "lifespan": "on", "server_header": False, "date_header": False}
+    if workers > 1:
+        os.environ[ENV_CONFIG] = json.dumps({"upstream": upstream, "mode": mode, "paranoia": paranoia,
+                                             **(worker_options or {})})
+        uvicorn.run("fsbrain.domains.web.proxy:worker_app", factory=True, workers=workers, **common)
+        return
     app = _Lifespan(make_proxy_app(upstream, mode=mode, inspector=inspector, paranoia=paranoia, cc=cc))
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
-                server_header=False, date_header=False)
+    uvicorn.run(app, **common)
