@@ -98,7 +98,8 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                  const int64_t[:] dlens, const int64_t[:] secs, const unsigned char[:] fracs,
                  const int64_t[:] heads, const int64_t[:] which, const int64_t[:, :] gpos,
                  const int64_t[:, :] glen, const int64_t[:] swhich, const int64_t[:] swhere, object sfound,
-                 bint plain_pre, bint has_succ, list out, object groups_of):
+                 bint plain_pre, bint has_succ, list out, object groups_of, const unsigned char[:] pstate,
+                 const int64_t[:, :] ppos, const int64_t[:, :] plen, const int64_t[:] pcontent, list pnames):
     """The per-line loop of ``logparse_batch._segment`` (see there); returns where the next segment starts."""
     cdef Py_ssize_t n = len(seg), r
     cdef Py_ssize_t counted = 0
@@ -179,7 +180,22 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                 pre = memo.get(hkey)
             else:
                 e = -1
-            if pre is None:
+            if pre is None and pstate[r] != 0:  # the full prefregex, from the Arrow pass
+                if pstate[r] == 2:
+                    x = ("missed", ts)
+                else:
+                    pre = {}
+                    for j in range(len(pnames)):
+                        hp = ppos[j, r]
+                        if hp >= 0:
+                            pre[pnames[j]] = _cut(line, hp, plen[j, r])
+                    body = pre.pop("content", b"")
+                    if e >= 0 and pcontent[r] - dl == e:
+                        probe.remember(hkey, pre)
+                    else:
+                        vectorised = False  # content starts elsewhere: match it here
+                        x = match_body(line[dl:], body, pre, ts)
+            elif pre is None:
                 text = line[dl:]
                 spans = pref.spans(text)
                 if spans is None:
@@ -249,3 +265,32 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
     c["lines"] += counted
     flt._last_ts = last_ts
     return total
+
+
+def head_misses(list seg, const unsigned char[:] odd, const int64_t[:] dlens, const int64_t[:] heads,
+                dict memo, int extra):
+    """Per line (uint8): 1 where the loop will need the full prefregex as the batch starts: the head text
+    is not remembered (nor seen earlier in the batch), or the head leaves no content."""
+    cdef Py_ssize_t n = len(seg), r
+    cdef int64_t dl, e, L, hend
+    cdef bytes line, key
+    cdef set seen = set()
+    out = bytearray(n)
+    cdef unsigned char[:] o = out
+    for r in range(n):
+        if odd[r]:
+            continue
+        line = <bytes>seg[r]
+        L = len(line)
+        dl = dlens[r]
+        e = heads[r]
+        if e < L - dl:
+            hend = dl + e + extra
+            if hend > L:
+                hend = L
+            key = line[dl:hend]
+            if key in memo or key in seen:
+                continue
+            seen.add(key)
+        o[r] = 1
+    return out

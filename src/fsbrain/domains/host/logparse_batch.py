@@ -170,6 +170,15 @@ class BatchPlan:
             if not stripped.startswith("^") or not _empty_everywhere(self.head):
                 self.reason = "prefregex head that is not anchored or can fail to match empty text"
                 return
+        # the full prefregex for Arrow (compiled loop: lines whose head text is new, in one pass)
+        self.pref: str | None = None
+        self.pref_names: list[tuple[str, list[str]]] = []
+        if flt.prefregex is not None and flt._probe is not None:
+            self.pref = _unname_plain(_rewrite_for_re2(flt.prefregex.pattern))
+            by_base: dict[str, list[str]] = {}
+            for name, _ in sorted(flt.prefregex.groupindex.items(), key=lambda kv: kv[1]):
+                by_base.setdefault(name.split("__", 1)[0], []).append(name)
+            self.pref_names = list(by_base.items())
         self.fail = [_Rx(i, rx, lits) for i, (rx, lits) in enumerate(zip(flt.failregex, flt._fail_lits, strict=True))]
         self.succ = [_Rx(i, rx, None) for i, rx in enumerate(flt.successregex)]
 
@@ -293,17 +302,32 @@ def _positions(rx: _Rx, hit: pa.StructArray, rows: np.ndarray, cstart: np.ndarra
     """The fields the decision reads, as offsets in the line (``cstart``: where the matched text starts in
     each line) and lengths; of repeated names the first in group order that took part wins."""
     for base, names in rx.by_base.items():
-        f = _FIELD[base]
-        have = np.zeros(len(rows), bool)
-        for name in names:
-            col = hit.field(name)
-            ok = np.asarray(col.is_valid()) & ~have
-            if not ok.any():
-                continue
-            sel = rows[ok]
-            gpos[f, sel] = cstart[sel] + np.asarray(pc.list_element(col, 0).fill_null(0), np.int64)[ok]
-            glen[f, sel] = np.asarray(pc.list_element(col, 1).fill_null(0), np.int64)[ok]
-            have |= ok
+        _first_span(hit, names, rows, cstart, gpos[_FIELD[base]], glen[_FIELD[base]])
+
+
+def _span_pairs(col: pa.FixedSizeListArray) -> tuple[np.ndarray, np.ndarray]:
+    """``(valid, pairs)`` of one group of ``extract_regex_span``: whether it took part, and ``(start, length)``
+    per row (meaningless where not valid), read from the buffers."""
+    vals = col.values  # the child, not sliced by the list's offset
+    data = np.frombuffer(vals.buffers()[1], np.int64, len(vals), vals.offset * 8)
+    pairs = data[2 * col.offset:2 * (col.offset + len(col))].reshape(-1, 2)
+    return np.asarray(col.is_valid()), pairs
+
+
+def _first_span(hit: pa.StructArray, names: list[str], rows: np.ndarray, cstart: np.ndarray, pos: np.ndarray,
+                length: np.ndarray) -> None:
+    """Of the groups ``names`` (one base name), the first in group order that took part, per matched row:
+    ``pos[row] = cstart[row] + start``, ``length[row]``."""
+    have = np.zeros(len(rows), bool)
+    for name in names:
+        valid, pairs = _span_pairs(hit.field(name))
+        ok = valid & ~have
+        if not ok.any():
+            continue
+        sel = rows[ok]
+        pos[sel] = cstart[sel] + pairs[ok, 0]
+        length[sel] = pairs[ok, 1]
+        have |= ok
 
 
 def _values(rx: _Rx, hit: pa.StructArray, texts: pa.LargeBinaryArray) -> list[tuple[str, list[bytes | None]]]:
@@ -605,5 +629,27 @@ def _segment_fast(flt: LogFilter, plan: BatchPlan, fast: Any, lines: list[bytes]
     else:
         swhich, swhere, sfound = which, which, {}
     plain_pre = pref is None or not ({k.split("__", 1)[0] for k in pref.groupindex} & (set(_USED) - {"mlfid"}))
-    return fast.segment_loop(flt, seg, start, len(lines), odd.astype(np.uint8), dlens, secs, fracs, heads,
-                             which, gpos, glen, swhich, swhere, sfound, plain_pre, bool(plan.succ), out, _groups)
+    odd_u8 = odd.astype(np.uint8)
+    # the full prefregex, in one Arrow pass, on the lines whose head text is not remembered yet (the loop
+    # would run it on each of them in Python); the loop still runs it itself for any other miss
+    pstate = np.zeros(n, np.uint8)  # 0: not computed, 1: matched, 2: no match
+    ppos = np.full((len(plan.pref_names), n), -1, np.int64)
+    plen = np.zeros((len(plan.pref_names), n), np.int64)
+    pcontent = np.full(n, -1, np.int64)  # where the group named "content" starts in the line
+    if pref is not None and plan.pref is not None:
+        probe = flt._probe
+        idx = np.flatnonzero(fast.head_misses(seg, odd_u8, dlens, heads, probe._memo, probe._extra))
+        if len(idx):
+            sub = _gather(col.take(pa.array(idx)), dlens[idx])
+            spans = pc.extract_regex_span(sub, plan.pref)
+            valid = np.asarray(spans.is_valid())
+            pstate[idx] = np.where(valid, 1, 2)
+            rows = idx[valid]
+            hit = spans.filter(pa.array(valid))
+            for k, (_, names) in enumerate(plan.pref_names):
+                _first_span(hit, names, rows, dlens, ppos[k], plen[k])
+            cvalid, cpairs = _span_pairs(hit.field("content"))
+            pcontent[rows[cvalid]] = dlens[rows[cvalid]] + cpairs[cvalid, 0]
+    return fast.segment_loop(flt, seg, start, len(lines), odd_u8, dlens, secs, fracs, heads,
+                             which, gpos, glen, swhich, swhere, sfound, plain_pre, bool(plan.succ), out, _groups,
+                             pstate, ppos, plen, pcontent, [b for b, _ in plan.pref_names])
