@@ -171,7 +171,8 @@ def _wrk(base: str, seconds: float, concurrency: int) -> dict:
 
 
 def proxy_overhead(reqs: list[dict], seconds: float = 8.0, concurrency: int = 16) -> list[tuple[str, dict]]:
-    """Loopback: a load generator -> (upstream | fsbrain proxy -> upstream); each server its own process."""
+    """Loopback: a load generator -> (upstream | fsbrain proxy -> upstream); each server its own process;
+    the proxy with one worker process, then with two."""
     import shutil
     import subprocess
 
@@ -180,22 +181,29 @@ def proxy_overhead(reqs: list[dict], seconds: float = 8.0, concurrency: int = 16
     if shutil.which("wrk"):
         def drive(base: str, _reqs: list[dict], secs: float, conc: int) -> dict:
             return _wrk(base, secs, conc)
-    up_port, px_port = _free_port(), _free_port()
+    up_port = _free_port()
     procs = [subprocess.Popen([sys.executable, "-c", UPSTREAM, str(up_port)])]
     try:
         _wait_port(up_port)
         direct = drive(f"http://127.0.0.1:{up_port}", benign, seconds, concurrency)
-        procs.append(subprocess.Popen([sys.executable, "-c", "from fsbrain.cli import main; main()", "web", "proxy",
-                                       "--upstream", f"http://127.0.0.1:{up_port}", "--listen",
-                                       f"127.0.0.1:{px_port}", "--mode", "block"]))
-        _wait_port(px_port)
-        drive(f"http://127.0.0.1:{px_port}", benign[:200], 2.0, concurrency)  # warm-up
-        proxied = drive(f"http://127.0.0.1:{px_port}", benign, seconds, concurrency)
+        out = [("direct to upstream", direct)]
+        for workers in (1, 2):
+            port = _free_port()
+            px = subprocess.Popen([sys.executable, "-c", "from fsbrain.cli import main; main()", "web", "proxy",
+                                   "--upstream", f"http://127.0.0.1:{up_port}", "--listen", f"127.0.0.1:{port}",
+                                   "--mode", "block", "--workers", str(workers)])
+            procs.append(px)
+            _wait_port(port)
+            drive(f"http://127.0.0.1:{port}", benign[:200], 2.0, concurrency)  # warm-up
+            out.append((f"through fsbrain proxy, {workers} worker{'s' if workers > 1 else ''} (block mode, "
+                        "rules + model)", drive(f"http://127.0.0.1:{port}", benign, seconds, concurrency)))
+            px.terminate()
+            px.wait(15)
     finally:
         for p in procs:
             p.terminate()
-            p.wait(10)
-    return [("direct to upstream", direct), ("through fsbrain proxy (block mode, rules + model)", proxied)]
+            p.wait(15)
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -250,7 +258,8 @@ def main(argv: list[str]) -> int:
 
         prox = proxy_overhead(reqs)
         lines += ["", "## Proxy overhead on loopback", "",
-                  "`fsbrain web proxy --mode block` (one uvicorn process, pooled httpx client) in front of a "
+                  "`fsbrain web proxy --mode block` (uvicorn with httptools; upstream keep-alive connection pool on "
+                  "asyncio streams; `--workers 1` and `--workers 2`) in front of a "
                   "minimal uvicorn upstream (1 KiB page), driven with 16 concurrent keep-alive connections for "
                   "8 s by " + ("`wrk -t1 -c16` with a browser's headers and a Chinese search query "
                                f"(`{WRK_PATH}`)" if shutil.which("wrk") else

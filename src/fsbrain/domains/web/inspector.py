@@ -100,6 +100,7 @@ class WebInspector:
         self.strong_score, self.max_params = strong_score, max_params
         self.limits, self.strict, self.model_headers = limits, strict, model_headers
         self.opaque_params = tuple(x.lower() for x in opaque_params)
+        self._opaque: dict[str, bool] = {}  # parameter name -> opaque (names repeat across requests)
 
     def inspect(self, req: dict[str, Any] | HttpRequest) -> dict[str, Any]:
         """Inspect one request dict ``{"method","uri","headers","body"}`` (or an ``HttpRequest``).
@@ -131,8 +132,15 @@ class WebInspector:
         if self.model is not None:
             params = []
             all_params = ml.request_params(raw, headers=self.model_headers)
+            opaque = self._opaque
             for n, v in all_params:
-                if self.opaque_params and any(x in _param_key(n).lower() for x in self.opaque_params):
+                o = opaque.get(n)
+                if o is None:
+                    o = any(x in _param_key(n).lower() for x in self.opaque_params)
+                    if len(opaque) >= 4096:
+                        opaque.clear()
+                    opaque[n] = o
+                if o:
                     continue
                 if v and not ml.is_plain(v):
                     params.append((n, v))

@@ -220,6 +220,12 @@ class Prefilter:
         self.all_sources = self.head_sources + self.body_sources
         self._cached_bytes = 0
 
+    def clear_caches(self) -> None:
+        """Forget every cached value mask (benchmarks use it to measure values never seen before)."""
+        for cs in self.chain_sets:
+            cs.cache.clear()
+        self._cached_bytes = 0
+
     @property
     def size(self) -> int:
         """Number of prefiltered rules."""
