@@ -54,7 +54,20 @@ def rule_digest(v: Any) -> list[Any]:
 
 
 def insp_digest(v: dict[str, Any]) -> Any:
-    return json.loads(json.dumps({k: x for k, x in v.items() if k != "latency_ms"}, sort_keys=True, default=str))
+    out = json.loads(json.dumps({k: x for k, x in v.items() if k != "latency_ms"}, sort_keys=True, default=str))
+    return _canonical(out)
+
+
+def _canonical(d: Any) -> Any:
+    """Order n-grams of equal weight by text in model explanations (their order among ties used to depend
+    on Python's per-process hash seed)."""
+    for m in d.get("model", []):
+        m["top_ngrams"] = sorted(m.get("top_ngrams", []), key=lambda g: (-g[1], g[0]))
+    for r in d.get("reasons", []):
+        if r.get("source") == "model" and isinstance(r.get("message"), str) and " n-grams in " in r["message"]:
+            head, _, grams = r["message"].partition(": ")
+            r["message"] = head + ": " + ", ".join(sorted(grams.split(", ")))
+    return d
 
 
 def request_sets(shared: Path) -> dict[str, list[dict[str, Any]]]:
@@ -148,6 +161,9 @@ def main(argv: list[str]) -> int:
             bad += 1
             continue
         got_j = json.loads(json.dumps(res))
+        if key.startswith("inspector"):
+            got_j = [_canonical(x) for x in got_j]
+            ref = [_canonical(x) for x in ref]
         diffs = [i for i, (a, b) in enumerate(zip(got_j, ref, strict=True)) if a != b]
         bad += len(diffs)
         print(f"{key}: {len(res)} verdicts, {len(diffs)} differ")
