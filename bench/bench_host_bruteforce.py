@@ -6,7 +6,8 @@ times, on the same file and the same machine, one after the other:
 
 1. ``fail2ban-regex`` (Debian's fail2ban) with Debian's ``/etc/fail2ban/filter.d/sshd.conf``;
 2. fsbrain with its own ``sshd`` filter, one process: in batches (``LogFilter.process_batch``, what
-   ``fsbrain host scan`` does) and line by line (``LogFilter.process``, what ``fsbrain host follow`` does);
+   ``fsbrain host scan`` does; with the compiled per-line loop when it is built, and with the pure-Python
+   loop) and line by line (``LogFilter.process``, what ``fsbrain host follow`` does);
 3. fsbrain running Debian's ``sshd.conf`` as it is (the loader's compatibility path);
 4. fsbrain with its own filter on ``--jobs`` worker processes (lines split in chunks; only the
    stateless date/regex work is parallel, connection-id merging runs in order afterwards).
@@ -39,7 +40,7 @@ from _machine import describe  # noqa: E402
 
 from fsbrain.domains.host.fail2ban import load_filter  # noqa: E402
 from fsbrain.domains.host.logparse import LogFilter  # noqa: E402
-from fsbrain.domains.host.logparse_batch import BatchPlan  # noqa: E402,F401 - imported (pyarrow) before timing
+from fsbrain.domains.host.logparse_batch import BatchPlan, load_fastlog  # noqa: E402,F401 - pyarrow imported before timing
 from fsbrain.domains.host.logparse_parallel import parallel_failures  # noqa: E402
 
 DEBIAN_SSHD = Path("/etc/fail2ban/filter.d/sshd.conf")
@@ -134,11 +135,11 @@ BATCH = 16384  # lines per LogFilter.process_batch call (as fsbrain host scan do
 
 
 def run_fsbrain(log: Path, spec: str, dirs: list[Path] | None, *, batch: bool = True,
-                ) -> tuple[dict[str, float], list[bytes]]:
+                speedups: bool | None = None) -> tuple[dict[str, float], list[bytes]]:
     """fsbrain over the file: in batches (``process_batch``, the scan path) or line by line (``process``,
-    the live-follow path)."""
+    the live-follow path); ``speedups=False``: batches with the pure-Python per-line loop."""
     t0, c0 = time.perf_counter(), time.process_time()
-    flt = LogFilter(load_filter(spec, dirs))
+    flt = LogFilter(load_filter(spec, dirs), speedups=speedups)
     failures = []
     with open(log, "rb") as fh:
         if batch:
@@ -178,6 +179,9 @@ def main() -> None:
     print(f"fail2ban-regex: {f2b}", flush=True)
     own, own_fail = run_fsbrain(log, "sshd", None)
     print(f"fsbrain (own sshd filter, batches): {own}", flush=True)
+    compiled = load_fastlog() is not None
+    py, py_fail = run_fsbrain(log, "sshd", None, speedups=False)
+    print(f"fsbrain (own sshd filter, batches, pure-Python loop): {py}", flush=True)
     one, one_fail = run_fsbrain(log, "sshd", None, batch=False)
     print(f"fsbrain (own sshd filter, line by line): {one}", flush=True)
     deb, deb_fail = run_fsbrain(log, "sshd", [DEBIAN_SSHD.parent])
@@ -189,13 +193,17 @@ def main() -> None:
     print(f"fsbrain parallel x{args.jobs}: {len(par_fail)} failures in {par_wall:.2f}s", flush=True)
     load_after = os.getloadavg()
     theirs = sorted(fail2ban_matched_lines(log))
-    same_own = theirs == sorted(x.decode() for x in own_fail) == sorted(x.decode() for x in one_fail)
+    same_own = (theirs == sorted(x.decode() for x in own_fail) == sorted(x.decode() for x in one_fail)
+                == sorted(x.decode() for x in py_fail))
     same_deb = theirs == sorted(x.decode() for x in deb_fail)
     same_par = sorted(par_fail) == sorted(own_fail)
     rows = [
         ("fail2ban-regex (Debian sshd.conf)", f2b["wall"], f2b["cpu"], f2b["matched"]),
         ("fail2ban-regex, its own 'processed in'", f2b["processed"], None, f2b["matched"]),
-        ("fsbrain, own sshd filter, 1 process, batches of 16384 lines", own["wall"], own["cpu"], own["failure"]),
+        (f"fsbrain, own sshd filter, 1 process, batches of 16384 lines ({'compiled' if compiled else 'Python'} "
+         "per-line loop)", own["wall"], own["cpu"], own["failure"]),
+        ("fsbrain, own sshd filter, 1 process, batches, pure-Python loop (FSBRAIN_SPEEDUPS=0)", py["wall"], py["cpu"],
+         py["failure"]),
         ("fsbrain, own sshd filter, 1 process, line by line", one["wall"], one["cpu"], one["failure"]),
         ("fsbrain, Debian sshd.conf as is, 1 process", deb["wall"], deb["cpu"], deb["failure"]),
         (f"fsbrain, own sshd filter, {args.jobs} processes", par_wall, par_cpu, len(par_fail)),

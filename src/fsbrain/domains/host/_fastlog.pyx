@@ -16,7 +16,13 @@ no part), so no Python object is made for a group nobody reads.
 """
 
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 
+
+cdef extern from "string.h" nogil:
+    void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
+
+from fsbrain.domains.host.dates import MONTHS
 from fsbrain.domains.host.logparse import MLFID_CACHE, MLFID_MAX_AGE, LineResult, _Conn
 
 # row of each field in gpos / glen (logparse_batch.FIELDS)
@@ -38,6 +44,21 @@ FIELDS = ("mlfid", "mlfgained", "mlfforget", "nofail", "ip4", "ip6", "dns", "fid
 cdef double MAX_AGE = MLFID_MAX_AGE
 cdef Py_ssize_t CACHE = MLFID_CACHE
 cdef object _LineResult = LineResult
+cdef object _object_new = object.__new__
+
+
+cdef inline object _result(str status, object host, object user, object ts, object regex, object fid=None,
+                           object attempts=1):
+    """``LineResult(status, host, user, ts, regex, fid, attempts)`` without the dataclass ``__init__`` call."""
+    cdef object r = _object_new(_LineResult)
+    r.status = status
+    r.host = host
+    r.user = user
+    r.time = ts
+    r.regex = regex
+    r.fid = fid
+    r.attempts = attempts
+    return r
 cdef object _NewConn = _Conn
 
 
@@ -71,20 +92,20 @@ cdef object merge_fields(object conns, bytes mlfid, object host, object user, bi
         if chost is None:
             conn.pending = True
             conn.pending_user = user
-            result = _LineResult("nofail", None, user, ts, idx)
+            result = _result("nofail", None, user, ts, idx)
         else:
-            result = _LineResult("failure", chost, user or (users[len(users) - 1] if users else None), ts, idx, None,
-                                 conn.nofail + 1)
+            result = _result("failure", chost, user or (users[len(users) - 1] if users else None), ts, idx, None,
+                             conn.nofail + 1)
             conn.nofail = 0
     elif conn.pending and conn.host is not None:
         conn.pending = False
-        result = _LineResult("failure", conn.host, conn.pending_user or user, ts, idx, None, conn.nofail + 1)
+        result = _result("failure", conn.host, conn.pending_user or user, ts, idx, None, conn.nofail + 1)
         conn.nofail = 0
     elif gained:
-        result = _LineResult("success", conn.host, user, ts, idx)
+        result = _result("success", conn.host, user, ts, idx)
     else:
         conn.nofail += 1
-        result = _LineResult("nofail", conn.host, user, ts, idx)
+        result = _result("nofail", conn.host, user, ts, idx)
     if forget:
         conns.pop(mlfid, None)
     else:
@@ -92,6 +113,85 @@ cdef object merge_fields(object conns, bytes mlfid, object host, object user, bi
         if len(conns) > CACHE:
             conns.popitem(last=False)
     return result
+
+
+cdef inline long _digits(bytes line, object span) except -2:
+    """The decimal number in ``line[span]`` (only ASCII digits; -1 when the span is empty or not digits)."""
+    cdef Py_ssize_t a = span[0], b = span[1], k
+    cdef const unsigned char* p = line
+    cdef long v = 0
+    if a < 0 or b <= a or b - a > 9:
+        return -1
+    for k in range(a, b):
+        if p[k] < 48 or p[k] > 57:
+            return -1
+        v = v * 10 + (p[k] - 48)
+    return v
+
+
+cdef object _date_miss(object dates, object template, bytes line, int64_t dl, dict seen, dict minutes):
+    """``DateParser.find(line)[1]`` for its fast path's common case (built-in template ``template`` matching at
+    the line start over ``dl`` bytes, neither text cached, no fraction, 12-hour clock or epoch, the hour's
+    start already cached), with the same cache updates; ``None`` (and nothing changed) otherwise, and the
+    caller runs ``find`` itself."""
+    cdef object m, gi, sp, zone_text, base, ts, mkey, sec
+    cdef long day, hour, minute, second, month, year
+    cdef bytes text, mon
+    m = dates._fast[template].match(line)
+    if m is None:
+        return None
+    sp = m.span(1)
+    if sp[0] != 0 or sp[1] != dl or dates._fast_e[template]:
+        return None
+    gi = m.re.groupindex
+    sec = dates._fast_sec[template]
+    if sec is None or (sec[1] and m.start(sec[1]) >= 0) or ("p" in gi and m.start("p") >= 0):
+        return None
+    if "d" not in gi or "H" not in gi or "S" not in gi or "M" not in gi:
+        return None
+    ss, se = m.span(sec[0])
+    mkey = line[:ss] + b"\x00" + line[se:dl]
+    if minutes.get(mkey) is not None:  # find's per-minute cache answers (or refuses): let it
+        return None
+    day = _digits(line, m.span("d"))
+    hour = _digits(line, m.span("H"))
+    minute = _digits(line, m.span("M"))
+    second = _digits(line, m.span("S"))
+    if day < 0 or hour < 0 or minute < 0 or second < 0 or minute >= 60 or second > 60:
+        return None
+    if "m" in gi and m.start("m") >= 0:
+        month = _digits(line, m.span("m"))
+        if month < 0:
+            return None
+    elif "b" in gi and m.start("b") >= 0:
+        mon = m.group("b")
+        month = MONTHS.get(mon[:3].lower().decode(), -1)
+        if month < 0:
+            return None
+    else:
+        return None
+    year = 0
+    if "Y" in gi and m.start("Y") >= 0:
+        year = _digits(line, m.span("Y"))
+    elif "y" in gi and m.start("y") >= 0:
+        year = _digits(line, m.span("y"))
+        year = 2000 + year if year >= 0 else -1
+    if year < 0:
+        return None
+    zone_text = m.group("z") if "z" in gi else None
+    base = dates._hours.get((year, month, day, hour, zone_text))
+    if base is None:
+        return None
+    # DateParser._to_epoch: base + minute * 60 + min(sec, 59) + frac (no fraction here)
+    ts = base + minute * 60 + (second if second < 59 else 59) + 0.0
+    text = line[:dl]
+    if len(seen) >= 4096:  # DateParser._remember
+        seen.clear()
+    seen[text] = ts
+    if len(minutes) >= 4096:
+        minutes.clear()
+    minutes[mkey] = ts - (second if second < 59 else 59)
+    return ts
 
 
 def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsigned char[:] odd,
@@ -105,6 +205,7 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
     cdef Py_ssize_t counted = 0
     cdef int64_t dl, e, so, mp, hp, L, hend
     cdef int sv, extra = 0, ci = -1
+    cdef Py_ssize_t max_memo = 0
     cdef long i, j
     cdef bint has_dates, vectorised, gained, nofail, forget
     cdef bytes line, hkey = b"", text, body, mlfid
@@ -127,6 +228,7 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
     if probe is not None:
         extra = probe._extra
         ci = probe.content_index
+        max_memo = probe.MAX_MEMO
     for r in range(n):
         line = <bytes>seg[r]
         L = len(line)
@@ -142,7 +244,11 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                         sv = (p[so] - 48) * 10 + (p[so + 1] - 48)  # \d{2}
                         if sv <= 60:
                             ts = base + (sv if sv < 59 else 59)
-                            remember(line[:dl], ts)
+                            if len(seen) >= 4096:  # DateParser._remember
+                                seen.clear()
+                            seen[line[:dl]] = ts
+                if ts is None:
+                    ts = _date_miss(dates, template, line, dl, seen, minutes)
                 if ts is None:
                     found_date = dates.find(line)
                     if dates._last != template:  # cannot happen when both engines agree; be safe
@@ -191,7 +297,9 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                             pre[pnames[j]] = _cut(line, hp, plen[j, r])
                     body = pre.pop("content", b"")
                     if e >= 0 and pcontent[r] - dl == e:
-                        probe.remember(hkey, pre)
+                        if len(memo) >= max_memo:  # PrefixProbe.remember
+                            memo.clear()
+                        memo[hkey] = pre
                     else:
                         vectorised = False  # content starts elsewhere: match it here
                         x = match_body(line[dl:], body, pre, ts)
@@ -258,7 +366,10 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                 g = groups_of(sfound[j].pairs, swhere[r])
                 x = ("success", ts, j, {**pre, **g} if pre else g)
             else:
-                x = ("missed", ts)
+                res = _result("missed", None, None, ts, None)  # LogFilter._decide of ("missed", ts)
+                c["missed"] += 1
+                out.append(res)
+                continue
         res = decide(x)
         c[res.status] += 1
         out.append(res)
@@ -294,3 +405,59 @@ def head_misses(list seg, const unsigned char[:] odd, const int64_t[:] dlens, co
             seen.add(key)
         o[r] = 1
     return out
+
+
+def candidates(list seg, const int64_t[:] starts, const unsigned char[:] remaining, object first,
+               tuple lits):
+    """The rows a regex must run on (as ``logparse_batch._match_column`` chooses them): still unmatched,
+    content (``line[starts[r]:]``) starting with a byte in ``first`` (256 flags, or ``None``: any) and
+    containing one of ``lits`` (empty: no literal needed). Returns ``(rows, offsets, data)``: the rows and
+    their contents as a large-binary column's buffers."""
+    cdef Py_ssize_t n = len(seg), r, k = 0, nl = len(lits), q, total = 0
+    cdef int64_t st, L
+    cdef bytes line, lit
+    cdef const unsigned char* p
+    cdef const unsigned char* fl = NULL
+    cdef bytes firsts
+    cdef bint ok
+    if first is not None:
+        firsts = first
+        fl = firsts
+    rows_b = bytearray(n * 8)
+    cdef int64_t[:] rows = memoryview(rows_b).cast("q")
+    for r in range(n):
+        if not remaining[r]:
+            continue
+        line = <bytes>seg[r]
+        L = len(line)
+        st = starts[r]
+        p = line
+        if fl != NULL and (st >= L or not fl[p[st]]):
+            continue
+        if nl:
+            ok = False
+            for q in range(nl):
+                lit = <bytes>lits[q]
+                if L - st >= len(lit) and memmem(p + st, L - st, <const char*>lit, len(lit)) != NULL:
+                    ok = True
+                    break
+            if not ok:
+                continue
+        rows[k] = r
+        k += 1
+        total += L - st
+    offs_b = bytearray((k + 1) * 8)
+    cdef int64_t[:] offs = memoryview(offs_b).cast("q")
+    data = bytearray(total)
+    cdef unsigned char* d = data
+    cdef int64_t pos = 0
+    offs[0] = 0
+    for q in range(k):
+        line = <bytes>seg[rows[q]]
+        st = starts[rows[q]]
+        L = len(line)
+        p = line
+        memcpy(d + pos, p + st, L - st)
+        pos += L - st
+        offs[q + 1] = pos
+    return rows_b[:k * 8], offs_b, data

@@ -93,7 +93,7 @@ def _unname_plain(pattern: str) -> str | None:
 
 
 class _Rx:
-    """One failregex or successregex prepared for Arrow."""
+    """One failregex or successregex prepared for Arrow (and for the compiled loop's row selection)."""
 
     def __init__(self, index: int, rx: Any, lits: tuple[bytes, ...] | None) -> None:
         self.index = index
@@ -104,6 +104,8 @@ class _Rx:
         self.lits = [x.decode("ascii") for x in lits] if lits else []
         first = first_bytes(rx.pattern)  # the bytes a match can start with (None: any)
         self.first = np.array(sorted(first), np.int16) if first is not None else None
+        self.first_flags = bytes(1 if b in first else 0 for b in range(256)) if first is not None else None
+        self.lits_b = tuple(lits) if lits else ()
         # the groups the decision reads, in group order (the first that took part wins)
         self.fields = [(name.split("__", 1)[0], name) for name, _ in
                        sorted(rx.groupindex.items(), key=lambda kv: kv[1]) if name.split("__", 1)[0] in _USED]
@@ -617,15 +619,12 @@ def _segment_fast(flt: LogFilter, plan: BatchPlan, fast: Any, lines: list[bytes]
             heads = np.asarray(pc.list_element(pc.struct_field(spans, "_h"), 1).fill_null(0), np.int64)
             starts += heads
         starts = np.minimum(starts, np.fromiter(map(len, seg), np.int64, n))
-        content = _gather(col, starts)
-    else:
-        content = col
     todo = ~odd
     gpos = np.full((len(_USED), n), -1, np.int64)
     glen = np.zeros((len(_USED), n), np.int64)
-    which, _, _ = _match_column(content, todo, plan.fail, (starts, gpos, glen))
+    which, _, _ = _match_rows(fast, seg, starts, todo, plan.fail, (gpos, glen))
     if plan.succ:
-        swhich, swhere, sfound = _match_column(content, todo & (which < 0), plan.succ)
+        swhich, swhere, sfound = _match_rows(fast, seg, starts, todo & (which < 0), plan.succ)
     else:
         swhich, swhere, sfound = which, which, {}
     plain_pre = pref is None or not ({k.split("__", 1)[0] for k in pref.groupindex} & (set(_USED) - {"mlfid"}))
@@ -653,3 +652,39 @@ def _segment_fast(flt: LogFilter, plan: BatchPlan, fast: Any, lines: list[bytes]
     return fast.segment_loop(flt, seg, start, len(lines), odd_u8, dlens, secs, fracs, heads,
                              which, gpos, glen, swhich, swhere, sfound, plain_pre, bool(plan.succ), out, _groups,
                              pstate, ppos, plen, pcontent, [b for b, _ in plan.pref_names])
+
+
+def _match_rows(fast: Any, seg: list[bytes], starts: np.ndarray, todo: np.ndarray, regexes: list[_Rx],
+                positions: tuple[np.ndarray, np.ndarray] | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, dict[int, _Found]]:
+    """:func:`_match_column` on the contents ``line[starts[r]:]``, with the rows each regex runs on chosen
+    (first byte, literal) and copied into a column by the compiled module instead of Arrow's take/filter.
+    With ``positions = (gpos, glen)`` the fields are written there as line offsets."""
+    n = len(seg)
+    which = np.full(n, -1, np.int64)
+    where = np.full(n, -1, np.int64)
+    found: dict[int, _Found] = {}
+    remaining = todo.astype(np.uint8)
+    for rx in regexes:
+        rows_b, offs_b, data = fast.candidates(seg, starts, remaining, rx.first_flags, rx.lits_b)
+        idx = np.frombuffer(rows_b, np.int64)
+        if not len(idx):
+            continue
+        sub = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(idx),
+                                               [None, pa.py_buffer(offs_b), pa.py_buffer(data)])
+        spans = pc.extract_regex_span(sub, rx.pattern)
+        valid = np.asarray(spans.is_valid())
+        rows = idx[valid]
+        if not len(rows):
+            continue
+        which[rows] = rx.index
+        remaining[rows] = 0
+        keep = pa.array(valid)
+        hit = spans.filter(keep)
+        if positions is not None:
+            for base, names in rx.by_base.items():
+                _first_span(hit, names, rows, starts, positions[0][_FIELD[base]], positions[1][_FIELD[base]])
+        else:
+            where[rows] = np.arange(len(rows))
+            found[rx.index] = _Found(_values(rx, hit, sub.filter(keep)), len(rows))
+    return which, where, found
