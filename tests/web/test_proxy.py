@@ -113,6 +113,12 @@ def test_upstream_down_answers_502():
 def test_bad_arguments():
     with pytest.raises(InputError, match="--upstream"):
         ReverseProxyApp("ftp://example.com")
+    with pytest.raises(InputError, match="--upstream"):
+        ReverseProxyApp("http://" + "a" * 70 + ".example")
+    with pytest.raises(InputError, match="--upstream"):
+        ReverseProxyApp("http://h:99999")
+    assert ReverseProxyApp("http://[::1]:8000/app/").host_header == b"[::1]:8000"
+    assert ReverseProxyApp("http://[::1]:8000/app/").prefix == b"/app"
     with pytest.raises(InputError, match="HOST:PORT"):
         parse_listen("8080")
     assert parse_listen("[::1]:9000") == ("::1", 9000)

@@ -148,7 +148,12 @@ class ReverseProxyApp:
         self.upstream = upstream.rstrip("/")
         self.prefix = url.path.rstrip("/").encode("latin-1", "replace")
         default_port = 443 if url.scheme == "https" else 80
-        self.host_header = (url.hostname if port in (None, default_port) else f"{url.hostname}:{port}").encode("idna")
+        try:
+            name = url.hostname.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InputError(f"--upstream host is not a valid host name: {url.hostname!r}") from exc
+        name = f"[{name}]" if ":" in name else name
+        self.host_header = (name if port in (None, default_port) else f"{name}:{port}").encode("ascii")
         self.timeout, self.max_connections = timeout, max_connections
         self.pool = UpstreamPool(url.scheme, url.hostname, port or default_port, timeout=timeout,
                                  max_idle=max_connections)
