@@ -23,7 +23,7 @@ cdef extern from "string.h" nogil:
     void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
 
 from fsbrain.domains.host.dates import MONTHS
-from fsbrain.domains.host.logparse import MLFID_CACHE, MLFID_MAX_AGE, LineResult, _Conn
+from fsbrain.domains.host.logparse import MLFID_CACHE, MLFID_MAX_AGE, LineResult
 
 # row of each field in gpos / glen (logparse_batch.FIELDS)
 cdef enum:
@@ -59,25 +59,55 @@ cdef inline object _result(str status, object host, object user, object ts, obje
     r.fid = fid
     r.attempts = attempts
     return r
-cdef object _NewConn = _Conn
 
 
 cdef inline bytes _cut(bytes line, int64_t pos, int64_t n):
     return line[pos:pos + n]
 
 
-cdef object merge_fields(object conns, bytes mlfid, object host, object user, bint gained, bint nofail,
-                         bint forget, object ts, object idx):
-    """LogFilter._merge_fields, line for line."""
-    cdef object conn = conns.get(mlfid)
+cdef class Conn:
+    """:class:`fsbrain.domains.host.logparse._Conn` with its fields in a C struct (same names, same values;
+    the Python code reads and writes them as attributes). Filters running the compiled loop make these."""
+
+    cdef public object host
+    cdef public list users
+    cdef public object nofail
+    cdef public object pending
+    cdef public object pending_user
+    cdef public object seen
+
+    def __init__(self):
+        self.host = None
+        self.users = []
+        self.nofail = 0
+        self.pending = False
+        self.pending_user = None
+        self.seen = None
+
+
+cdef object merge_fields(object flt, object conns, bytes mlfid, object host, object user, bint gained,
+                         bint nofail, bint forget, object ts, object idx):
+    """LogFilter._merge_fields, line for line (a connection made by the Python code: that code itself)."""
+    cdef object found = conns.get(mlfid)
+    cdef Conn conn
     cdef list users
     cdef object result, chost
-    if conn is None:
-        conn = _NewConn()
-    elif ts is not None and conn.seen is not None and ts - conn.seen > MAX_AGE:
-        conn = _NewConn()  # a stale connection id: start afresh
+    if found is None:
+        conn = Conn.__new__(Conn)
+        conn.users = []
+        conn.nofail = 0
+        conn.pending = False
+    elif type(found) is not Conn:
+        return flt._merge_fields(mlfid, host, user, gained, nofail, forget, ts, idx)
     else:
-        conns.move_to_end(mlfid)
+        conn = <Conn>found
+        if ts is not None and conn.seen is not None and ts - conn.seen > MAX_AGE:
+            conn = Conn.__new__(Conn)  # a stale connection id: start afresh
+            conn.users = []
+            conn.nofail = 0
+            conn.pending = False
+        else:
+            conns.move_to_end(mlfid)
     if ts is not None:
         conn.seen = ts
     if host is not None:
@@ -349,7 +379,7 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                     gained = gpos[F_MLFGAINED, r] >= 0
                     nofail = gained or gpos[F_NOFAIL, r] >= 0
                     forget = gpos[F_MLFFORGET, r] >= 0
-                    res = merge_fields(conns, mlfid, host, user, gained, nofail, forget, ts, i)
+                    res = merge_fields(flt, conns, mlfid, host, user, gained, nofail, forget, ts, i)
                 else:
                     g = dict(pre) if pre else {}
                     for j in range(NFIELDS):

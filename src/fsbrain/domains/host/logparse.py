@@ -139,6 +139,7 @@ class LogFilter:
         self._buffer: list[bytes] = []
         self._last_ts: float | None = None
         self._conns: OrderedDict[bytes, _Conn] = OrderedDict()
+        self._new_conn: Any = _Conn  # the compiled batch loop's Conn (same fields) once it runs
         self.counts = dict.fromkeys(
             ("lines", "failure", "success", "ignored", "nofail", "missed", "nodate", "truncated"), 0)
         all_rx = [*self.failregex, *self.ignoreregex, *self.successregex]
@@ -339,9 +340,9 @@ class LogFilter:
         conns = self._conns
         conn = conns.get(mlfid)
         if conn is None:
-            conn = _Conn()
+            conn = self._new_conn()
         elif ts is not None and conn.seen is not None and ts - conn.seen > MLFID_MAX_AGE:
-            conn = _Conn()  # a stale connection id (process ids get reused): start afresh
+            conn = self._new_conn()  # a stale connection id (process ids get reused): start afresh
         else:
             conns.move_to_end(mlfid)
         if ts is not None:

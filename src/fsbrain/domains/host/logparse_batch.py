@@ -30,6 +30,7 @@ epoch or TAI64N groups, a prefregex without a usable head, or one Arrow refuses)
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -128,6 +129,8 @@ class BatchPlan:
             self.reason = f"pattern not usable in a batch: {exc}"
         else:
             self.ok = not self.reason
+        if self.ok and self.fast is not None:
+            flt._new_conn = self.fast.Conn  # connections the compiled loop reads as a C struct
 
     def _prepare(self, flt: LogFilter) -> None:
         every = [*flt.failregex, *flt.successregex, *([flt.prefregex] if flt.prefregex else [])]
@@ -649,9 +652,18 @@ def _segment_fast(flt: LogFilter, plan: BatchPlan, fast: Any, lines: list[bytes]
                 _first_span(hit, names, rows, dlens, ppos[k], plen[k])
             cvalid, cpairs = _span_pairs(hit.field("content"))
             pcontent[rows[cvalid]] = dlens[rows[cvalid]] + cpairs[cvalid, 0]
-    return fast.segment_loop(flt, seg, start, len(lines), odd_u8, dlens, secs, fracs, heads,
-                             which, gpos, glen, swhich, swhere, sfound, plain_pre, bool(plan.succ), out, _groups,
-                             pstate, ppos, plen, pcontent, [b for b, _ in plan.pref_names])
+    # the loop makes a result per line and keeps few other objects: the cyclic collector, which would walk
+    # them (and everything else alive) every few hundred results, has nothing to find there
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        return fast.segment_loop(flt, seg, start, len(lines), odd_u8, dlens, secs, fracs, heads,
+                                 which, gpos, glen, swhich, swhere, sfound, plain_pre, bool(plan.succ), out, _groups,
+                                 pstate, ppos, plen, pcontent, [b for b, _ in plan.pref_names])
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _match_rows(fast: Any, seg: list[bytes], starts: np.ndarray, todo: np.ndarray, regexes: list[_Rx],
