@@ -134,3 +134,25 @@ def test_bench_log_three_ways(tmp_path):
     log = tmp_path / "auth.log"
     generate(log, 20000, seed=3)
     _three_ways("sshd", log.read_bytes().splitlines(), batch=4096)
+
+
+@needs_ext
+def test_line_path_then_batches_share_connections():
+    """Connections opened line by line (Python _Conn) and continued in compiled batches, and the reverse."""
+    t0 = NOW - 86400 * 2
+    lines = []
+    for k in range(400):
+        stamp = dt.datetime.fromtimestamp(t0 + k * 7, dt.UTC).strftime("%b %d %H:%M:%S ").encode()
+        pid = b"sshd[%d]: " % (k % 13)
+        msg = (b"Invalid user bob from 192.0.2.%d port 5" % (k % 5) if k % 3 == 0 else
+               b"Failed password for invalid user bob from 192.0.2.%d port 5 ssh2" % (k % 5) if k % 3 == 1 else
+               b"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=  user=x")
+        lines.append(stamp + b"bastion " + pid + msg)
+    mixed = LogFilter(load_filter("sshd"), tz=dt.UTC, now=NOW, speedups=True)
+    one = LogFilter(load_filter("sshd"), tz=dt.UTC, now=NOW)
+    got = [mixed.process(x) for x in lines[:50]] + mixed.process_batch(lines[50:250])
+    got += [mixed.process(x) for x in lines[250:300]] + mixed.process_batch(lines[300:])
+    want = [one.process(x) for x in lines]
+    assert _key(got) == _key(want)
+    assert mixed.counts == one.counts and _conns(mixed) == _conns(one)
+    assert {type(c).__name__ for c in mixed._conns.values()} <= {"Conn", "_Conn"}
