@@ -37,7 +37,11 @@ cdef inline void _advance(object sp, list st, int kind, long long b, object pb, 
         if kind == K_MEAN:
             st[3] = {st[0]: [st[2], st[4]]}
         elif kind == K_DISTINCT:
-            st[3] = {st[0]: set(st[2])}
+            if type(st[2]) is str:  # one value kept bare (see DistinctSpace)
+                st[3] = {st[0]: {st[2]}}
+                st[2] = {st[2]: 1}
+            else:
+                st[3] = {st[0]: set(st[2])}
         else:
             st[3] = {st[0]: st[2]}
     lo = b - n
@@ -197,16 +201,22 @@ cdef inline object _distinct(object sp, dict data, object key, long long b, obje
     cdef list st
     cdef long long h
     cdef dict cnt, bk
-    cdef object s
+    cdef object s, tot
     if type(value) is not str:
         return sp.ug(key, pb, value, None)
     st = data.get(key)
     if st is None:
-        data[key] = [pb, pb, {value: 1}, None]
+        data[key] = [pb, pb, value, None]
         return 1
     h = st[0]
     if b == h and st[3] is None:
-        cnt = st[2]
+        tot = st[2]
+        if type(tot) is str:
+            if tot == value:
+                return 1
+            st[2] = {tot: 1, value: 1}
+            return 2
+        cnt = tot
         if value not in cnt:
             cnt[value] = 1
         return len(cnt)
@@ -215,7 +225,7 @@ cdef inline object _distinct(object sp, dict data, object key, long long b, obje
             if st[3] is None and h <= b - n:
                 st[0] = pb
                 st[1] = pb
-                st[2] = {value: 1}
+                st[2] = value
                 return 1
             _advance(sp, st, K_DISTINCT, b, pb, n)
         bk = st[3]
@@ -442,7 +452,8 @@ cdef inline object _full(object sp, list st, int kind):
     if kind == K_COUNT:
         return st[2]
     if kind == K_DISTINCT:
-        return len(<dict>st[2])
+        tot = st[2]
+        return 1 if type(tot) is str else len(<dict>tot)
     if kind == K_SUM:
         return st[2] / VALUE_SCALE
     if kind == K_MEAN:

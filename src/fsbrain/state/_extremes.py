@@ -85,6 +85,10 @@ class MaxSpace(MinSpace):
 
 
 class DistinctSpace(Space):
+    """Distinct values. A single-bucket state holding one value keeps that value itself in ``total`` (a
+    str) instead of a one-entry map: most entities are seen once, and this halves their memory. The map
+    appears with the second distinct value, or when the state grows a second bucket."""
+
     __slots__ = ()
 
     def encode(self, value: Any) -> Any:
@@ -93,10 +97,14 @@ class DistinctSpace(Space):
         return str(value)
 
     def new(self, b: int, x: Any) -> list[Any]:
-        return [b, b, {x: 1}, None]
+        return [b, b, x, None]
 
     def one(self, st: list[Any]) -> dict[int, Any]:
-        return {st[H]: set(st[TOT])}
+        tot = st[TOT]
+        if type(tot) is str:
+            st[TOT] = {tot: 1}
+            return {st[H]: {tot}}
+        return {st[H]: set(tot)}
 
     def ug(self, key: Any, b: int, value: Any, hf: int | None) -> Any:
         if hf is None:
@@ -105,11 +113,16 @@ class DistinctSpace(Space):
                 return self.read(self.data.get(key), b, hf)
             st = self.data.get(key)
             if st is None:
-                self.data[key] = [b, b, {x: 1}, None]
+                self.data[key] = [b, b, x, None]
                 return 1
             h = st[H]
             if b == h and st[BK] is None:
                 cnt = st[TOT]
+                if type(cnt) is str:
+                    if cnt == x:
+                        return 1
+                    st[TOT] = {cnt: 1, x: 1}
+                    return 2
                 if x not in cnt:
                     cnt[x] = 1
                 return len(cnt)
@@ -117,7 +130,7 @@ class DistinctSpace(Space):
                 if b > h:
                     if st[BK] is None and h <= b - self.n:
                         st[H] = st[MN] = b
-                        st[TOT] = {x: 1}
+                        st[TOT] = x
                         return 1
                     self.advance(st, b)
                 self.add(st, b, x)
@@ -149,7 +162,8 @@ class DistinctSpace(Space):
         return len(dead)
 
     def full(self, st: list[Any]) -> Any:
-        return len(st[TOT])
+        tot = st[TOT]
+        return 1 if type(tot) is str else len(tot)
 
     def fold(self, st: list[Any], lo: int, hi: int) -> Any:
         live = [s for k, s in st[BK].items() if lo < k <= hi]
