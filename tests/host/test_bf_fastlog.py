@@ -156,3 +156,17 @@ def test_line_path_then_batches_share_connections():
     assert _key(got) == _key(want)
     assert mixed.counts == one.counts and _conns(mixed) == _conns(one)
     assert {type(c).__name__ for c in mixed._conns.values()} <= {"Conn", "_Conn"}
+
+
+@needs_ext
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=30), st.integers(0, 40))
+def test_odd_rows_as_arrow_finds_them(lines, max_line):
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from fsbrain.domains.host.logparse_batch import _ODD, _column
+
+    want = np.asarray(pc.match_substring_regex(_column(lines), _ODD)) | np.array([len(x) > max_line for x in lines])
+    got = np.frombuffer(load_fastlog(True).odd_rows(lines, max_line), np.uint8).astype(bool)
+    assert got.tolist() == want.tolist()

@@ -491,3 +491,25 @@ def candidates(list seg, const int64_t[:] starts, const unsigned char[:] remaini
         pos += L - st
         offs[q + 1] = pos
     return rows_b[:k * 8], offs_b, data
+
+
+def odd_rows(list seg, Py_ssize_t max_line):
+    """Per line (uint8): 1 where it is longer than ``max_line`` or has a byte over 0x7F or a line break
+    (``logparse_batch._ODD``): those lines go through ``LogFilter.process``."""
+    cdef Py_ssize_t n = len(seg), r, k, L
+    cdef bytes line
+    cdef const unsigned char* p
+    out = bytearray(n)
+    cdef unsigned char[:] o = out
+    for r in range(n):
+        line = <bytes>seg[r]
+        L = len(line)
+        if L > max_line:
+            o[r] = 1
+            continue
+        p = line
+        for k in range(L):
+            if p[k] >= 0x80 or p[k] == 10:
+                o[r] = 1
+                break
+    return out

@@ -429,8 +429,12 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
     seg = lines[start:]
     n = len(seg)
     col = _column(seg)
-    odd = np.asarray(pc.match_substring_regex(col, _ODD))
-    odd |= np.fromiter(map(len, seg), np.int64, n) > MAX_LINE
+    fast = plan.fast
+    if fast is not None:  # the same rows, found by the compiled module
+        odd = np.frombuffer(fast.odd_rows(seg, MAX_LINE), np.uint8).astype(bool)
+    else:
+        odd = np.asarray(pc.match_substring_regex(col, _ODD))
+        odd |= np.fromiter(map(len, seg), np.int64, n) > MAX_LINE
     dates = flt.dates
     template = dates._last
     pref = flt.prefregex
@@ -448,7 +452,6 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
         regex = f"^(?P<_dt>{tpl})"
     if pref is not None:
         regex = (regex or "^") + f"(?P<_h>{plan.head})"
-    fast = plan.fast
     if fast is not None:
         return _segment_fast(flt, plan, fast, lines, start, out, seg, col, odd, regex)
     if regex:
@@ -621,7 +624,7 @@ def _segment_fast(flt: LogFilter, plan: BatchPlan, fast: Any, lines: list[bytes]
         if pref is not None:
             heads = np.asarray(pc.list_element(pc.struct_field(spans, "_h"), 1).fill_null(0), np.int64)
             starts += heads
-        starts = np.minimum(starts, np.fromiter(map(len, seg), np.int64, n))
+        starts = np.minimum(starts, np.diff(np.frombuffer(col.buffers()[1], np.int64, n + 1)))
     todo = ~odd
     gpos = np.full((len(_USED), n), -1, np.int64)
     glen = np.zeros((len(_USED), n), np.int64)
