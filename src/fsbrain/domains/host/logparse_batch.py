@@ -412,16 +412,25 @@ def process_batch(flt: LogFilter, lines: list[bytes], plan: BatchPlan) -> list[L
     """``[flt.process(line) for line in lines]``, with the regex work done per batch (see the module)."""
     out: list[LineResult] = []
     start = 0
-    while start < len(lines):
-        try:
-            start = _segment(flt, plan, lines, start, out)
-        except pa.ArrowException as exc:
-            # raised by the column work, before any line of the segment was applied: finish line by line
-            # and stop batching for this filter (a pattern Arrow's RE2 will not take, its memory limit...)
-            plan.ok = False
-            plan.reason = f"Arrow: {exc}"
-            out.extend(flt.process(line) for line in lines[start:])
-            break
+    # the compiled loop makes a result per line and few other objects: the cyclic collector, which would walk
+    # them (and everything else alive) every few hundred results, has nothing to find there; paused meanwhile
+    collecting = plan.fast is not None and gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        while start < len(lines):
+            try:
+                start = _segment(flt, plan, lines, start, out)
+            except pa.ArrowException as exc:
+                # raised by the column work, before any line of the segment was applied: finish line by line
+                # and stop batching for this filter (a pattern Arrow's RE2 will not take, its memory limit...)
+                plan.ok = False
+                plan.reason = f"Arrow: {exc}"
+                out.extend(flt.process(line) for line in lines[start:])
+                break
+    finally:
+        if collecting:
+            gc.enable()
     return out
 
 
@@ -655,18 +664,9 @@ def _segment_fast(flt: LogFilter, plan: BatchPlan, fast: Any, lines: list[bytes]
                 _first_span(hit, names, rows, dlens, ppos[k], plen[k])
             cvalid, cpairs = _span_pairs(hit.field("content"))
             pcontent[rows[cvalid]] = dlens[rows[cvalid]] + cpairs[cvalid, 0]
-    # the loop makes a result per line and keeps few other objects: the cyclic collector, which would walk
-    # them (and everything else alive) every few hundred results, has nothing to find there
-    collecting = gc.isenabled()
-    if collecting:
-        gc.disable()
-    try:
-        return fast.segment_loop(flt, seg, start, len(lines), odd_u8, dlens, secs, fracs, heads,
-                                 which, gpos, glen, swhich, swhere, sfound, plain_pre, bool(plan.succ), out, _groups,
-                                 pstate, ppos, plen, pcontent, [b for b, _ in plan.pref_names])
-    finally:
-        if collecting:
-            gc.enable()
+    return fast.segment_loop(flt, seg, start, len(lines), odd_u8, dlens, secs, fracs, heads,
+                             which, gpos, glen, swhich, swhere, sfound, plain_pre, bool(plan.succ), out, _groups,
+                             pstate, ppos, plen, pcontent, [b for b, _ in plan.pref_names])
 
 
 def _match_rows(fast: Any, seg: list[bytes], starts: np.ndarray, todo: np.ndarray, regexes: list[_Rx],
