@@ -51,6 +51,19 @@ def test_disabled_by_environment(monkeypatch):
     assert BatchPlan(LogFilter(load_filter("sshd"), speedups=False)).fast is None
 
 
+def test_missing_extension_falls_back_to_python(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fsbrain.domains.host._fastlog", None)  # import raises ImportError
+    assert load_fastlog(True) is None
+    lines = (TRICKY + ODD) * 8
+    flt = LogFilter(load_filter("sshd"), tz=dt.UTC, now=NOW)
+    one = LogFilter(load_filter("sshd"), tz=dt.UTC, now=NOW)
+    got = flt.process_batch(lines)
+    assert flt._batch_plan.ok and flt._batch_plan.fast is None
+    assert _key(got) == _key([one.process(x) for x in lines]) and flt.counts == one.counts
+
+
 def test_extension_is_built_where_a_compiler_is():
     if os.environ.get("FSBRAIN_SPEEDUPS", "1") == "0":
         pytest.skip("FSBRAIN_SPEEDUPS=0")
