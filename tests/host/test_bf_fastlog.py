@@ -54,6 +54,9 @@ def test_disabled_by_environment(monkeypatch):
 def test_missing_extension_falls_back_to_python(monkeypatch):
     import sys
 
+    import fsbrain.domains.host as host_pkg
+
+    monkeypatch.delattr(host_pkg, "_fastlog", raising=False)
     monkeypatch.setitem(sys.modules, "fsbrain.domains.host._fastlog", None)  # import raises ImportError
     assert load_fastlog(True) is None
     lines = (TRICKY + ODD) * 8
