@@ -5,7 +5,7 @@ if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; t
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.fsbrain-installed
-want=$(cat pyproject.toml setup.py src/fsbrain/*.pyx 2>/dev/null | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml setup.py $(find src -name '*.pyx' | sort) 2>/dev/null | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing fsbrain and its pinned dependencies into .venv ..." >&2
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
