@@ -185,9 +185,8 @@ def run_backtest(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *, w
     lowest = policy.outcomes[0][0]
     review_at = policy.outcomes[1][1]
     t0 = time.perf_counter()
-    last_ts = float("-inf")
     with _quiet_gc():
-        _replay(engine, rep, records, workers, key, progress, weights, forced, lowest, review_at, last_ts)
+        _replay(engine, rep, records, workers, key, progress, weights, forced, lowest, review_at)
     rep.seconds = time.perf_counter() - t0
     return rep
 
@@ -206,11 +205,13 @@ def _quiet_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _replay(engine: Engine, rep: BacktestReport, records: Iterable[dict[str, Any]], workers: int,
-            key: bytes | None, progress: Callable[[int], None] | None, weights: dict[str, int],
-            forced: set[str], lowest: str, review_at: int, last_ts: float) -> None:
+def _valid_in_order(rep: BacktestReport, records: Iterable[dict[str, Any]], workers: int, key: bytes | None,
+                    progress: Callable[[int], None] | None) -> Iterator[tuple[str, str, str, float, dict[str, Any]]]:
+    """``(truth, event_type, event_id, ts, data)`` of each valid record; invalid ones are counted in
+    ``rep``, and a record older than the one before stops the backtest with :class:`InputError`."""
     import secrets
 
+    last_ts = float("-inf")
     for n, (_, truth, et, eid, ts, data, err) in enumerate(
             prepared_stream(records, key or secrets.token_bytes(32), workers=workers), 1):
         if progress is not None and n % 5000 == 0:
@@ -223,6 +224,13 @@ def _replay(engine: Engine, rep: BacktestReport, records: Iterable[dict[str, Any
         if ts < last_ts - 1e-6:
             raise InputError(f"record {n}: events are not in time order ({ts} after {last_ts}); sort them first")
         last_ts = max(last_ts, ts)
+        yield truth, et, eid, ts, data
+
+
+def _replay(engine: Engine, rep: BacktestReport, records: Iterable[dict[str, Any]], workers: int,
+            key: bytes | None, progress: Callable[[int], None] | None, weights: dict[str, int],
+            forced: set[str], lowest: str, review_at: int) -> None:
+    for truth, et, eid, ts, data in _valid_in_order(rep, records, workers, key, progress):
         d, _ = engine.decide(et, data, event_id=eid, timestamp=ts)
         _tally(rep, d, truth, weights, forced, lowest, review_at)
 
@@ -289,7 +297,6 @@ def _rule_chunk(chunk: list[tuple[Any, ...]]) -> BacktestReport:
 def _run_pipelined(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *, workers: int,
                    key: bytes | None, progress: Callable[[int], None] | None, rule_workers: int) -> BacktestReport:
     import multiprocessing as mp
-    import secrets
 
     engine = Engine(state=MemoryStateBackend())
     engine.set_policy(policy)
@@ -297,7 +304,6 @@ def _run_pipelined(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *,
     rep = BacktestReport(policy=policy.ref)
     rep.rule_labels = {r.id: r.label for r in policy.rules}
     t0 = time.perf_counter()
-    last_ts = float("-inf")
     futures = []
     chunk: list[tuple[Any, ...]] = []
     ctx = mp.get_context("spawn")
@@ -307,18 +313,7 @@ def _run_pipelined(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *,
         set(policy.rule_names) | {r.feature.split(".")[0] for r in policy.rules if r.feature})
     with _quiet_gc(), ProcessPoolExecutor(max_workers=rule_workers, mp_context=ctx, initializer=_rule_worker_init,
                                           initargs=(policy.text, policy.source)) as pool:
-        for n, (_, truth, et, eid, ts, data, err) in enumerate(
-                prepared_stream(records, key or secrets.token_bytes(32), workers=workers), 1):
-            if progress is not None and n % 5000 == 0:
-                progress(5000)
-            if err is not None:
-                rep.invalid += 1
-                if len(rep.invalid_examples) < 5:
-                    rep.invalid_examples.append(f"record {n}: {err}")
-                continue
-            if ts < last_ts - 1e-6:
-                raise InputError(f"record {n}: events are not in time order ({ts} after {last_ts}); sort them first")
-            last_ts = max(last_ts, ts)
+        for truth, et, eid, ts, data in _valid_in_order(rep, records, workers, key, progress):
             if et != policy.event_type:
                 engine.policy(et)  # unknown event type: the same error as the one-process backtest
             fvalues, ferrors = engine._features(plan, data, ts)
