@@ -218,15 +218,7 @@ class WebRuleEngine:
             if (ft is None or r.chain is not None or r.capture or "%{" in r.op_param
                     or r.operator is None or r.tfuncs or ft[0] not in self.pinned_tx):
                 continue
-            tv = self.initial_tx.get(ft[0])
-            if ft[1]:
-                res = r.operator(b"1" if tv is not None else b"0", lambda _t: b"")
-            elif tv is None:
-                res = None
-            else:
-                res = r.operator(tv, lambda _t: b"")
-            if r.op_negated:
-                res = () if res is None else None
+            res = _first_link_on_constant(r, self.initial_tx.get(ft[0]))
             if res is None:
                 r.const = False  # never matches: skipped whatever its actions
             elif not (r.setvars or r.ctls or r.log or r.disruptive in ("deny", "drop", "redirect", "allow")):
@@ -287,15 +279,7 @@ class WebRuleEngine:
             if (r.const is not None or ft is None or "%{" in r.op_param or r.operator is None or r.tfuncs
                     or not stable(ft[0])):
                 continue
-            tv = start_tx.get(ft[0])
-            if ft[1]:
-                res = r.operator(b"1" if tv is not None else b"0", lambda _t: b"")
-            elif tv is None:
-                res = None
-            else:
-                res = r.operator(tv, lambda _t: b"")
-            if r.op_negated:
-                res = () if res is None else None
+            res = _first_link_on_constant(r, start_tx.get(ft[0]))
             if res is None:
                 r.const = False  # the first link never matches: the rule (and its chain) never does
             elif r.chain is None and not (r.capture or r.setvars or r.ctls or r.log
@@ -596,3 +580,17 @@ class WebRuleEngine:
                            reasons=reasons, limits_hit=list(tr.req.limits_hit), interrupted_by=interrupted,
                            body_processor=tr.body_processor, body_error=body.error if body else None,
                            paranoia=self.paranoia, latency_ms=(time.perf_counter() - t0) * 1000)
+
+
+def _first_link_on_constant(r: Rule, tv: bytes | None) -> Any:
+    """The match result of ``r``'s first link when its one TX target holds the constant ``tv`` (``None``:
+    unset; ``r.fast_tx[1]`` means the target is the variable's count), negation applied."""
+    if r.fast_tx is not None and r.fast_tx[1]:
+        res = r.operator(b"1" if tv is not None else b"0", lambda _t: b"")
+    elif tv is None:
+        res = None
+    else:
+        res = r.operator(tv, lambda _t: b"")
+    if r.op_negated:
+        res = () if res is None else None
+    return res
