@@ -308,7 +308,8 @@ class Engine:
                        fvalues: dict[str, Any], ferrors: list[dict[str, Any]], event_id: str,
                        ts: float, t0: float) -> Decision:
         get = fvalues.get
-        f = {n: get(sn) for n, sn in _feature_pairs(pol)}
+        _, pairs, names, ref = _policy_extras(pol)
+        f = {n: get(sn) for n, sn in pairs}
         lctx, lhits = self._list_context(pol, data, ts)
         errors = list(ferrors)
         wl = pol.definition.whitelist
@@ -316,10 +317,10 @@ class Engine:
             reasons = [Reason(source="list", id=f"white:{h.entity_type}", feature=h.entity_type,
                               message=h.reason or "whitelisted") for h in lhits if h.list_type == "white"]
             return Decision(event_id=event_id, event_type=pol.event_type, outcome=wl.outcome or pol.outcomes[0][0], score=0,
-                            labels=[], reasons=reasons, policy=pol.ref, features=f, errors=errors,
+                            labels=[], reasons=reasons, policy=ref, features=f, errors=errors,
                             latency_ms=(time.perf_counter() - t0) * 1000, event_time=ts)
         m: dict[str, Any] = {}
-        slots = plan.models.get(pol.ref)
+        slots = plan.models.get(ref)
         if slots:
             for name, slot in slots.items():
                 try:
@@ -327,7 +328,7 @@ class Engine:
                 except InputError as exc:
                     errors.append({"model": name, "error": exc.message})
                     m[name] = None
-        ctx = {n: data[n] for n in _rule_name_set(pol).intersection(data)}
+        ctx = {n: data[n] for n in names if n in data}
         ctx["f"] = f
         ctx["l"] = lctx
         ctx["m"] = m
@@ -391,31 +392,30 @@ class Engine:
             labels = [lab for lab, w in sorted(label_weight.items(), key=lambda kv: -kv[1]) if w > 0]
             reasons.sort(key=lambda r: -r.weight)
         return Decision(event_id=event_id, event_type=pol.event_type, outcome=outcome, score=score,
-                        labels=labels, reasons=reasons, policy=pol.ref, features=f, errors=errors,
+                        labels=labels, reasons=reasons, policy=_policy_extras(pol)[3], features=f, errors=errors,
                         latency_ms=(time.perf_counter() - t0) * 1000, event_time=ts)
 
 
-_POLICY_CACHE: dict[int, tuple[CompiledPolicy, tuple[tuple[str, str], ...], frozenset[str]]] = {}
+_Extras = tuple[CompiledPolicy, tuple[tuple[str, str], ...], tuple[str, ...], str]
+_POLICY_CACHE: dict[int, _Extras] = {}
 
 
-def _policy_extras(pol: CompiledPolicy) -> tuple[CompiledPolicy, tuple[tuple[str, str], ...], frozenset[str]]:
+def _policy_extras(pol: CompiledPolicy) -> _Extras:
+    """Per policy object, cached: the policy itself (to tell a recycled id apart), its ``(feature name,
+    state name)`` pairs, the event fields its rules read (sorted, distinct) and its ``name@version``."""
     hit = _POLICY_CACHE.get(id(pol))
     if hit is None or hit[0] is not pol:
         if len(_POLICY_CACHE) > 256:
             _POLICY_CACHE.clear()
         hit = _POLICY_CACHE[id(pol)] = (
-            pol, tuple((cf.name, cf.spec.name) for cf in pol.features), frozenset(pol.rule_names))
+            pol, tuple((cf.name, cf.spec.name) for cf in pol.features), tuple(sorted(set(pol.rule_names))),
+            pol.ref)
     return hit
 
 
 def _feature_pairs(pol: CompiledPolicy) -> tuple[tuple[str, str], ...]:
     """``(feature name, state name)`` of each of the policy's features (cached per policy object)."""
     return _policy_extras(pol)[1]
-
-
-def _rule_name_set(pol: CompiledPolicy) -> frozenset[str]:
-    """The event fields the policy's rules read, as a set (cached per policy object)."""
-    return _policy_extras(pol)[2]
 
 
 def _matches(fv: Any, lit: Any) -> bool:
