@@ -2,8 +2,10 @@
 
 The in-thread :class:`fsbrain.service.GroupCommitWriter` shares the GIL with the event loop: every batch
 insert (SQLAlchemy statement building, JSON encoding of features and reasons) delays requests. This
-writer runs the same ``Store.save_decisions`` group commit in a child process, so it uses the second core
-and the request process keeps only pickling. Semantics are the same: each caller's future resolves once
+writer runs the same group commit (``Store.save_decisions``' semantics, on the driver directly:
+:class:`fsbrain.store.rawdecisions.RawDecisionWriter`) in a child process, so it uses the second core and
+the request process keeps only pickling. On SQLite the WAL is checkpointed by a thread of its own
+(:class:`fsbrain.store.rawdecisions.WalCheckpointer`), never by a commit a request waits for. Semantics are the same: each caller's future resolves once
 *its* decisions are committed (stored decision or the per-item error), and a database failure fails the
 whole batch.
 
@@ -52,9 +54,10 @@ def _child(conn: Any, db_url: str, max_batch: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    from fsbrain.store import Store
+    from fsbrain.store.rawdecisions import RawDecisionWriter, WalCheckpointer
 
-    store = Store(db_url)
+    store = RawDecisionWriter(db_url, autocheckpoint=0)
+    checkpointer = WalCheckpointer(db_url) if store.dialect == "sqlite" else None
     try:
         while True:
             try:
@@ -72,6 +75,8 @@ def _child(conn: Any, db_url: str, max_batch: int) -> None:
                 batch.append(nxt)
             _commit(store, conn, batch)
     finally:
+        if checkpointer is not None:
+            checkpointer.close()
         store.close()
 
 
