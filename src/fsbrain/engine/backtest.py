@@ -48,6 +48,10 @@ class BacktestReport:
     rule_labels: dict[str, str] = field(default_factory=dict)
     rule_errors: Counter[str] = field(default_factory=Counter)
     invalid_examples: list[str] = field(default_factory=list)
+    # how features were computed: "streaming" (event by event on the state backend, the reference) or
+    # "columnar" (all events at once, fsbrain.engine.columnar); why a columnar request fell back
+    method: str = "streaming"
+    method_note: str = ""
 
     def merge(self, other: BacktestReport) -> None:
         """Add another part's tallies (rule workers tally chunks of events independently)."""
@@ -82,6 +86,8 @@ class BacktestReport:
                           "unique_catches": self.rule_unique[rid], "errors": self.rule_errors[rid]}
         return {
             "policy": self.policy,
+            "method": self.method,
+            **({"method_note": self.method_note} if self.method_note else {}),
             "events": self.events,
             "invalid_events": self.invalid,
             "invalid_examples": self.invalid_examples[:5],
@@ -330,3 +336,223 @@ def _run_pipelined(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *,
             rep.merge(f.result())
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+# -- columnar backtest: features for the whole history at once, rules and tallies in processes -------
+REPORT_TIMING_KEYS = ("seconds", "events_per_second", "method", "method_note")
+_SPAN_BYTES = 8 << 20
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """A report without what may differ between two runs of the same history (timing, method)."""
+    return {k: v for k, v in report.items() if k not in REPORT_TIMING_KEYS}
+
+
+def backtest_file(policy: CompiledPolicy, path: str | Any, *, method: str = "auto", workers: int = 2,
+                  rule_workers: int = 1, key: bytes | None = None,
+                  progress: Callable[[int], None] | None = None) -> BacktestReport:
+    """Backtest the events in ``path`` (what ``fsbrain backtest`` runs).
+
+    Args:
+        method: ``columnar`` computes every windowed feature for the whole history at once
+            (:mod:`fsbrain.engine.columnar`) and evaluates rules in ``workers`` processes; ``streaming``
+            replays event by event on the in-memory state (:func:`run_backtest`, the reference);
+            ``auto`` tries columnar and falls back to streaming where it cannot give the identical report
+            (raw records needing validation, events out of order, a file that is not JSON lines, ...),
+            saying why in ``method_note``.
+    """
+    from pathlib import Path
+
+    from fsbrain.io import read_records
+
+    if method not in ("auto", "columnar", "streaming"):
+        raise InputError(f"unknown backtest method {method!r} (auto, columnar or streaming)")
+    note = ""
+    if method != "streaming":
+        from fsbrain.engine.columnar import Unsupported
+
+        try:
+            return run_columnar(policy, Path(path), workers=max(1, workers), progress=progress)
+        except Unsupported as exc:
+            note = f"columnar path not used: {exc}"
+            if method == "columnar":
+                raise InputError(note) from None
+    rep = run_backtest(policy, read_records(path), workers=workers, key=key, progress=progress,
+                       rule_workers=rule_workers)
+    rep.method_note = note
+    return rep
+
+
+_CW: dict[str, Any] = {}
+
+
+def _col_init(text: str, source: str) -> None:
+    from fsbrain.engine.policy import compile_policy
+
+    pol = compile_policy(text, source)
+    eng = Engine(state=MemoryStateBackend())
+    eng.set_policy(pol)
+    _CW.update(engine=eng, policy=pol, plan=eng._plans[pol.event_type])
+
+
+def _spans(path: Any, size: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``size`` bytes, each ending after a newline (or at the end of the file)."""
+    import os
+
+    total = os.path.getsize(path)
+    out = []
+    with open(path, "rb") as fh:
+        start = 0
+        while start < total:
+            end = min(total, start + size)
+            if end < total:
+                fh.seek(end)
+                rest = fh.readline()
+                end += len(rest)
+            out.append((start, end))
+            start = end
+    return out
+
+
+def _span_records(path: Any, span: tuple[int, int], event_type: str, check: bool,
+                  ) -> Iterator[tuple[dict[str, Any], float]]:
+    """The records of one byte range, as ``fsbrain.io`` reads them; anything the streaming reader or
+    backtest would treat specially (a malformed or raw record, another event type) is ``Unsupported``."""
+    import orjson
+
+    from fsbrain.engine.columnar import Unsupported
+    from fsbrain.io import MAX_LINE_BYTES
+
+    with open(path, "rb") as fh:
+        fh.seek(span[0])
+        buf = fh.read(span[1] - span[0])
+    loads = orjson.loads
+    for line in buf.split(b"\n"):
+        if check and len(line) >= MAX_LINE_BYTES:
+            raise Unsupported("a line longer than the reader allows")
+        line = line.strip()
+        if not line:
+            continue
+        if not check:
+            rec = loads(line)
+            yield rec, float(rec["timestamp"])
+            continue
+        try:
+            rec = loads(line)
+        except orjson.JSONDecodeError:
+            raise Unsupported("a malformed JSON line") from None
+        if not isinstance(rec, dict) or not is_prepared(rec):
+            raise Unsupported("records that are not prepared events (validation and pseudonymisation run in "
+                              "the streaming path; `fsbrain events prepare` makes them)")
+        if rec["event_type"] != event_type:
+            raise Unsupported(f"an event of type {rec['event_type']!r}, not {event_type!r}")
+        try:
+            ts = float(rec["timestamp"])
+        except (TypeError, ValueError, OverflowError):
+            raise Unsupported("a timestamp that is not a number") from None
+        yield rec, ts
+
+
+def _col_extract(args: tuple[Any, tuple[int, int]]) -> Any:
+    from fsbrain.engine.columnar import extract_inputs
+
+    path, span = args
+    eng, pol, plan = _CW["engine"], _CW["policy"], _CW["plan"]
+    datas, tss = [], []
+    for rec, ts in _span_records(path, span, pol.event_type, True):
+        datas.append(rec["data"])
+        tss.append(ts)
+    return extract_inputs(plan, datas, tss, eng._fast)
+
+
+def _col_rules(args: tuple[Any, ...]) -> BacktestReport:
+    path, span, names, nullable, arrays, errors = args
+    eng, pol, plan = _CW["engine"], _CW["policy"], _CW["plan"]
+    cols = [_py(a, nul) for a, nul in zip(arrays, nullable, strict=True)]
+    rep = BacktestReport(policy=pol.ref)
+    weights = {r.id: r.weight for r in pol.rules}
+    forced = {r.id for r in pol.rules if r.outcome is not None}
+    lowest, review_at = pol.outcomes[0][0], pol.outcomes[1][1]
+    decide, clock = eng._decide_policy, time.perf_counter
+    rows = zip(*cols, strict=True) if cols else iter(lambda: (), None)
+    none: list[dict[str, Any]] = []
+    for i, ((rec, ts), row) in enumerate(zip(_span_records(path, span, pol.event_type, False), rows)):
+        d = decide(plan, plan.live, rec["data"], dict(zip(names, row)), errors.get(i, none),
+                   str(rec["event_id"]), ts, clock())
+        _tally(rep, d, rec.get("label", NORMAL), weights, forced, lowest, review_at)
+    rep.label_counts = {k: dict(v) for k, v in rep.label_counts.items()}  # picklable (no lambda factory)
+    return rep
+
+
+def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
+                 progress: Callable[[int], None] | None = None) -> BacktestReport:
+    """The columnar backtest of a JSON-lines file of prepared events (see :func:`backtest_file`).
+
+    Three passes: ``workers`` processes read byte ranges of the file and extract each event's feature
+    inputs (keys, filters, values) with the engine's own rules; this process computes every windowed
+    feature of every event at once (:func:`fsbrain.engine.columnar.feature_values`); the workers read
+    their ranges again and run each event through ``Engine._decide_policy`` (the rules, score and
+    outcome of the API's evaluator) with those feature values, and tally; the partial reports add up.
+
+    Raises:
+        fsbrain.engine.columnar.Unsupported: where the result could differ from the streaming path's.
+    """
+    import multiprocessing as mp
+
+    from fsbrain.engine import columnar
+    from fsbrain.io import detect_format
+
+    if detect_format(path) != "jsonl" or path.name.lower().endswith((".json", ".gz")):
+        raise columnar.Unsupported("the columnar path reads JSON-lines files (.jsonl, .ndjson)")
+    if policy.models:
+        raise columnar.Unsupported("the policy has model slots")
+    engine = Engine(state=MemoryStateBackend())
+    engine.set_policy(policy)
+    plan = engine._plans[policy.event_type]
+    rep = BacktestReport(policy=policy.ref, method="columnar")
+    rep.rule_labels = {r.id: r.label for r in policy.rules}
+    t0 = time.perf_counter()
+    spans = _spans(path, _SPAN_BYTES)
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_col_init,
+                             initargs=(policy.text, policy.source)) as pool:
+        merger = columnar.InputMerger()
+        counts = []
+        for part in pool.map(_col_extract, [(path, s) for s in spans], chunksize=1):
+            counts.append(part.n)
+            merger.add(part)
+        inputs = merger.result()
+        del merger
+        cols = columnar.feature_values(plan, inputs)
+        errors = inputs.errors
+        del inputs
+        names = [f.spec.name for f, _, _ in plan.rows]
+        nullable = [f.agg in ("min", "max", "mean") for f, _, _ in plan.rows]
+        arrays = [cols[n] for n in names]
+        bases = [0]
+        for n in counts:
+            bases.append(bases[-1] + n)
+        span_errors: dict[int, dict[int, list[dict[str, Any]]]] = defaultdict(dict)
+        if errors:
+            import bisect
+
+            for i, e in errors.items():
+                j = bisect.bisect_right(bases, i) - 1
+                span_errors[j][i - bases[j]] = e
+
+        def jobs() -> Iterator[Any]:
+            for j, span in enumerate(spans):
+                lo, hi = bases[j], bases[j + 1]
+                yield path, span, names, nullable, [a[lo:hi] for a in arrays], span_errors.get(j, {})
+
+        for part_rep, n in zip(pool.map(_col_rules, jobs(), chunksize=1), counts, strict=True):
+            rep.merge(part_rep)
+            if progress is not None:
+                progress(n)
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _py(a: Any, nullable: bool) -> list[Any]:
+    lst = a.tolist()
+    return [None if v != v else v for v in lst] if nullable else lst
