@@ -30,6 +30,8 @@ def extensions() -> list[Extension]:
         return []
     return cythonize(
         [Extension("fsbrain._speedups", ["src/fsbrain/_speedups.pyx"], extra_compile_args=["-O2"]),
+         Extension("fsbrain.domains.web._fastweb", ["src/fsbrain/domains/web/_fastweb.pyx"],
+                   extra_compile_args=["-O2"]),
          Extension("fsbrain.domains.host._fastlog", ["src/fsbrain/domains/host/_fastlog.pyx"],
                    extra_compile_args=["-O2"])],
         compiler_directives={"language_level": 3},

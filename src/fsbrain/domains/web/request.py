@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fsbrain.core.errors import InputError
+from fsbrain.domains.web.speedups import load as _load_speedups
 from fsbrain.domains.web.transforms import url_decode
+
+_fast = _load_speedups()  # compiled parsing helpers (same results), or None
 
 __all__ = ["HttpRequest", "ParsedBody", "RequestLimits", "UploadedFile", "parse_raw_request", "text"]
 
@@ -216,6 +219,11 @@ class HttpRequest:
     @cached_property
     def header_pairs(self) -> list[tuple[bytes, bytes]]:
         """Headers as bytes, cut at the header limits."""
+        if _fast is not None and type(self.headers) is list:
+            pairs, hit = _fast.header_pairs(self.headers, self.limits.max_headers, self.limits.max_header_bytes)
+            if hit is not None:
+                self._hit(hit)
+            return pairs  # type: ignore[no-any-return]
         out: list[tuple[bytes, bytes]] = []
         total = 0
         for i, (k, v) in enumerate(self.headers):
@@ -248,6 +256,8 @@ class HttpRequest:
     @cached_property
     def cookies(self) -> list[tuple[bytes, bytes]]:
         """``REQUEST_COOKIES`` from every Cookie header (values not decoded, as ModSecurity)."""
+        if _fast is not None:
+            return _fast.cookies(self.header_pairs)  # type: ignore[no-any-return]
         out: list[tuple[bytes, bytes]] = []
         for k, v in self.header_pairs:
             if k.lower() != b"cookie":
@@ -461,6 +471,13 @@ class ParsedBody:
 
 def parse_urlencoded(data: bytes, max_args: int) -> tuple[list[tuple[bytes, bytes]], bool]:
     """Split ``a=1&b=2`` and percent/plus-decode names and values; returns (args, limit exceeded)."""
+    if _fast is not None and type(data) is bytes:
+        return _fast.parse_urlencoded(data, max_args)  # type: ignore[no-any-return]
+    return _parse_urlencoded_py(data, max_args)
+
+
+def _parse_urlencoded_py(data: bytes, max_args: int) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """:func:`parse_urlencoded` in Python (the reference of the compiled one)."""
     out: list[tuple[bytes, bytes]] = []
     if not data:
         return out, False

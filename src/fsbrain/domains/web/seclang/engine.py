@@ -23,7 +23,8 @@ from fsbrain.domains.web.seclang.model import COLLECTIONS, Rule
 from fsbrain.domains.web.seclang.operators import OperatorError, compile_operator
 from fsbrain.domains.web.seclang.parser import RuleSet, parse_files, parse_text
 from fsbrain.domains.web.seclang.prefilter import Prefilter
-from fsbrain.domains.web.seclang.transaction import Transaction
+from fsbrain.domains.web.seclang.transaction import _REDUCED, Transaction, reduced_chain
+from fsbrain.domains.web.speedups import load as load_speedups
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 REQUEST_PHASES = (1, 2)
@@ -154,11 +155,15 @@ class WebRuleEngine:
             rules' ``SecRuleEngine`` (On).
         optimize: the per-value prefilter and the folding of configuration-constant TX variables (on by
             default); ``False`` evaluates every rule the plain way, as a reference for tests.
+        compiled: run the rule loop and the prefilter scan in the compiled extension
+            (:mod:`fsbrain.domains.web._fastweb`): ``None`` (default) when it is built, enabled
+            (``FSBRAIN_SPEEDUPS``) and ``optimize`` is on; ``False`` for the Python code it ports; ``True``
+            to use it when built even with ``optimize=False``. Verdicts are the same either way.
     """
 
     def __init__(self, ruleset: RuleSet, *, paranoia: int = 1, threshold: int | None = None,
                  tx: dict[str, Any] | None = None, label_map: LabelMap | None = None, name: str = "rules",
-                 rule_engine: str | None = None, optimize: bool = True) -> None:
+                 rule_engine: str | None = None, optimize: bool = True, compiled: bool | None = None) -> None:
         if not 1 <= paranoia <= 4:
             raise PolicyError(f"paranoia must be 1..4, got {paranoia}")
         if getattr(ruleset, "_compiled_by_engine", False):
@@ -201,13 +206,23 @@ class WebRuleEngine:
         if optimize:
             self._fold_stable_tx()
         self.labels_by_rule = {r.id: self.label_map.labels_for(r.id, r.tags) for r in self.rules if r.id}
-        self.prefilter = Prefilter(self._reachable_rules() if optimize else [])
+        self._fast = load_speedups(False if compiled is None and not optimize else compiled)
+        self.prefilter = Prefilter(self._reachable_rules() if optimize else [], fast=self._fast)
         # per phase: (rule or None for a marker, prefilter bit or 0, constant outcome) in evaluation order
         bit_of = self.prefilter.bit_of
         self._plans: dict[int, list[tuple[Rule | None, int, bool | None]]] = {
             ph: [(None if r.kind == "marker" else r,
                   1 << bit_of[id(r)] if id(r) in bit_of else 0, r.const) for r in self.phases[ph]]
             for ph in REQUEST_PHASES}
+        # the same for the compiled loop, with the bit's index (-1: not prefiltered)
+        self._cplans: dict[int, list[tuple[Rule | None, int, bool | None]]] = {
+            ph: [(r, pfb.bit_length() - 1, c) for r, pfb, c in plan] for ph, plan in self._plans.items()}
+        self._mask_bytes = self.prefilter.size // 8 + 1
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the compiled rule loop and prefilter scan are in use."""
+        return self._fast is not None
 
     def _fold_constants(self) -> None:
         """Decide once the rules whose outcome cannot vary between requests: unchained rules testing only a
@@ -395,13 +410,18 @@ class WebRuleEngine:
         tr = Transaction(self, req)
         matched: list[MatchedRule] = []
         interrupted: int | None = None
+        fast = self._fast
         for ph in REQUEST_PHASES:
             tr.enter_phase(ph)
             if tr.rule_engine == "Off":
                 break
             if ph == 1 and self._start1:
                 tr.tx.update(self._snapshot_tx)
-            interrupted = self._run_phase(tr, ph, matched, self._start1 if ph == 1 else 0)
+            if fast is not None:
+                interrupted = fast.run_phase(self, tr, ph, matched, self._start1 if ph == 1 else 0, _REDUCED,
+                                             reduced_chain)
+            else:
+                interrupted = self._run_phase(tr, ph, matched, self._start1 if ph == 1 else 0)
             if interrupted is not None:
                 break
         return self._verdict(tr, matched, interrupted, t0)

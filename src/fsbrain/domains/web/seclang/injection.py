@@ -213,11 +213,38 @@ _SQL_WORD = re2.compile(rb"(?i)union|select|insert|update|delete|drop|create|alt
                         rb"dumpfile|into|from|where|sysobjects|pg_|sqlite|dbms|utl_|@@")
 
 
+# the bytes _PLAIN accepts: ``value.translate(None, _PLAIN_BYTES)`` is empty exactly when it fullmatches
+_PLAIN_BYTES = bytes(c for c in range(256) if _PLAIN.fullmatch(bytes([c])) is not None)
+_ANCHOR = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
+
+def _finder(rx: re2._Regexp):  # type: ignore[no-untyped-def]
+    """``rx.search(value)`` as ``(start, end)`` or None, calling the compiled RE2 object directly (the
+    Python wrapper's generator costs several microseconds per call)."""
+    raw = getattr(rx, "_regexp", None)
+    if raw is None or _ANCHOR is None:
+        def slow(value: bytes) -> tuple[int, int] | None:
+            m = rx.search(value)
+            return None if m is None else m.span()
+
+        return slow
+    match, anchor = raw.Match, _ANCHOR
+
+    def find(value: bytes) -> tuple[int, int] | None:
+        span = match(anchor, value, 0, len(value))[0]
+        return None if span[0] < 0 else span
+
+    return find
+
+
+_sql_word = _finder(_SQL_WORD)
+
+
 def detect_sqli(value: bytes) -> tuple[bytes, ...] | None:
     """Return ``(fingerprint,)`` when ``value`` looks like SQL injection, else None."""
     if len(value) < 2:
         return None
-    if _PLAIN.fullmatch(value) is not None and _SQL_WORD.search(value) is None:
+    if not value.translate(None, _PLAIN_BYTES) and _sql_word(value) is None:
         return None  # letters, digits, spaces and harmless punctuation, no SQL keyword: nothing to lex
     for ctx in (b"", b"'", b'"'):
         if ctx and ctx not in value:
@@ -253,12 +280,27 @@ def detect_xss(value: bytes) -> tuple[bytes, ...] | None:
         return None
     has_lt = b"<" in value
     if has_lt:
-        for rx in (_BAD_TAG_RX, _EVENT_RX, _COMMENT_RX, _CSS_RX):
-            m = rx.search(value)
-            if m:
-                return (m.group(0)[:64],)
-    for rx in (_URL_RX, _BREAKOUT_RX):
-        m = rx.search(value)
-        if m:
-            return (m.group(0)[:64],)
+        for find in _LT_FINDERS:
+            span = find(value)
+            if span is not None:
+                return (value[span[0]:span[1]][:64],)
+    elif not _may_url_or_breakout(value):
+        return None  # without "<", _URL_RX needs j/v/l/d first (after spaces), _BREAKOUT_RX a quote and "="
+    for find in _OTHER_FINDERS:
+        span = find(value)
+        if span is not None:
+            return (value[span[0]:span[1]][:64],)
     return None
+
+
+_LT_FINDERS = tuple(_finder(rx) for rx in (_BAD_TAG_RX, _EVENT_RX, _COMMENT_RX, _CSS_RX))
+_OTHER_FINDERS = tuple(_finder(rx) for rx in (_URL_RX, _BREAKOUT_RX))
+
+
+def _may_url_or_breakout(value: bytes) -> bool:
+    """A necessary condition for ``_URL_RX`` or ``_BREAKOUT_RX`` to match a value without ``<``: the URL form
+    is then anchored at the start (after RE2 ``\\s``, a subset of what ``bytes.lstrip`` strips) and begins
+    with ``j``/``v``/``l``/``d``; the break-out needs a quote and ``=``."""
+    if value.lstrip()[:1].lower() in (b"j", b"v", b"l", b"d"):
+        return True
+    return b"=" in value and (b'"' in value or b"'" in value or b"`" in value)

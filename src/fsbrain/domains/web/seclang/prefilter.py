@@ -139,9 +139,11 @@ class Prefilter:
     Args:
         rules: the rules to prefilter (the engine passes those a request can reach); the others are
             simply evaluated without the prefilter.
+        fast: the compiled module (:mod:`fsbrain.domains.web._fastweb`) whose ``scan`` replaces
+            :meth:`_scan`, or None for the Python scan.
     """
 
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Rule], fast: Any = None) -> None:
         from fsbrain.domains.web.seclang.transaction import reduced_chain
 
         ok: list[Rule] = []
@@ -218,6 +220,16 @@ class Prefilter:
         self.head_sources = [(g, m, cs) for g, is_body, m, cs in getters if not is_body]
         self.body_sources = [(g, m, cs) for g, is_body, m, cs in getters if is_body]
         self.all_sources = self.head_sources + self.body_sources
+        # the same for the compiled scan: (kind, getter, mask, chain set); the kind lets it read header,
+        # cookie and query-argument values straight from the request
+        kinds = [(_source_kind(src, skey), g, m, cs) for (src, skey, _b, _m, _cs), (g, _ib, m, cs)
+                 in zip(self.sources, getters, strict=True)]
+        self.c_head_sources = [k for k, (_s, _k, is_body, _m, _c) in zip(kinds, self.sources, strict=True)
+                               if not is_body]
+        self.c_body_sources = [k for k, (_s, _k, is_body, _m, _c) in zip(kinds, self.sources, strict=True)
+                               if is_body]
+        self.c_all_sources = self.c_head_sources + self.c_body_sources
+        self._fast = fast
         self._cached_bytes = 0
 
     def clear_caches(self) -> None:
@@ -236,10 +248,13 @@ class Prefilter:
         phase = tr.phase
         if tr.pf_phase == phase:
             return tr.pf_mask
+        fast = self._fast
         if phase >= 2 and tr.pf_phase == 1:
-            m = tr.pf_mask | self._scan(tr, body_only=True)
+            m = tr.pf_mask | (fast.scan(self, tr, True, MAX_CACHED_VALUE, CACHE_BYTES) if fast is not None
+                              else self._scan(tr, body_only=True))
         else:
-            m = self._scan(tr, body_only=False)
+            m = (fast.scan(self, tr, False, MAX_CACHED_VALUE, CACHE_BYTES) if fast is not None
+                 else self._scan(tr, body_only=False))
         tr.pf_phase, tr.pf_mask = phase, m
         return m
 
@@ -311,6 +326,15 @@ class Prefilter:
                         m |= bit
                 tested[t] = done
         return m
+
+
+# source kinds of the compiled scan (``_fastweb.scan``): 0 = call the getter
+_KINDS = {"REQUEST_HEADERS": 1, "REQUEST_HEADERS_NAMES": 2, "REQUEST_COOKIES": 3, "REQUEST_COOKIES_NAMES": 4,
+          "ARGS_GET": 5, "ARGS_GET_NAMES": 6}
+
+
+def _source_kind(src: str, key: str | None) -> int:
+    return 0 if key is not None else _KINDS.get(src, 0)
 
 
 def _values_getter(src: str, key: str | None) -> Callable[[Transaction, Any], list[bytes]]:

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 from fsbrain.domains.web.request import HttpRequest, text_lossless, to_bytes
 from fsbrain.domains.web.seclang.model import Rule, Target
 from fsbrain.domains.web.seclang.parser import parse_target
+from fsbrain.domains.web.speedups import load as _load_speedups
+
+_fast = _load_speedups()  # compiled collection helpers (same results), or None
 
 if TYPE_CHECKING:
     from fsbrain.domains.web.seclang.engine import WebRuleEngine
@@ -73,6 +76,8 @@ def _names(entries: Entries) -> Entries:
 
 
 def _keyed(pairs: list[tuple[bytes, bytes]]) -> Entries:
+    if _fast is not None and type(pairs) is list:
+        return _fast.keyed(pairs)  # type: ignore[no-any-return]
     return [(text_lossless(k), v) for k, v in pairs]
 
 
@@ -195,9 +200,12 @@ class Transaction:
         """Entries of a collection by lower-cased key."""
         idx = self._idx.get(name)
         if idx is None:
-            idx = {}
-            for e in self.collection(name):
-                idx.setdefault(e[0].lower(), []).append(e)
+            if _fast is not None:
+                idx = _fast.index(self.collection(name))
+            else:
+                idx = {}
+                for e in self.collection(name):
+                    idx.setdefault(e[0].lower(), []).append(e)
             if name not in ("MATCHED_VARS", "MATCHED_VARS_NAMES"):
                 self._idx[name] = idx
         return idx

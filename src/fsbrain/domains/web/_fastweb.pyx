@@ -1,0 +1,608 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, infer_types=False
+"""Compiled hot paths of the web rule engine and the web model (optional).
+
+Every function here is a port of pure-Python code that stays in the package as the reference and the
+fallback (used when this extension is not built, with ``FSBRAIN_SPEEDUPS=0``, or with
+``WebRuleEngine(compiled=False)``); verdicts are the same either way:
+
+* :func:`run_phase` — :meth:`WebRuleEngine._run_phase` with ``_match_chain`` / ``_match_link`` /
+  ``Transaction.values`` / ``Transaction.transformed`` inlined: the per-phase rule loop. Prefilter bits are
+  tested on a byte copy of the request's candidate mask instead of Python big-int ``&``, and a variable's
+  name (``ARGS:id``) is only built when its value matches.
+* :func:`scan` — :meth:`Prefilter._scan` and ``_value_mask``: the per-value cache lookups and RE2 set scans,
+  with the header / cookie / query-argument sources read straight from the request (no per-source lists).
+* :func:`url_decode`, :func:`plain_value`, :func:`parse_urlencoded`, :func:`cookies` — request parsing
+  (``transforms.url_decode``, ``transaction.plain_value``, ``request.parse_urlencoded``,
+  ``HttpRequest.cookies``).
+* :func:`is_plain` — ``ml.is_plain``.
+
+``tests/web/test_fastweb.py`` compares each one with its Python original (hypothesis for the pure
+functions, whole verdicts for the engine).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
+
+cdef extern from "Python.h":
+    bint Py_UNICODE_ISALNUM(Py_UCS4 ch)
+    char* PyByteArray_AS_STRING(object)
+
+cdef object _DISRUPT = ("deny", "drop", "redirect")
+
+# ---- pure functions ---------------------------------------------------------------------------------
+
+cdef inline int _hexval(unsigned char c) nogil:
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+def url_decode(bytes v not None):
+    """``transforms.url_decode``: ``+`` -> space and valid ``%XX`` decoded; invalid escapes kept."""
+    return _url_decode(v)
+
+
+cdef bytes _url_decode(bytes v):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(v), i = 0, j = 0
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(v)
+    cdef unsigned char c
+    cdef int hi, lo
+    cdef bint special = False
+    for i in range(n):
+        c = s[i]
+        if c == 43 or c == 37:
+            special = True
+            break
+    if not special:
+        return v
+    out = PyBytes_FromStringAndSize(NULL, n)
+    cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+    i = 0
+    while i < n:
+        c = s[i]
+        if c == 43:
+            o[j] = 32
+        elif c == 37 and i + 2 < n:
+            hi = _hexval(s[i + 1])
+            lo = _hexval(s[i + 2])
+            if hi >= 0 and lo >= 0:
+                o[j] = <unsigned char>(hi * 16 + lo)
+                i += 2
+            else:
+                o[j] = c
+        else:
+            o[j] = c
+        j += 1
+        i += 1
+    return out[:j]
+
+
+def plain_value(bytes v not None):
+    """``transaction.plain_value``: ASCII without ``% + & \\ NUL`` and without ``/*``."""
+    return _plain_value(v)
+
+
+cdef bint _plain_value(bytes v):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(v), i
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(v)
+    cdef unsigned char c
+    for i in range(n):
+        c = s[i]
+        if c >= 128 or c == 37 or c == 43 or c == 38 or c == 92 or c == 0:
+            return False
+        if c == 47 and i + 1 < n and s[i + 1] == 42:
+            return False
+    return True
+
+
+def parse_urlencoded(bytes data not None, Py_ssize_t max_args):
+    """``request.parse_urlencoded``: ``(args, limit exceeded)``."""
+    cdef list out = []
+    cdef bytes part, name, value
+    if not data:
+        return out, False
+    for part in data.split(b"&"):
+        if not part:
+            continue
+        if len(out) >= max_args:
+            return out, True
+        name, _, value = part.partition(b"=")
+        out.append((_url_decode(name), _url_decode(value)))
+    return out, False
+
+
+def cookies(list header_pairs):
+    """``HttpRequest.cookies`` from the header pairs."""
+    cdef list out = []
+    cdef bytes k, v, part
+    for k, v in header_pairs:
+        if len(k) != 6 or k.lower() != b"cookie":
+            continue
+        for part in v.split(b";"):
+            part = part.strip(b" \t")
+            if not part:
+                continue
+            name, _, value = part.partition(b"=")
+            out.append((name, value))
+    return out
+
+
+def keyed(list pairs):
+    """``transaction._keyed``: keys as lossless text."""
+    cdef list out = []
+    cdef bytes k
+    for k, v in pairs:
+        out.append((k.decode("utf-8", "surrogateescape"), v))
+    return out
+
+
+def is_plain(str value not None):
+    """``ml.is_plain``: at most 256 characters, only letters/digits (Unicode) and ``_.@,:-``."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), i
+    cdef Py_UCS4 ch
+    if n > 256:
+        return False
+    for i in range(n):
+        ch = PyUnicode_READ_CHAR(value, i)
+        if ch == 95 or ch == 46 or ch == 64 or ch == 44 or ch == 58 or ch == 45:
+            continue
+        if not Py_UNICODE_ISALNUM(ch):
+            return False
+    return True
+
+
+# ---- prefilter --------------------------------------------------------------------------------------
+
+cdef object _noexpand(object _text):
+    return b""
+
+
+cdef object _value_mask(bytes v, list stages, object pas):
+    """``Prefilter._value_mask``."""
+    m = 0
+    cdef dict by_names = {(): v}
+    cdef dict tested = {}
+    cdef list sets = pas.sets
+    cdef tuple names, funcs, got
+    cdef object t, parent, f, hits, bits, op, negated, bit, done
+    cdef Py_ssize_t i
+    for st in stages:
+        names = st.names
+        t = by_names.get(names)
+        if t is None:
+            parent = by_names.get(names[:len(names) - 1])
+            funcs = st.funcs
+            if parent is not None:
+                t = funcs[len(funcs) - 1](parent)
+            else:
+                t = v
+                for f in funcs:
+                    t = f(t)
+            by_names[names] = t
+        got = sets[st.index]
+        if got is not None:
+            hits = got[0](t)
+            if hits:
+                bits = got[1]
+                for i in hits:
+                    m |= bits[i]
+        if st.ops:
+            done = tested.get(t, 0)
+            for op, negated, bit in st.ops:
+                if m & bit or done & bit:
+                    continue
+                done |= bit
+                if (op(t, _noexpand) is None) is negated:
+                    m |= bit
+            tested[t] = done
+    return m
+
+
+cdef object _mask_of(object pf, object cs, bytes v, object plain_pass, object full_pass, Py_ssize_t max_cached):
+    m = _value_mask(v, cs.plain, plain_pass) if _plain_value(v) else _value_mask(v, cs.full, full_pass)
+    if PyBytes_GET_SIZE(v) <= max_cached:
+        (<dict>cs.cache)[v] = m
+        pf._cached_bytes = pf._cached_bytes + PyBytes_GET_SIZE(v) + 64
+    return m
+
+
+# source kinds (Prefilter._source_kind)
+DEF S_GENERIC = 0
+DEF S_HDR_VALUES = 1
+DEF S_HDR_NAMES = 2
+DEF S_COOKIE_VALUES = 3
+DEF S_COOKIE_NAMES = 4
+DEF S_ARGS_GET_VALUES = 5
+DEF S_ARGS_GET_NAMES = 6
+
+
+def scan(object pf, object tr, bint body_only, Py_ssize_t max_cached, object cache_bytes):
+    """``Prefilter._scan``: the OR of the (cached) rule masks of the values of the phase's sources."""
+    cdef object cs, smask, values_of, req, plain_pass, full_pass
+    cdef dict cache
+    cdef PyObject* hit
+    cdef list sources, values
+    cdef tuple src, pair
+    cdef int kind, idx
+    cdef bytes v
+    if pf._cached_bytes > cache_bytes:
+        for cs in pf.chain_sets:
+            cs.cache.clear()
+        pf._cached_bytes = 0
+    total = 0
+    req = tr.req
+    plain_pass, full_pass = pf.plain_pass, pf.full_pass
+    if body_only:
+        sources = pf.c_body_sources
+    elif tr.phase >= 2:
+        sources = pf.c_all_sources
+    else:
+        sources = pf.c_head_sources
+    for src in sources:
+        kind = src[0]
+        values_of = src[1]
+        smask = src[2]
+        cs = src[3]
+        cache = cs.cache
+        acc = 0
+        if kind == S_GENERIC:
+            values = values_of(tr, req)
+            for v in values:
+                hit = PyDict_GetItem(cache, v)
+                if hit is NULL:
+                    m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
+                else:
+                    m = <object>hit
+                if m:
+                    acc |= m
+        else:
+            if kind == S_HDR_VALUES or kind == S_HDR_NAMES:
+                values = req.header_pairs
+            elif kind == S_COOKIE_VALUES or kind == S_COOKIE_NAMES:
+                values = req.cookies
+            else:
+                values = req.args_get
+            idx = 1 if kind == S_HDR_VALUES or kind == S_COOKIE_VALUES or kind == S_ARGS_GET_VALUES else 0
+            for pair in values:
+                v = <bytes?>pair[idx]
+                hit = PyDict_GetItem(cache, v)
+                if hit is NULL:
+                    m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
+                else:
+                    m = <object>hit
+                if m:
+                    acc |= m
+        if acc:
+            total |= acc & smask
+    return total
+
+
+# ---- rule loop --------------------------------------------------------------------------------------
+
+cdef object _transformed(object tr, bytes value, tuple names, tuple funcs, dict reduced, object reduce_fn):
+    """``Transaction.transformed``."""
+    cdef dict cache = tr.tcache
+    cdef dict plain_of
+    cdef tuple full = (value, names)
+    cdef PyObject* hit = PyDict_GetItem(cache, full)
+    cdef Py_ssize_t i, n
+    cdef object v, nv, got, plain
+    if hit is not NULL:
+        return <object>hit
+    plain_of = tr.plain
+    hit = PyDict_GetItem(plain_of, value)
+    if hit is NULL:
+        plain = _plain_value(value)
+        plain_of[value] = plain
+    else:
+        plain = <object>hit
+    if plain:
+        hit = PyDict_GetItem(reduced, names)
+        if hit is NULL:
+            got = reduce_fn(names, funcs)
+        else:
+            got = <object>hit
+        names, funcs = got
+    n = len(names)
+    if n != len(funcs):
+        raise ValueError("transformation names and functions differ in length")
+    v = value
+    for i in range(n):
+        key = (v, names[i])
+        hit = PyDict_GetItem(cache, key)
+        if hit is NULL:
+            nv = funcs[i](v)
+            cache[key] = nv
+        else:
+            nv = <object>hit
+        v = nv
+    cache[full] = v
+    return v
+
+
+cdef list _entries(object tr, object rule, object collections):
+    """``Transaction.values`` without building the variable names: ``(collection, key, value, count)``
+    tuples (``key`` None for a scalar; the name is ``coll:key``, ``coll`` or ``&coll``)."""
+    cdef list out = []
+    cdef list entries
+    cdef object excl = rule.exclusions
+    cdef object removed_targets = tr.removed_targets
+    cdef object extra = removed_targets.get(rule.id) if removed_targets else None
+    cdef object rtt = tr.removed_tag_targets
+    cdef object t, coll, tv, k, v, e
+    cdef bint filt
+    if rtt:
+        for tag, t in rtt:
+            if tag in rule.tags:
+                extra = (extra or []) + [t]
+    filt = bool(excl) or bool(extra)
+    for t in rule.targets:
+        coll = t.collection
+        if coll in collections:
+            if coll == "TX":
+                if t.key is not None:
+                    tv = tr.tx.get(t.key)
+                    entries = [] if tv is None else [(t.key, tv)]
+                else:
+                    entries = [e for e in tr.tx.items() if t.key_rx is None or t.selects(e[0])]
+            elif coll == "XML":
+                entries = tr.xml(t.key)
+            elif t.key is not None:
+                entries = tr.index(coll).get(t.key, [])
+            else:
+                entries = tr.collection(coll)
+                if t.key_rx is not None:
+                    entries = [e for e in entries if t.selects(e[0])]
+            if filt:
+                entries = [e for e in entries if not tr._excluded(coll, e[0], excl, extra)]
+            if t.count:
+                out.append(("&" + coll, None, b"%d" % len(entries)))
+                continue
+            for k, v in entries:
+                out.append((coll, k, v))
+        else:
+            if filt and tr._excluded(coll, None, excl, extra):
+                continue
+            v = tr.scalar(coll)
+            if v is None:
+                if t.count:
+                    out.append(("&" + coll, None, b"0"))
+                continue
+            out.append((coll, None, b"1" if t.count else v))
+    return out
+
+
+cdef inline object _name(tuple e):
+    k = e[1]
+    if k is None:
+        return e[0]
+    return e[0] + ":" + k
+
+
+cdef bint _match_link(object tr, object r, object collections, dict reduced, object reduce_fn) except -1:
+    """``WebRuleEngine._match_link``."""
+    cdef object op = r.operator
+    cdef tuple names, tfuncs, fast, e
+    cdef object expand, tv, res, value, name, cand, sv, key, vname, removed
+    cdef list found, cands, ents
+    cdef bint negated, multi, capture
+    cdef Py_ssize_t gi
+    if op is None:
+        return False
+    names = r.transforms
+    expand = tr.expand
+    fast = r.fast_tx
+    if fast is not None:
+        removed = tr.removed_targets
+        if not removed or r.id not in removed:
+            key, count, vname = fast
+            tv = tr.tx.get(key)
+            if count:
+                res = op(b"0" if tv is None else b"1", expand)
+            elif tv is None:
+                return False
+            else:
+                if names:
+                    tv = _transformed(tr, tv, names, r.tfuncs, reduced, reduce_fn)
+                res = op(tv, expand)
+            if r.op_negated:
+                res = () if res is None else None
+            if res is None:
+                return False
+            if r.capture and res:
+                gi = 0
+                for g in res:
+                    tr.tx[str(gi)] = g
+                    gi += 1
+            value = tv if tv is not None and not count else (b"0" if tv is None else b"1")
+            tr.matched_var = value
+            tr.matched_var_name = vname
+            tr.matched_vars = [(vname, value)]
+            for sv in r.setvars:
+                tr.setvar(sv.collection, sv.name, sv.op, sv.value)
+            return True
+    found = []
+    negated = r.op_negated
+    multi = r.multi_match
+    capture = r.capture
+    tfuncs = r.tfuncs
+    ents = _entries(tr, r, collections)
+    for e in ents:
+        value = e[2]
+        if multi:
+            cands = [value]
+            last = value
+            for f in tfuncs:
+                nv = f(last)
+                if nv != last:
+                    cands.append(nv)
+                    last = nv
+        elif not names:
+            cands = [value]
+        else:
+            cands = [_transformed(tr, value, names, tfuncs, reduced, reduce_fn)]
+        for cand in cands:
+            res = op(cand, expand)
+            if negated:
+                res = () if res is None else None
+            if res is not None:
+                if capture and res:
+                    gi = 0
+                    for g in res:
+                        tr.tx[str(gi)] = g
+                        gi += 1
+                name = _name(e)
+                found.append((name, cand))
+                tr.matched_var = cand
+                tr.matched_var_name = name
+                tr.matched_vars = found
+                for sv in r.setvars:
+                    tr.setvar(sv.collection, sv.name, sv.op, sv.value)
+                break
+    if found:
+        tr.matched_vars = found
+        return True
+    return False
+
+
+def match_chain(object tr, object rule, object collections, dict reduced, object reduce_fn):
+    """``WebRuleEngine._match_chain``."""
+    r = rule
+    tr.rule = rule
+    while r is not None:
+        if not _match_link(tr, r, collections, reduced, reduce_fn):
+            return False
+        r = r.chain
+    return True
+
+
+def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, dict reduced, object reduce_fn):
+    """``WebRuleEngine._run_phase`` (same order, same skips, same side effects)."""
+    cdef list plan = engine._cplans[ph]
+    cdef dict markers = engine.markers[ph]
+    cdef object pf_mask = engine.prefilter.mask
+    cdef object fire = engine._fire
+    cdef object target_removed = engine._target_removed
+    cdef object collections = engine.collections
+    cdef Py_ssize_t i = start, n = len(plan), nbytes = engine._mask_bytes, bit
+    cdef tuple ent
+    cdef object rule, const, mask = 0, buf_of = None, before, disruptive, skip_after, tags
+    cdef bytes buf = b""
+    cdef const unsigned char* bp = NULL
+    cdef object removed_ids = tr.removed_ids
+    cdef object removed_tags = tr.removed_tags
+    cdef object removed_targets = tr.removed_targets
+    cdef object removed_tag_targets = tr.removed_tag_targets
+    while i < n:
+        ent = <tuple>plan[i]
+        rule = ent[0]
+        bit = <Py_ssize_t>ent[1]
+        const = ent[2]
+        i += 1
+        if bit >= 0:
+            if tr.pf_phase != ph:
+                mask = pf_mask(tr)
+            elif not mask:
+                mask = tr.pf_mask
+            if mask is not buf_of:
+                buf = (<object>mask).to_bytes(nbytes, "little")
+                bp = <const unsigned char*>PyBytes_AS_STRING(buf)
+                buf_of = mask
+            if not (bp[bit >> 3] >> (bit & 7)) & 1:
+                continue
+        elif rule is None:
+            continue  # a marker
+        if removed_ids and rule.id in removed_ids:
+            continue
+        if removed_tags:
+            tags = rule.tags
+            if any(t in tags for t in removed_tags):
+                continue
+        if const is not None and not (const and (removed_targets or removed_tag_targets)
+                                      and target_removed(tr, rule)):
+            if const:
+                skip_after = rule.skip_after
+                if skip_after:
+                    i = markers.get(skip_after, n - 1) + 1
+                elif rule.skip:
+                    i += rule.skip
+            continue
+        before = tr.score_added
+        if rule.kind == "rule":
+            tr.rule = rule
+            r = rule
+            ok = True
+            while r is not None:
+                if not _match_link(tr, r, collections, reduced, reduce_fn):
+                    ok = False
+                    break
+                r = r.chain
+            if not ok:
+                continue
+        fire(tr, rule, matched, before)
+        removed_ids = tr.removed_ids
+        removed_tags = tr.removed_tags
+        removed_targets = tr.removed_targets
+        removed_tag_targets = tr.removed_tag_targets
+        disruptive = rule.disruptive
+        if disruptive in _DISRUPT and tr.rule_engine == "On":
+            return rule.id
+        if disruptive == "allow":
+            return None
+        skip_after = rule.skip_after
+        if skip_after:
+            i = markers.get(skip_after, n - 1) + 1
+        elif rule.skip:
+            i += rule.skip
+    return None
+
+
+# ---- request parsing --------------------------------------------------------------------------------
+
+cdef object _to_bytes(object value):
+    """``request.to_bytes``."""
+    if isinstance(value, bytes):
+        return value
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace")
+
+
+def header_pairs(list headers, Py_ssize_t max_headers, Py_ssize_t max_header_bytes):
+    """``HttpRequest.header_pairs``: ``(pairs, limit hit or None)``."""
+    cdef list out = []
+    cdef Py_ssize_t i = 0, total = 0
+    cdef object kb, vb
+    for k, v in headers:
+        if i >= max_headers:
+            return out, "max_headers"
+        kb = _to_bytes(k)
+        vb = _to_bytes(v)
+        total += len(kb) + len(vb)
+        if total > max_header_bytes:
+            return out, "max_header_bytes"
+        out.append((kb, vb))
+        i += 1
+    return out, None
+
+
+def index(list entries):
+    """``Transaction.index``: entries by lower-cased key."""
+    cdef dict idx = {}
+    cdef object lst
+    cdef PyObject* hit
+    for e in entries:
+        k = e[0].lower()
+        hit = PyDict_GetItem(idx, k)
+        if hit is NULL:
+            idx[k] = [e]
+        else:
+            (<list>hit).append(e)
+    return idx
