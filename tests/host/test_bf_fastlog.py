@@ -1,5 +1,6 @@
-"""The compiled per-line loop of batches (fsbrain.domains.host._fastlog) against the pure-Python reference
-loop and against line-by-line processing: same results, counts, connection state and last date."""
+"""The compiled per-line loop of batches (fsbrain.domains.host._fastlog), with RE2 called directly and on
+Arrow's kernels, against the pure-Python reference loop and against line-by-line processing: same results,
+counts, connection state and last date."""
 
 from __future__ import annotations
 
@@ -26,22 +27,29 @@ def _conns(flt: LogFilter):
     return [(k, c.host, list(c.users), c.nofail, c.pending, c.pending_user, c.seen) for k, c in flt._conns.items()]
 
 
-def _three_ways(spec: str, lines: list[bytes], dirs=None, batch: int = 4096) -> None:
-    """Compiled batches, Python batches and line by line give the same everything."""
+def _four_ways(spec: str, lines: list[bytes], dirs=None, batch: int = 4096) -> None:
+    """Compiled batches calling RE2 directly (when built with RE2), compiled batches on Arrow's kernels,
+    Python batches and line by line give the same everything."""
     fast = LogFilter(load_filter(spec, dirs), tz=dt.UTC, now=NOW, speedups=True)
+    arrow = LogFilter(load_filter(spec, dirs), tz=dt.UTC, now=NOW, speedups=True)
+    arrow._batch_plan = BatchPlan(arrow, re2=False)
     slow = LogFilter(load_filter(spec, dirs), tz=dt.UTC, now=NOW, speedups=False)
     one = LogFilter(load_filter(spec, dirs), tz=dt.UTC, now=NOW)
-    got_fast, got_slow = [], []
+    got_fast, got_arrow, got_slow = [], [], []
     for i in range(0, len(lines), batch):
         got_fast += fast.process_batch(lines[i:i + batch])
+        got_arrow += arrow.process_batch(lines[i:i + batch])
         got_slow += slow.process_batch(lines[i:i + batch])
     want = [one.process(line) for line in lines]
-    assert _key(got_fast) == _key(got_slow) == _key(want), spec
-    assert fast.counts == slow.counts == one.counts
-    assert fast._last_ts == slow._last_ts == one._last_ts
-    assert _conns(fast) == _conns(slow) == _conns(one)
+    assert _key(got_fast) == _key(got_arrow) == _key(got_slow) == _key(want), spec
+    assert fast.counts == arrow.counts == slow.counts == one.counts
+    assert fast._last_ts == arrow._last_ts == slow._last_ts == one._last_ts
+    assert _conns(fast) == _conns(arrow) == _conns(slow) == _conns(one)
     if fast._batch_plan.ok:
         assert fast._batch_plan.fast is not None and slow._batch_plan.fast is None
+        assert arrow._batch_plan.re2 is None
+        if load_fastlog(True).re2_available():
+            assert fast._batch_plan.re2 is not None, fast._batch_plan.re2_reason
 
 
 def test_disabled_by_environment(monkeypatch):
@@ -74,19 +82,19 @@ def test_extension_is_built_where_a_compiler_is():
 
 
 @needs_ext
-def test_tricky_lines_three_ways():
+def test_tricky_lines_four_ways():
     lines = (TRICKY + ODD) * 8
     for spec in ("sshd", "sshd[mode=aggressive]", "sshd[mode=ddos]", "dovecot", "postfix", "pam-generic",
                  "nginx-http-auth", "mysqld-auth", "vsftpd", "postgres-auth", "redis-auth", "selinux-ssh"):
-        _three_ways(spec, lines, batch=100)
+        _four_ways(spec, lines, batch=100)
 
 
 @needs_ext
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(_STAMPS, st.lists(_WORDS, max_size=10)), min_size=70, max_size=300),
        st.sampled_from(["sshd", "sshd[mode=aggressive]"]), st.sampled_from([64, 100, 1000]))
-def test_random_logs_three_ways(rows, spec, batch):
-    _three_ways(spec, [stamp + b"".join(words) for stamp, words in rows], batch=batch)
+def test_random_logs_four_ways(rows, spec, batch):
+    _four_ways(spec, [stamp + b"".join(words) for stamp, words in rows], batch=batch)
 
 
 _PIDS = st.sampled_from([b"sshd[1]: ", b"sshd[2]: ", b"sshd[3]: "])
@@ -113,7 +121,7 @@ _MSGS = st.sampled_from([
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 900), _PIDS, _MSGS), min_size=64, max_size=300),
        st.sampled_from(["sshd", "sshd[mode=aggressive]", "sshd[mode=extra]"]))
-def test_connection_ids_three_ways(rows, spec):
+def test_connection_ids_four_ways(rows, spec):
     """Lines of a few connections interleaved, with time jumps past the 5-minute connection-id age."""
     t = 0
     lines = []
@@ -121,11 +129,11 @@ def test_connection_ids_three_ways(rows, spec):
         t += step
         stamp = dt.datetime.fromtimestamp(NOW - 86400 * 3 + t, dt.UTC).strftime("%b %d %H:%M:%S ").encode()
         lines.append(stamp + b"bastion " + pid + msg)
-    _three_ways(spec, lines, batch=128)
+    _four_ways(spec, lines, batch=128)
 
 
 @needs_ext
-def test_fail2ban_samples_three_ways(shared_data):
+def test_fail2ban_samples_four_ways(shared_data):
     root = shared_data("fail2ban-logs")
     names = set(shipped_filters())
     done = 0
@@ -134,13 +142,13 @@ def test_fail2ban_samples_three_ways(shared_data):
             continue
         with open(os.path.join(root, sample), "rb") as fh:
             lines = [x.rstrip(b"\r\n") for x in fh if not x.startswith(b"#")]
-        _three_ways(sample, lines * 3, batch=256)
+        _four_ways(sample, lines * 3, batch=256)
         done += 1
     assert done >= 20
 
 
 @needs_ext
-def test_bench_log_three_ways(tmp_path):
+def test_bench_log_four_ways(tmp_path):
     import sys
     from pathlib import Path
 
@@ -149,7 +157,7 @@ def test_bench_log_three_ways(tmp_path):
 
     log = tmp_path / "auth.log"
     generate(log, 20000, seed=3)
-    _three_ways("sshd", log.read_bytes().splitlines(), batch=4096)
+    _four_ways("sshd", log.read_bytes().splitlines(), batch=4096)
 
 
 @needs_ext

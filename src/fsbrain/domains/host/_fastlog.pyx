@@ -16,11 +16,71 @@ no part), so no Python object is made for a group nobody reads.
 """
 
 from libc.stdint cimport int64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memcmp
 
 
 cdef extern from "string.h" nogil:
     void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
+
+
+# RE2 called directly (C++), when the build found RE2's headers and library (setup.py defines
+# FSBRAIN_HAVE_RE2 and compiles this module as C++); otherwise stubs, and batches use Arrow's kernels.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <stddef.h>
+    #ifdef FSBRAIN_HAVE_RE2
+    #include <re2/re2.h>
+    #include <string>
+    #define FBRE_MAXSUB 64
+    static int fbre_available(void) { return 1; }
+    static void* fbre_compile(const char* pat, Py_ssize_t n, int64_t max_mem) {
+        RE2::Options o;
+        o.set_log_errors(false);
+        o.set_max_mem(max_mem);
+        RE2* r = new RE2(re2::StringPiece(pat, (size_t)n), o);
+        if (!r->ok()) { delete r; return NULL; }
+        return (void*)r;
+    }
+    static void fbre_free(void* r) { delete (RE2*)r; }
+    static int fbre_groups(void* r) { return ((RE2*)r)->NumberOfCapturingGroups(); }
+    static int fbre_group_index(void* r, const char* name) {
+        const std::map<std::string, int>& m = ((RE2*)r)->NamedCapturingGroups();
+        std::map<std::string, int>::const_iterator it = m.find(std::string(name));
+        return it == m.end() ? -1 : it->second;
+    }
+    /* RE2::Match on text[0:n] (anchor 1: at its start); the spans of groups 0..nsub-1 as (start, end)
+       pairs in out, -1 for a group that took no part. 1: matched, 0: no match, -1: nsub too large. */
+    static int fbre_match(void* r, const char* text, Py_ssize_t n, int anchor, int nsub, int64_t* out) {
+        re2::StringPiece m[FBRE_MAXSUB];
+        if (nsub > FBRE_MAXSUB) return -1;
+        if (!((RE2*)r)->Match(re2::StringPiece(text, (size_t)n), 0, (size_t)n,
+                              anchor ? RE2::ANCHOR_START : RE2::UNANCHORED, m, nsub)) return 0;
+        for (int k = 0; k < nsub; k++) {
+            if (m[k].data() == NULL) { out[2 * k] = -1; out[2 * k + 1] = -1; }
+            else { out[2 * k] = (int64_t)(m[k].data() - text); out[2 * k + 1] = out[2 * k] + (int64_t)m[k].size(); }
+        }
+        return 1;
+    }
+    #else
+    #define FBRE_MAXSUB 64
+    static int fbre_available(void) { return 0; }
+    static void* fbre_compile(const char* pat, Py_ssize_t n, int64_t max_mem) { (void)pat; (void)n; (void)max_mem; return NULL; }
+    static void fbre_free(void* r) { (void)r; }
+    static int fbre_groups(void* r) { (void)r; return -1; }
+    static int fbre_group_index(void* r, const char* name) { (void)r; (void)name; return -1; }
+    static int fbre_match(void* r, const char* text, Py_ssize_t n, int anchor, int nsub, int64_t* out) {
+        (void)r; (void)text; (void)n; (void)anchor; (void)nsub; (void)out; return -1;
+    }
+    #endif
+    """
+    int FBRE_MAXSUB
+    int fbre_available()
+    void* fbre_compile(const char* pat, Py_ssize_t n, int64_t max_mem)
+    void fbre_free(void* r)
+    int fbre_groups(void* r)
+    int fbre_group_index(void* r, const char* name)
+    int fbre_match(void* r, const char* text, Py_ssize_t n, int anchor, int nsub, int64_t* out) nogil
 
 from fsbrain.domains.host.dates import MONTHS
 from fsbrain.domains.host.logparse import MLFID_CACHE, MLFID_MAX_AGE, LineResult
@@ -513,3 +573,277 @@ def odd_rows(list seg, Py_ssize_t max_line):
                 o[r] = 1
                 break
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# RE2 called directly: the regex work of a batch without Arrow columns (see logparse_batch._segment_re2)
+
+def re2_available():
+    """Whether this build calls RE2 directly (built with RE2's headers and library)."""
+    return fbre_available() == 1
+
+
+cdef class Re2Regex:
+    """One pattern compiled by RE2 (UTF-8, 32 MiB, as ``fail2ban_regex.ByteRegex``)."""
+
+    cdef void* rx
+    cdef readonly int groups
+    cdef readonly str pattern
+
+    def __cinit__(self, str pattern):
+        cdef bytes b = pattern.encode("utf-8")
+        self.rx = NULL
+        self.pattern = pattern
+        if not fbre_available():
+            raise ValueError("built without RE2")
+        self.rx = fbre_compile(b, len(b), 32 << 20)
+        if self.rx == NULL:
+            raise ValueError(f"RE2 cannot compile {pattern!r}")
+        self.groups = fbre_groups(self.rx)
+
+    def __dealloc__(self):
+        if self.rx != NULL:
+            fbre_free(self.rx)
+            self.rx = NULL
+
+    def group_index(self, str name):
+        """The index of the named group (``-1``: none)."""
+        return fbre_group_index(self.rx, name.encode("utf-8"))
+
+    def match(self, bytes text, bint anchor=False, int nsub=1):
+        """The spans of groups ``0 .. nsub-1`` (``(-1, -1)`` unset) of the match in ``text``, or ``None``."""
+        cdef int64_t sp[2 * 64]
+        cdef int k, m
+        if nsub < 0 or nsub > FBRE_MAXSUB:
+            raise ValueError("nsub")
+        m = fbre_match(self.rx, text, len(text), anchor, nsub, sp)
+        if m != 1:
+            return None
+        return [(sp[2 * k], sp[2 * k + 1]) for k in range(nsub)]
+
+
+cdef enum:
+    MAXG = 8  # groups per field of one regex (repeated names: ip4, ip4__1, ...)
+
+
+cdef class Re2Rx:
+    """A failregex or successregex for :func:`re2_batch`: the regex, its pre-checks (first byte, required
+    literals), and per field of ``FIELDS`` the indices of its groups in group order."""
+
+    cdef Re2Regex re
+    cdef readonly long index
+    cdef int nsub
+    cdef int ng[NFIELDS]
+    cdef int grp[NFIELDS][MAXG]
+    cdef bytes first  # 256 flags, or None
+    cdef tuple lits
+
+    def __init__(self, long index, Re2Regex re, dict fields, object first, tuple lits):
+        """``fields``: field name -> group indices in group order."""
+        cdef int f, k
+        self.index = index
+        self.re = re
+        self.first = first
+        self.lits = lits
+        self.nsub = 1
+        for f in range(NFIELDS):
+            self.ng[f] = 0
+            idx = fields.get(FIELDS[f], ())
+            if len(idx) > MAXG:
+                raise ValueError("too many groups of one name")
+            for k in range(len(idx)):
+                self.grp[f][k] = idx[k]
+                self.ng[f] += 1
+                if idx[k] + 1 > self.nsub:
+                    self.nsub = idx[k] + 1
+        if self.nsub > FBRE_MAXSUB:
+            raise ValueError("too many groups")
+
+
+cdef class Re2Plan:
+    """What :func:`re2_batch` runs for one filter: the date templates (anchored, with the seconds and
+    fraction groups), the prefregex head (anchored, no groups), the full prefregex and its groups, the
+    failregexes and successregexes."""
+
+    cdef list dates  # per template: Re2Regex or None
+    cdef list dsec  # per template: group index of the seconds (-1)
+    cdef list dfrac  # per template: group index of the fraction (-1)
+    cdef Re2Regex head
+    cdef Re2Regex pref
+    cdef int pcontent_idx
+    cdef int npref
+    cdef int pref_ng[16]
+    cdef int pref_grp[16][MAXG]
+    cdef int pref_nsub
+    cdef list fail
+    cdef list succ
+
+    def __init__(self, list dates, object head, object pref, list pref_groups, int content_idx, list fail,
+                 list succ):
+        """``pref_groups``: per prefregex field (``plan.pref_names`` order) its group indices in order."""
+        cdef int j, k
+        self.dates = []
+        self.dsec = []
+        self.dfrac = []
+        for d in dates:
+            if d is None:
+                self.dates.append(None)
+                self.dsec.append(-1)
+                self.dfrac.append(-1)
+            else:
+                rx = Re2Regex(d)
+                self.dates.append(rx)
+                self.dsec.append(rx.group_index("_S"))
+                self.dfrac.append(rx.group_index("_f"))
+        self.head = Re2Regex(head) if head is not None else None
+        self.pref = Re2Regex(pref) if pref is not None else None
+        self.pcontent_idx = content_idx
+        if len(pref_groups) > 16:
+            raise ValueError("too many prefregex fields")
+        self.npref = len(pref_groups)
+        self.pref_nsub = content_idx + 1
+        for j in range(self.npref):
+            idx = pref_groups[j]
+            if len(idx) > MAXG:
+                raise ValueError("too many groups of one name")
+            self.pref_ng[j] = len(idx)
+            for k in range(len(idx)):
+                self.pref_grp[j][k] = idx[k]
+                if idx[k] + 1 > self.pref_nsub:
+                    self.pref_nsub = idx[k] + 1
+        if self.pref_nsub > FBRE_MAXSUB:
+            raise ValueError("too many groups")
+        self.fail = fail
+        self.succ = succ
+
+
+cdef inline bint _prechecks(Re2Rx rx, const unsigned char* p, int64_t st, int64_t L):
+    """The first byte and required-literal pre-checks of ``candidates`` on ``p[st:L]``."""
+    cdef const unsigned char* fl
+    cdef Py_ssize_t q, nl
+    cdef bytes lit
+    if rx.first is not None:
+        fl = rx.first
+        if st >= L or not fl[p[st]]:
+            return False
+    nl = len(rx.lits)
+    if nl:
+        for q in range(nl):
+            lit = <bytes>rx.lits[q]
+            if L - st >= len(lit) and memmem(p + st, L - st, <const char*>lit, len(lit)) != NULL:
+                return True
+        return False
+    return True
+
+
+def re2_batch(Re2Plan P, list seg, Py_ssize_t template, bint want_secs, unsigned char[:] odd,
+              int64_t[:] dlens, int64_t[:] secs, unsigned char[:] fracs, int64_t[:] heads, int64_t[:] starts,
+              int64_t[:] which, int64_t[:, :] gpos, int64_t[:, :] glen, int64_t[:] swhich, dict memo, int extra,
+              unsigned char[:] pstate, int64_t[:, :] ppos, int64_t[:, :] plen, int64_t[:] pcontent):
+    """The column work of ``logparse_batch._segment_fast`` with RE2 called per line: date template and
+    prefregex head extents (rows where the template does not match become odd), the full prefregex on
+    lines whose head text is new, the first failregex (then successregex) that matches each line's content
+    with the fields' offsets. ``template < 0``: the filter has no dates."""
+    cdef Py_ssize_t n = len(seg), r, k, nf = len(P.fail), ns = len(P.succ)
+    cdef int64_t sp[2 * 64]
+    cdef int64_t L, dl, e, st, hend, a
+    cdef int f, q, m, nsd = 1, sidx = -1, fidx = -1
+    cdef bytes line, key
+    cdef const unsigned char* p
+    cdef Re2Regex dre = None
+    cdef Re2Rx rx
+    cdef set seen = set()
+    cdef void* hrx = P.head.rx if P.head is not None else NULL
+    cdef void* prx = P.pref.rx if P.pref is not None else NULL
+    cdef bint found
+    if template >= 0:
+        dre = P.dates[template]
+        sidx = P.dsec[template]
+        fidx = P.dfrac[template]
+        if not want_secs:
+            sidx = -1
+        if sidx + 1 > nsd:
+            nsd = sidx + 1
+        if fidx + 1 > nsd:
+            nsd = fidx + 1
+    for r in range(n):
+        if odd[r]:
+            continue
+        line = <bytes>seg[r]
+        p = line
+        L = len(line)
+        dl = 0
+        if dre is not None:
+            m = fbre_match(dre.rx, <const char*>p, L, 1, nsd, sp)
+            if m != 1:
+                odd[r] = 1
+                continue
+            dl = sp[1]
+            dlens[r] = dl
+            if sidx >= 0:
+                secs[r] = sp[2 * sidx]
+            if fidx >= 0:
+                fracs[r] = sp[2 * fidx] >= 0
+        e = 0
+        if hrx != NULL:
+            m = fbre_match(hrx, <const char*>(p + dl), L - dl, 1, 1, sp)
+            if m != 1:  # the head matches empty text: cannot happen
+                odd[r] = 1
+                continue
+            e = sp[1]
+            heads[r] = e
+        st = dl + e
+        if st > L:
+            st = L
+        starts[r] = st
+        if prx != NULL:  # head_misses, then the full prefregex on those lines
+            found = False
+            if e < L - dl:
+                hend = dl + e + extra
+                if hend > L:
+                    hend = L
+                key = line[dl:hend]
+                if key in memo or key in seen:
+                    found = True
+                else:
+                    seen.add(key)
+            if not found:
+                m = fbre_match(prx, <const char*>(p + dl), L - dl, 0, P.pref_nsub, sp)
+                if m != 1:
+                    pstate[r] = 2
+                else:
+                    pstate[r] = 1
+                    for k in range(P.npref):
+                        for q in range(P.pref_ng[k]):
+                            a = sp[2 * P.pref_grp[k][q]]
+                            if a >= 0:
+                                ppos[k, r] = dl + a
+                                plen[k, r] = sp[2 * P.pref_grp[k][q] + 1] - a
+                                break
+                    a = sp[2 * P.pcontent_idx]
+                    if a >= 0:
+                        pcontent[r] = dl + a
+        for k in range(nf):
+            rx = <Re2Rx>P.fail[k]
+            if not _prechecks(rx, p, st, L):
+                continue
+            m = fbre_match(rx.re.rx, <const char*>(p + st), L - st, 0, rx.nsub, sp)
+            if m != 1:
+                continue
+            which[r] = rx.index
+            for f in range(NFIELDS):
+                for q in range(rx.ng[f]):
+                    a = sp[2 * rx.grp[f][q]]
+                    if a >= 0:
+                        gpos[f, r] = st + a
+                        glen[f, r] = sp[2 * rx.grp[f][q] + 1] - a
+                        break
+            break
+        if ns and which[r] < 0:
+            for k in range(ns):
+                rx = <Re2Rx>P.succ[k]
+                if not _prechecks(rx, p, st, L):
+                    continue
+                if fbre_match(rx.re.rx, <const char*>(p + st), L - st, 0, 0, sp) == 1:
+                    swhich[r] = rx.index
+                    break

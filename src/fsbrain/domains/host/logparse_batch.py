@@ -118,9 +118,12 @@ class _Rx:
 class BatchPlan:
     """What a :class:`LogFilter` needs to run batches; ``reason`` says why it cannot (then ``ok`` is False)."""
 
-    def __init__(self, flt: LogFilter) -> None:
+    def __init__(self, flt: LogFilter, *, re2: bool | None = None) -> None:
+        """``re2``: whether the compiled loop calls RE2 directly when built with it (``None``: unless
+        ``FSBRAIN_RE2=0``; ``False``: Arrow's kernels, as without RE2)."""
         self.ok = False
         self.reason = ""
+        self.re2_reason = ""  # why the compiled loop uses Arrow's kernels instead of RE2 directly
         self.dates: list[str | None] = []  # per date template: its regex for Arrow (groups _S, _f)
         self.fast: Any = load_fastlog(flt.speedups)  # the compiled per-line loop, or None (Python loop)
         try:
@@ -131,6 +134,13 @@ class BatchPlan:
             self.ok = not self.reason
         if self.ok and self.fast is not None:
             flt._new_conn = self.fast.Conn  # connections the compiled loop reads as a C struct
+        # the compiled loop's regex work with RE2 called directly (no Arrow columns), when built with RE2
+        self.re2: Any = None
+        if self.ok and self.fast is not None and use_re2(re2) and getattr(self.fast, "re2_available", lambda: False)():
+            try:
+                self.re2 = _re2_plan(flt, self, self.fast)
+            except ValueError as exc:  # a pattern RE2 will not take here: Arrow's kernels instead
+                self.re2_reason = str(exc)
 
     def _prepare(self, flt: LogFilter) -> None:
         every = [*flt.failregex, *flt.successregex, *([flt.prefregex] if flt.prefregex else [])]
@@ -186,6 +196,39 @@ class BatchPlan:
             self.pref_names = list(by_base.items())
         self.fail = [_Rx(i, rx, lits) for i, (rx, lits) in enumerate(zip(flt.failregex, flt._fail_lits, strict=True))]
         self.succ = [_Rx(i, rx, None) for i, rx in enumerate(flt.successregex)]
+
+
+def use_re2(enabled: bool | None = None) -> bool:
+    """Whether compiled batches call RE2 directly (when built with it): ``FSBRAIN_RE2=0`` makes them use
+    Arrow's kernels instead (same results; the tests compare both)."""
+    if enabled is not None:
+        return enabled
+    return os.environ.get("FSBRAIN_RE2", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _re2_plan(flt: LogFilter, plan: BatchPlan, fast: Any) -> Any:
+    """The compiled module's :class:`Re2Plan` for ``flt``: the same patterns as the line path's regexes (the
+    failregexes, successregexes and prefregex as ``ByteRegex`` compiles them) and the batch's date
+    templates and prefregex head."""
+    def compiled(rx: Any) -> Any:
+        return fast.Re2Regex(_rewrite_for_re2(rx.pattern))
+
+    def one(r: _Rx, rx: Any) -> Any:
+        c = compiled(rx)
+        fields = {base: [c.group_index(name) for name in names] for base, names in r.by_base.items()}
+        return fast.Re2Rx(r.index, c, fields, r.first_flags, r.lits_b)
+
+    pref = None
+    groups: list[list[int]] = []
+    content = 0
+    if plan.pref is not None and flt.prefregex is not None:
+        pref_rx = compiled(flt.prefregex)
+        groups = [[pref_rx.group_index(name) for name in names] for _, names in plan.pref_names]
+        content = pref_rx.group_index("content")
+        pref = pref_rx.pattern
+    return fast.Re2Plan(plan.dates, plan.head or None, pref, groups, content,
+                        [one(r, flt.failregex[r.index]) for r in plan.fail],
+                        [one(r, flt.successregex[r.index]) for r in plan.succ])
 
 
 def _empty_everywhere(head: str) -> bool:
@@ -437,8 +480,8 @@ def process_batch(flt: LogFilter, lines: list[bytes], plan: BatchPlan) -> list[L
 def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, out: list[LineResult]) -> int:
     seg = lines[start:]
     n = len(seg)
-    col = _column(seg)
     fast = plan.fast
+    col = _column(seg) if fast is None or plan.re2 is None else None  # the RE2 path reads the lines themselves
     if fast is not None:  # the same rows, found by the compiled module
         odd = np.frombuffer(fast.odd_rows(seg, MAX_LINE), np.uint8).astype(bool)
     else:
@@ -462,6 +505,8 @@ def _segment(flt: LogFilter, plan: BatchPlan, lines: list[bytes], start: int, ou
     if pref is not None:
         regex = (regex or "^") + f"(?P<_h>{plan.head})"
     if fast is not None:
+        if plan.re2 is not None:
+            return _segment_re2(flt, plan, fast, lines, start, out, seg, odd)
         return _segment_fast(flt, plan, fast, lines, start, out, seg, col, odd, regex)
     if regex:
         spans = pc.extract_regex_span(col, regex)
@@ -703,3 +748,63 @@ def _match_rows(fast: Any, seg: list[bytes], starts: np.ndarray, todo: np.ndarra
             where[rows] = np.arange(len(rows))
             found[rx.index] = _Found(_values(rx, hit, sub.filter(keep)), len(rows))
     return which, where, found
+
+
+class _SuccessRows:
+    """The successregex matches of a batch on the RE2 path, read on demand: ``pairs`` for :func:`_success_groups`."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, rx: Any, seg: list[bytes], starts: np.ndarray) -> None:
+        self.pairs = (rx, seg, starts)
+
+
+_USED_SET = frozenset(_USED)
+
+
+def _success_groups(pairs: tuple[Any, list[bytes], np.ndarray], r: int) -> dict[str, bytes]:
+    """The groups the decision reads of successregex ``rx`` on line ``r``'s content (as ``_groups`` of the
+    Arrow path: of repeated names the first in group order that took part)."""
+    rx, seg, starts = pairs
+    body = seg[r][int(starts[r]):]
+    spans = rx.spans(body)
+    if spans is None:  # pragma: no cover - the same regex matched this text
+        return {}
+    return {base: body[sp[0]:sp[1]] for base, idx in rx._names if base in _USED_SET and (sp := spans[idx])[0] >= 0}
+
+
+def _segment_re2(flt: LogFilter, plan: BatchPlan, fast: Any, lines: list[bytes], start: int,
+                 out: list[LineResult], seg: list[bytes], odd: np.ndarray) -> int:
+    """:func:`_segment_fast` with the regex work done by RE2 called per line from the compiled module
+    (:func:`._fastlog.re2_batch`) instead of Arrow's kernels over columns: the same patterns, the same
+    arrays for the same compiled loop."""
+    n = len(seg)
+    dates = flt.dates
+    pref = flt.prefregex
+    template = dates._last if dates.has_dates else -1
+    want_secs = dates.has_dates and dates._fast_sec[template] is not None
+    dlens = np.zeros(n, np.int64)
+    secs = np.full(n, -1, np.int64)
+    fracs = np.zeros(n, np.uint8)
+    heads = np.zeros(n, np.int64)
+    starts = np.zeros(n, np.int64)
+    which = np.full(n, -1, np.int64)
+    gpos = np.full((len(_USED), n), -1, np.int64)
+    glen = np.zeros((len(_USED), n), np.int64)
+    swhich = np.full(n, -1, np.int64)
+    npn = len(plan.pref_names)
+    pstate = np.zeros(n, np.uint8)
+    ppos = np.full((npn, n), -1, np.int64)
+    plen = np.zeros((npn, n), np.int64)
+    pcontent = np.full(n, -1, np.int64)
+    probe = flt._probe
+    memo, extra = (probe._memo, probe._extra) if probe is not None else ({}, 0)
+    odd_u8 = odd.astype(np.uint8)
+    fast.re2_batch(plan.re2, seg, template, want_secs, odd_u8, dlens, secs, fracs, heads, starts, which, gpos,
+                   glen, swhich, memo, extra, pstate, ppos, plen, pcontent)
+    sfound = {r.index: _SuccessRows(flt.successregex[r.index], seg, starts) for r in plan.succ}
+    plain_pre = pref is None or not ({k.split("__", 1)[0] for k in pref.groupindex} & (set(_USED) - {"mlfid"}))
+    return fast.segment_loop(flt, seg, start, len(lines), odd_u8, dlens, secs, fracs, heads,
+                             which, gpos, glen, swhich, np.arange(n, dtype=np.int64), sfound, plain_pre,
+                             bool(plan.succ), out, _success_groups, pstate, ppos, plen, pcontent,
+                             [b for b, _ in plan.pref_names])
