@@ -155,22 +155,26 @@ def backtest(
     rule_workers: Annotated[int, typer.Option(
         help="Processes that evaluate rules and tally (features stay in order in the main process); "
              "0 runs everything in one process. Same report either way.")] = 1,
+    method: Annotated[str, typer.Option(
+        help="auto: compute windowed features for the whole history at once (columnar) where that gives the "
+             "identical report (prepared events in a JSON-lines file), else replay event by event "
+             "(streaming); columnar or streaming to insist. --workers processes run the columnar passes.")] = "auto",
 ) -> None:
     """Replay labelled history through a policy; report precision/recall per label, outcome mix, per-rule value."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fsbrain.engine.backtest import run_backtest
+    from fsbrain.engine.backtest import backtest_file
     from fsbrain.engine.policy import default_policy_path, load_policy
-    from fsbrain.io import read_records
 
     try:
         pol = load_policy(policy or default_policy_path())
-        records = read_records(events)
+        if not events.is_file():
+            raise InputError(f"{events}: no such file")
         with Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=json_out or not sys.stderr.isatty()) as prog:
             task = prog.add_task("events", total=None)
-            rep = run_backtest(pol, records, workers=workers, rule_workers=max(0, rule_workers),
-                               progress=lambda n: prog.advance(task, n))
+            rep = backtest_file(pol, events, method=method, workers=workers, rule_workers=max(0, rule_workers),
+                                progress=lambda n: prog.advance(task, n))
     except FsbrainError as exc:
         _fail(exc.message)
     data = rep.to_dict()
@@ -182,7 +186,10 @@ def backtest(
 
 def _print_backtest(d: dict[str, Any]) -> None:
     out.print(f"[bold]{d['policy']}[/bold]: {d['events']} events in {d['seconds']} s "
-              f"({d['events_per_second']} events/s), {d['invalid_events']} invalid")
+              f"({d['events_per_second']} events/s), {d['invalid_events']} invalid; features computed "
+              f"{d.get('method', 'streaming')}", highlight=False)
+    if d.get("method_note"):
+        out.print(f"note: {d['method_note']}", highlight=False)
     t = Table(title="Per label (label predicted with outcome above approve)")
     for c in ("label", "support", "precision", "recall", "F1", "caught (any label)"):
         t.add_column(c, justify="right" if c != "label" else "left")
