@@ -51,10 +51,12 @@ class Settings(BaseModel):
     policy_reload_seconds: float = Field(default=2.0, ge=0.0, description="0 disables hot reload.")
     list_refresh_seconds: float = Field(default=2.0, ge=0.1)
     log_level: str = "info"
-    decision_writer: Literal["thread", "process"] = Field(
-        default="thread", description="Where decisions are committed: a thread of the request process, or a "
-                                      "child process (its own core; `fsbrain serve` uses it for file and "
-                                      "PostgreSQL databases).")
+    decision_writer: Literal["thread", "process", "loop", "auto"] = Field(
+        default="thread", description="Where decisions are committed: a thread of the request process, a "
+                                      "child process (its own core), the event loop itself (SQLite files: "
+                                      "no hand-over at all), or auto: loop for a SQLite file served by one "
+                                      "worker, process for PostgreSQL or several workers (what `fsbrain "
+                                      "serve` uses).")
 
     @property
     def auth_required(self) -> bool:

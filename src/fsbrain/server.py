@@ -11,6 +11,79 @@ from typing import Any
 from fsbrain.config import Settings
 
 SETTINGS_ENV = "FSBRAIN_SERVER_SETTINGS"
+HTTP_PROTOCOL = "fsbrain.server:CoalescingHttpToolsProtocol"
+
+
+class _CoalescingTransport:
+    """A transport that holds one write until the next write or the end of the loop's turn.
+
+    uvicorn writes a response's head and its body with two ``transport.write`` calls, i.e. two ``send``
+    system calls and two TCP segments, and the client wakes up for each. Holding the head until the body
+    follows (in the same turn of the loop, as it does for every complete response) makes that one call; a
+    write that nothing follows (a streamed response's chunks) goes out at the end of the turn. Everything
+    else is the wrapped transport's.
+    """
+
+    __slots__ = ("_t", "_held", "_loop")
+
+    def __init__(self, transport: Any, loop: Any) -> None:
+        self._t = transport
+        self._held: bytes | None = None
+        self._loop = loop
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._t.write(held + data)
+        else:
+            self._held = bytes(data)
+            self._loop.call_soon(self._flush)
+
+    def writelines(self, lines: Any) -> None:
+        self.write(b"".join(lines))
+
+    def _flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._t.is_closing():
+                self._t.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._t.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._t.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return int(self._t.get_write_buffer_size()) + len(self._held or b"")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._t, name)
+
+
+def _protocol_class() -> Any:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol writing each complete response with one system call."""
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.transport = _CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+
+    return CoalescingHttpToolsProtocol
+
+
+def __getattr__(name: str) -> Any:  # uvicorn imports the protocol class by name (lazily: uvicorn is optional here)
+    if name == "CoalescingHttpToolsProtocol":
+        cls = _protocol_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
 
 
 def tune_gc() -> None:
@@ -44,7 +117,7 @@ def run(settings: Settings, *, platform: Any = None) -> None:
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     common: dict[str, Any] = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
-                                  access_log=False, http="httptools", loop="uvloop")
+                                  access_log=False, http=HTTP_PROTOCOL, loop="uvloop")
     if settings.workers > 1:
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
         uvicorn.run("fsbrain.server:app_factory", factory=True, workers=settings.workers, **common)

@@ -56,6 +56,12 @@ class GroupCommitWriter:
         self._q.put((items, fut))
         return fut
 
+    def submit_async(self, items: list[tuple[Decision, dict[str, Any]]]) -> Any:
+        """:meth:`submit` as an asyncio future of the running loop."""
+        import asyncio
+
+        return asyncio.wrap_future(self.submit(items))
+
     def save(self, items: list[tuple[Decision, dict[str, Any]]]) -> list[Decision]:
         """Store ``items`` (the live decision first, then its shadows); returns what is stored."""
         result = self.submit(items).result()
@@ -98,6 +104,87 @@ class GroupCommitWriter:
         self._thread.join(timeout=10)
 
 
+class LoopCommitWriter:
+    """Commits decisions on the event loop's own thread, through the database driver (SQLite files).
+
+    Requests decided in one turn of the loop share one transaction: the first schedules the commit with
+    ``call_soon``, the others join it, and every waiter's future resolves once its decisions are stored.
+    There is no thread or process hand-over (no pickling, no wake-ups of another task), so a decision costs
+    the server one pass through the loop; a SQLite commit in WAL mode is a write to the page cache, and the
+    WAL is checkpointed by a thread of its own, off the loop. Synchronous callers (CLI, other threads) use
+    :meth:`save`, serialised with the loop by a lock.
+
+    Args:
+        db_url: a SQLite file URL (or PostgreSQL, which works but blocks the loop for a network round trip
+            per commit: the process writer is the better choice there).
+        max_batch: most submissions per transaction.
+    """
+
+    def __init__(self, db_url: str, max_batch: int = 64) -> None:
+        from fsbrain.store.rawdecisions import RawDecisionWriter, WalCheckpointer
+
+        self._raw = RawDecisionWriter(db_url, autocheckpoint=0)
+        self._checkpointer = WalCheckpointer(db_url) if self._raw.dialect == "sqlite" else None
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._batch: list[tuple[list[tuple[Decision, dict[str, Any]]], Any]] = []
+        self._closed = False
+
+    def submit_async(self, items: list[tuple[Decision, dict[str, Any]]]) -> Any:
+        """Queue ``items`` for this loop turn's commit; returns an asyncio future of the per-item results."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if self._closed:
+            fut.set_exception(BackendError("decision writer is closed"))
+            return fut
+        self._batch.append((items, fut))
+        if len(self._batch) == 1:
+            loop.call_soon(self._flush)
+        elif len(self._batch) >= self.max_batch:
+            self._flush()
+        return fut
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        flat = [item for items, _ in batch for item in items]
+        try:
+            with self._lock:
+                results: list[Any] = self._raw.save_decisions(flat)
+        except Exception as exc:  # the database failed: every waiter gets the same error
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        pos = 0
+        for items, fut in batch:
+            if not fut.done():
+                fut.set_result(results[pos:pos + len(items)])
+            pos += len(items)
+
+    def save(self, items: list[tuple[Decision, dict[str, Any]]]) -> list[Decision]:
+        """Store ``items`` now (from any thread); raises the first per-item error."""
+        if self._closed:
+            raise BackendError("decision writer is closed")
+        with self._lock:
+            result = self._raw.save_decisions(items)
+        for r in result:
+            if isinstance(r, BaseException):
+                raise r
+        return result  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._closed = True
+        self._flush()
+        with self._lock:
+            self._raw.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+
+
 def default_policy_files() -> list[Path]:
     return sorted(POLICY_DIR.glob("*.yaml"))
 
@@ -132,12 +219,7 @@ class Platform:
         self.engine = Engine(state=state, lists=ListIndex())
         memory_db = settings.db_url.startswith("sqlite") and settings.db_url.rstrip("/") in ("sqlite:", "sqlite:/",
                                                                                                "sqlite:///:memory:")
-        if settings.decision_writer == "process" and not memory_db:
-            from fsbrain.writer_process import ProcessCommitWriter
-
-            self.writer: Any = ProcessCommitWriter(settings.db_url)
-        else:
-            self.writer = GroupCommitWriter(self.store)
+        self.writer: Any = self._make_writer(settings.decision_writer, memory_db)
         self.engine.on_rule_error = lambda pol, rule: self.metrics.rule_errors.labels(pol, rule).inc()
         self._policy_files: dict[str, tuple[Path, float]] = {}
         self._shadow_files: dict[str, list[tuple[Path, float]]] = {}
@@ -148,6 +230,22 @@ class Platform:
         self.load_policies()
         self.refresh_lists(force=True)
         self._preload()
+
+    def _make_writer(self, kind: str, memory_db: bool) -> Any:
+        """The decision writer for ``settings.decision_writer`` (an in-memory SQLite database, shared by
+        one connection, always gets the thread writer on the store)."""
+        if kind == "auto":
+            kind = "loop" if self.store.dialect == "sqlite" and self.settings.workers == 1 else "process"
+        if memory_db:
+            kind = "thread"
+        self.writer_kind = kind
+        if kind == "thread":
+            return GroupCommitWriter(self.store)
+        if kind == "loop":
+            return LoopCommitWriter(self.settings.db_url)
+        from fsbrain.writer_process import ProcessCommitWriter
+
+        return ProcessCommitWriter(self.settings.db_url)
 
     @staticmethod
     def _preload() -> None:
@@ -291,7 +389,7 @@ class Platform:
         if existing is not None:
             return existing, True
         decision, shadows = self._evaluate(event_type, prepared)
-        fut = asyncio.wrap_future(self.writer.submit(self._items(prepared, decision, shadows)))
+        fut = self.writer.submit_async(self._items(prepared, decision, shadows))
         self._pending[key] = fut
         try:
             results = await fut

@@ -144,6 +144,12 @@ class ProcessCommitWriter:
                 fut.set_exception(E.BackendError(f"decision writer unreachable: {exc}"))
         return fut
 
+    def submit_async(self, items: list[tuple[Decision, dict[str, Any]]]) -> Any:
+        """:meth:`submit` as an asyncio future of the running loop."""
+        import asyncio
+
+        return asyncio.wrap_future(self.submit(items))
+
     def save(self, items: list[tuple[Decision, dict[str, Any]]]) -> list[Decision]:
         """Store ``items`` and wait; raises the first per-item error."""
         result = self.submit(items).result()

@@ -22,7 +22,7 @@ def healthz() -> dict[str, str]:
 def readyz(platform: Platform = Depends(get_platform)) -> Response:
     checks: dict[str, Any] = {"policies": platform.engine.event_types,
                               "compiled_hot_path": platform.engine._fast is not None,
-                              "decision_writer": platform.settings.decision_writer}
+                              "decision_writer": getattr(platform, "writer_kind", platform.settings.decision_writer)}
     ok = bool(checks["policies"])
     try:
         checks["database"] = platform.store.ping()
