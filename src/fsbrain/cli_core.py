@@ -80,15 +80,15 @@ def serve(
     auth: Annotated[bool | None, typer.Option("--auth/--no-auth", help="Require API keys (forced on off loopback).")] = None,
     demo: Annotated[bool, typer.Option(help="Load demo data (simulated applications, list entries) on first start.")] = False,
     writer: Annotated[str | None, typer.Option(
-        help="Commit decisions in a child 'process' (default: the database work gets its own core) or a "
-             "'thread' of the server process.")] = None,
+        help="Where decisions are committed: 'auto' (default: the event 'loop' for a SQLite file with one "
+             "worker, a child 'process' for PostgreSQL or several workers), 'loop', 'process' or a 'thread'.")] = None,
 ) -> None:
     """Serve the API (OpenAPI docs at /docs)."""
     settings = _settings(config, host=host, port=port, state_type=state, redis_url=redis_url,
                          database_url=database_url, policies=policy or None, shadow_policies=shadow or None,
                          workers=workers, auth=auth, decision_writer=writer)
     if "decision_writer" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"decision_writer": "process"})
+        settings = settings.model_copy(update={"decision_writer": "auto"})
     if settings.workers > 1 and settings.state.type == "memory":
         _fail("--workers > 1 needs a shared state backend: add --state redis")
     if settings.auth_required:
