@@ -606,3 +606,111 @@ def index(list entries):
         else:
             (<list>hit).append(e)
     return idx
+
+
+# ---- transformations --------------------------------------------------------------------------------
+
+cdef inline int _cont(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, unsigned char lo, unsigned char hi) nogil:
+    return i < n and lo <= s[i] <= hi
+
+
+def utf8_to_unicode(bytes v not None):
+    """``transforms.utf8_to_unicode``: valid UTF-8 multi-byte sequences become ``%uHHHH``."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(v), i = 0, size
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(v)
+    cdef unsigned char c
+    cdef bint ok, ascii = True
+    cdef unsigned int code
+    for i in range(n):
+        if s[i] >= 128:
+            ascii = False
+            break
+    if ascii:
+        return v
+    out = bytearray()
+    i = 0
+    while i < n:
+        c = s[i]
+        if c < 0x80:
+            size = 1
+        elif 0xC2 <= c <= 0xDF:
+            size = 2
+        elif 0xE0 <= c <= 0xEF:
+            size = 3
+        elif 0xF0 <= c <= 0xF4:
+            size = 4
+        else:
+            size = 0
+        if size <= 1:
+            out.append(c)
+            i += 1
+            continue
+        # strict UTF-8 (as bytes.decode): no overlong forms, no surrogates, nothing above U+10FFFF
+        if size == 2:
+            ok = _cont(s, i + 1, n, 0x80, 0xBF)
+            code = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F) if ok else 0
+        elif size == 3:
+            if c == 0xE0:
+                ok = _cont(s, i + 1, n, 0xA0, 0xBF)
+            elif c == 0xED:
+                ok = _cont(s, i + 1, n, 0x80, 0x9F)
+            else:
+                ok = _cont(s, i + 1, n, 0x80, 0xBF)
+            ok = ok and _cont(s, i + 2, n, 0x80, 0xBF)
+            code = ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F) if ok else 0
+        else:
+            if c == 0xF0:
+                ok = _cont(s, i + 1, n, 0x90, 0xBF)
+            elif c == 0xF4:
+                ok = _cont(s, i + 1, n, 0x80, 0x8F)
+            else:
+                ok = _cont(s, i + 1, n, 0x80, 0xBF)
+            ok = ok and _cont(s, i + 2, n, 0x80, 0xBF) and _cont(s, i + 3, n, 0x80, 0xBF)
+            code = (((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6)
+                    | (s[i + 3] & 0x3F)) if ok else 0
+        if not ok:
+            out.append(c)
+            i += 1
+            continue
+        out += b"%%u%04x" % code
+        i += size
+    return bytes(out)
+
+
+def url_decode_uni(bytes v not None):
+    """``transforms.url_decode_uni``: ``%uHHHH`` (full-width forms to ASCII, others to the low byte), then
+    :func:`url_decode`."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(v), i = 0, j = 0
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(v)
+    cdef unsigned char* o
+    cdef int h0, h1, h2, h3
+    cdef unsigned int code
+    cdef bint has_u = False
+    for i in range(n - 1):
+        if s[i] == 37 and (s[i + 1] == 117 or s[i + 1] == 85):
+            has_u = True
+            break
+    if not has_u:
+        return _url_decode(v)
+    out = PyBytes_FromStringAndSize(NULL, n)
+    o = <unsigned char*>PyBytes_AS_STRING(out)
+    i = 0
+    while i < n:
+        if s[i] == 37 and i + 5 < n and (s[i + 1] == 117 or s[i + 1] == 85):
+            h0 = _hexval(s[i + 2])
+            h1 = _hexval(s[i + 3])
+            h2 = _hexval(s[i + 4])
+            h3 = _hexval(s[i + 5])
+            if h0 >= 0 and h1 >= 0 and h2 >= 0 and h3 >= 0:
+                code = (h0 << 12) | (h1 << 8) | (h2 << 4) | h3
+                if 0xFF01 <= code <= 0xFF5E:
+                    o[j] = <unsigned char>(code - 0xFEE0)
+                else:
+                    o[j] = <unsigned char>(code & 0xFF)
+                j += 1
+                i += 6
+                continue
+        o[j] = s[i]
+        j += 1
+        i += 1
+    return _url_decode(out[:j])

@@ -224,6 +224,10 @@ class HttpRequest:
             if hit is not None:
                 self._hit(hit)
             return pairs  # type: ignore[no-any-return]
+        return self._header_pairs_py()
+
+    def _header_pairs_py(self) -> list[tuple[bytes, bytes]]:
+        """:attr:`header_pairs` in Python (the reference of the compiled one)."""
         out: list[tuple[bytes, bytes]] = []
         total = 0
         for i, (k, v) in enumerate(self.headers):
@@ -258,17 +262,7 @@ class HttpRequest:
         """``REQUEST_COOKIES`` from every Cookie header (values not decoded, as ModSecurity)."""
         if _fast is not None:
             return _fast.cookies(self.header_pairs)  # type: ignore[no-any-return]
-        out: list[tuple[bytes, bytes]] = []
-        for k, v in self.header_pairs:
-            if k.lower() != b"cookie":
-                continue
-            for part in v.split(b";"):
-                part = part.strip(b" \t")
-                if not part:
-                    continue
-                name, _, value = part.partition(b"=")
-                out.append((name, value))
-        return out
+        return _cookies_py(self.header_pairs)
 
     # ---- arguments and body -------------------------------------------------------------------------
     @cached_property
@@ -341,6 +335,21 @@ class HttpRequest:
     def _hit(self, name: str) -> None:
         if name not in self.limits_hit:
             self.limits_hit.append(name)
+
+
+def _cookies_py(header_pairs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """:attr:`HttpRequest.cookies` in Python (the reference of the compiled one)."""
+    out: list[tuple[bytes, bytes]] = []
+    for k, v in header_pairs:
+        if k.lower() != b"cookie":
+            continue
+        for part in v.split(b";"):
+            part = part.strip(b" \t")
+            if not part:
+                continue
+            name, _, value = part.partition(b"=")
+            out.append((name, value))
+    return out
 
 
 def _dechunk(data: bytes) -> tuple[bytes, bool]:

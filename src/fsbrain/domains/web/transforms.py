@@ -23,14 +23,15 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 Transform = Callable[[bytes], bytes]
 
-def _compiled_url_decode():  # type: ignore[no-untyped-def]
+def _compiled():  # type: ignore[no-untyped-def]
     from fsbrain.domains.web.speedups import load
 
-    fast = load()
-    return None if fast is None else fast.url_decode
+    return load()
 
 
-_fast_url_decode = _compiled_url_decode()
+# the compiled module (same results as the Python functions here, which stay the reference), or None
+_fast = _compiled()
+_fast_url_decode = None if _fast is None else _fast.url_decode
 
 _WS = b" \t\n\r\v\f"
 _WS_A0 = _WS + b"\xa0"
@@ -79,6 +80,13 @@ def _uni_byte(code: int) -> bytes:
 
 def url_decode_uni(v: bytes) -> bytes:
     """Like :func:`url_decode` and also ``%uHHHH`` (full-width forms map to ASCII, others to the low byte)."""
+    if _fast is not None and type(v) is bytes:
+        return _fast.url_decode_uni(v)  # type: ignore[no-any-return]
+    return _url_decode_uni_py(v)
+
+
+def _url_decode_uni_py(v: bytes) -> bytes:
+    """:func:`url_decode_uni` in Python (the reference of the compiled one)."""
     if b"%u" in v or b"%U" in v:
         v = _UNI_RE.sub(lambda m: _uni_byte(int(m.group(1), 16)), v)
     return url_decode(v)
@@ -305,6 +313,13 @@ def sql_hex_decode(v: bytes) -> bytes:
 
 def utf8_to_unicode(v: bytes) -> bytes:
     """Valid UTF-8 multi-byte sequences become ``%uHHHH`` (as ModSecurity's utf8toUnicode)."""
+    if _fast is not None and type(v) is bytes:
+        return _fast.utf8_to_unicode(v)  # type: ignore[no-any-return]
+    return _utf8_to_unicode_py(v)
+
+
+def _utf8_to_unicode_py(v: bytes) -> bytes:
+    """:func:`utf8_to_unicode` in Python (the reference of the compiled one)."""
     if v.isascii():
         return v
     out = bytearray()

@@ -1,0 +1,213 @@
+"""The compiled hot paths (``fsbrain.domains.web._fastweb``) give exactly what the Python code they port gives:
+each pure function against its Python original on arbitrary input (hypothesis), and whole verdicts of the
+compiled rule loop / prefilter scan against ``compiled=False`` (the Python loop) and ``optimize=False`` (the
+plain reference). Skipped where the extension is not built; the Python path is what the rest of the suite
+runs then."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fsbrain.domains.web import HttpRequest, WebRuleEngine, ml, speedups, transforms
+from fsbrain.domains.web import request as request_mod
+from fsbrain.domains.web.seclang import injection
+from fsbrain.domains.web.seclang import transaction as transaction_mod
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from bench_web_rules import ATTACKS, make_mix  # noqa: E402
+
+F = speedups.load(True)
+pytestmark = pytest.mark.skipif(F is None, reason="fsbrain.domains.web._fastweb is not built")
+
+_byte_bits = st.sampled_from([b"%", b"u", b"U", b"+", b"0", b"4", b"f", b"F", b"g", b"&", b"=", b";", b" ", b"\t",
+                              b"\\", b"/", b"*", b"\x00", b"\xe4", b"\xbf", b"\xa1", b"\xed", b"\xa0", b"\xf0",
+                              b"\x90", b"\xf4", b"\x8f", b"\xc2", b"\x80", b"\xff", b"a", b"ff01", b"FF5e",
+                              b"%e4%bf%a1", b"<", b"'", b'"', b"`", b"j", b"on", b"select", b"union"])
+_values = st.one_of(st.binary(max_size=40), st.lists(_byte_bits, max_size=14).map(b"".join))
+
+
+@settings(max_examples=600, deadline=None)
+@given(v=_values)
+def test_transformations_equal_python(v):
+    assert F.url_decode(v) == transforms._url_decode_py(v)
+    assert F.url_decode_uni(v) == transforms._url_decode_uni_py(v)
+    assert F.utf8_to_unicode(v) == transforms._utf8_to_unicode_py(v)
+    assert F.plain_value(v) == (v.isascii() and transaction_mod._DECODABLE.search(v) is None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(v=_values, n=st.integers(min_value=0, max_value=5))
+def test_parsing_equals_python(v, n):
+    assert F.parse_urlencoded(v, n) == request_mod._parse_urlencoded_py(v, n)
+    pairs = [(b"Cookie", v), (b"X", v), (b"cookie", v + b"; a=1"), (b"COOKIE", b" ;b")]
+    assert F.cookies(pairs) == request_mod._cookies_py(pairs)
+    keyed = [(k.decode("utf-8", "surrogateescape"), x) for k, x in pairs]
+    assert F.keyed(pairs) == keyed
+    idx: dict = {}
+    for e in keyed:
+        idx.setdefault(e[0].lower(), []).append(e)
+    assert F.index(keyed) == idx
+
+
+@settings(max_examples=200, deadline=None)
+@given(headers=st.lists(st.tuples(st.text(max_size=12), st.text(max_size=30)), max_size=8),
+       max_headers=st.integers(min_value=0, max_value=9), max_bytes=st.integers(min_value=0, max_value=200))
+def test_header_pairs_equal_python(headers, max_headers, max_bytes):
+    lim = request_mod.RequestLimits(max_headers=max_headers, max_header_bytes=max_bytes)
+    a, b = HttpRequest(headers=list(headers), limits=lim), HttpRequest(headers=list(headers), limits=lim)
+    assert a.header_pairs == b._header_pairs_py()
+    assert a.limits_hit == b.limits_hit
+
+
+@settings(max_examples=400, deadline=None)
+@given(v=st.one_of(st.text(max_size=30), st.text(alphabet="ab_.@,:-1信 +'<", max_size=300)))
+def test_is_plain_equals_python(v):
+    assert F.is_plain(v) == ml._is_plain_py(v)
+
+
+def _sqli_ref(value):
+    if len(value) < 2:
+        return None
+    if injection._PLAIN.fullmatch(value) is not None and injection._SQL_WORD.search(value) is None:
+        return None
+    for ctx in (b"", b"'", b'"'):
+        if ctx and ctx not in value:
+            continue
+        toks = injection._tokens(ctx + value)
+        if injection._sqli_shape(toks, bool(ctx)):
+            return ("".join(t for t, _ in toks[:8]).encode(),)
+    return None
+
+
+def _xss_ref(value):
+    if len(value) < 4:
+        return None
+    if b"<" in value:
+        for rx in (injection._BAD_TAG_RX, injection._EVENT_RX, injection._COMMENT_RX, injection._CSS_RX):
+            m = rx.search(value)
+            if m:
+                return (m.group(0)[:64],)
+    for rx in (injection._URL_RX, injection._BREAKOUT_RX):
+        m = rx.search(value)
+        if m:
+            return (m.group(0)[:64],)
+    return None
+
+
+_inj_bits = st.sampled_from([b"<", b">", b"script", b"img", b" src=", b"onerror=", b"on", b"load", b"=", b"'", b'"',
+                             b"`", b" ", b"\x0b", b"\t", b"\n", b"javascript:", b"JaVa", b"vbscript", b"data:",
+                             b"text/html", b"livescript", b"d", b"1", b"or", b"union", b"select", b"from", b"--",
+                             b"/*", b"*/", b"(", b")", b";", b"sleep", b"a", b"\xe4\xbf\xa1", b"style=",
+                             b"expression(", b"@@version", b"!"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(v=st.one_of(st.binary(max_size=30), st.lists(_inj_bits, max_size=10).map(b"".join)))
+def test_injection_detectors_equal_the_wrapper_based_ones(v):
+    """The detectors' direct RE2 calls and pre-checks (which hold with or without the extension) change
+    nothing: same result as the plain ``re2`` wrapper calls."""
+    assert injection.detect_sqli(v) == _sqli_ref(v)
+    assert injection.detect_xss(v) == _xss_ref(v)
+
+
+def digest(v):
+    return (v.blocked, v.score, v.threshold, [(m.id, m.variable, m.value, m.score, m.msg, m.logdata, m.labels)
+                                              for m in v.matched], v.labels, v.limits_hit, v.interrupted_by,
+            v.body_processor, v.body_error)
+
+
+def _same(engines, reqs):
+    for r in reqs:
+        d = r.to_dict()
+        got = [digest(e.inspect(HttpRequest.from_dict(d))) for e in engines]
+        assert all(g == got[0] for g in got[1:]), d
+
+
+def test_engine_modes():
+    assert WebRuleEngine.default().compiled
+    assert not WebRuleEngine.default(compiled=False).compiled
+    assert not WebRuleEngine.default(optimize=False).compiled  # the plain reference stays Python
+    assert WebRuleEngine.default(optimize=False, compiled=True).compiled
+
+
+@pytest.mark.parametrize("paranoia", [1, 2, 4])
+def test_compiled_loop_equals_python_loop_on_the_bench_mix(paranoia):
+    fast = WebRuleEngine.default(paranoia=paranoia)
+    py = WebRuleEngine.default(paranoia=paranoia, compiled=False)
+    plain_c = WebRuleEngine.default(paranoia=paranoia, optimize=False, compiled=True)
+    reqs = make_mix(300, seed=13)
+    _same([fast, py, plain_c], reqs + reqs)  # the second pass runs on the cross-request caches
+
+
+def test_compiled_scan_equals_python_scan_with_empty_and_full_caches():
+    from fsbrain.domains.web.seclang.prefilter import CACHE_BYTES, MAX_CACHED_VALUE
+    from fsbrain.domains.web.seclang.transaction import Transaction
+
+    eng = WebRuleEngine.default(paranoia=4)
+    pf = eng.prefilter
+    for r in make_mix(200, seed=3):
+        for ph in (1, 2):
+            tr = Transaction(eng, r)
+            tr.enter_phase(ph)
+            pf.clear_caches()
+            want = pf._scan(tr, body_only=False)
+            pf.clear_caches()
+            assert F.scan(pf, tr, False, MAX_CACHED_VALUE, CACHE_BYTES) == want
+            assert F.scan(pf, tr, False, MAX_CACHED_VALUE, CACHE_BYTES) == want  # from the cache
+
+
+_bits = st.sampled_from(["union select", "<script>", "../", "etc/passwd", "' or 1=1", "%27", "%2e%2e/", "hello",
+                         "${jndi:ldap://x}", "<?php", ";id", "sleep(5)", "onerror=", " ", "é", "信用卡", "+", "&#x3c;",
+                         "\\u003c", "/*", "*/", "\x00", "A", "0x41", "--", "#", "%u0027", "%ff", "\udcff"])
+_FAST = WebRuleEngine.default(paranoia=2)
+_PY = WebRuleEngine.default(paranoia=2, compiled=False)
+_CT = st.sampled_from(["application/x-www-form-urlencoded", "application/json", "multipart/form-data; boundary=b",
+                       "text/xml", "", "text/plain"])
+
+
+@settings(max_examples=250, deadline=None)
+@given(name=st.lists(_bits, max_size=3), value=st.lists(_bits, max_size=6), ua=st.lists(_bits, max_size=4),
+       ct=_CT, body=st.binary(max_size=60), method=st.sampled_from(["GET", "POST", "PUT", "G\x00T", ""]))
+def test_random_requests_compiled_equals_python(name, value, ua, ct, body, method):
+    def q(x):
+        return quote(x.encode("utf-8", "surrogateescape"), safe="")
+
+    n, v = q("".join(name) or "a"), q("".join(value))
+    raw = "".join(value)
+    reqs = [HttpRequest(method=method, uri=f"/x?{n}={v}&{raw}", headers=[
+        ("Host", "h"), ("User-Agent", "".join(ua)), ("Cookie", f"{n}={v}; {raw}"), ("Content-Type", ct),
+        (raw or "X", "".join(ua))], body=body + f"&{n}={v}".encode("utf-8", "surrogateescape"))]
+    _same([_FAST, _PY], reqs)
+
+
+def test_crs_compiled_equals_python(shared_data):
+    crs = shared_data("crs-regression")
+    rng = random.Random(9)
+    for pl in (1, 2):
+        fast = WebRuleEngine.from_crs(crs, paranoia=pl)
+        py = WebRuleEngine.from_crs(crs, paranoia=pl, compiled=False)
+        reqs = make_mix(150, seed=rng.randint(0, 10**6))
+        reqs += [HttpRequest(method="GET", uri="/s?q=" + quote(a, safe=""), headers=[
+            ("Host", "h"), ("User-Agent", "Mozilla/5.0"), ("Accept", "*/*")]) for a in ATTACKS]
+        _same([fast, py], reqs + reqs)
+
+
+def test_speedups_can_be_switched_off():
+    env = dict(os.environ, FSBRAIN_SPEEDUPS="0")
+    code = ("from fsbrain.domains.web import WebRuleEngine, HttpRequest, speedups, transforms, ml;"
+            "e = WebRuleEngine.default();"
+            "assert not speedups.active() and not e.compiled and transforms._fast is None;"
+            "assert ml._fast_is_plain is None;"
+            "print(e.inspect(HttpRequest(uri='/?q=%27%20or%201%3D1--')).blocked)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
