@@ -80,8 +80,8 @@ def serve(
     auth: Annotated[bool | None, typer.Option("--auth/--no-auth", help="Require API keys (forced on off loopback).")] = None,
     demo: Annotated[bool, typer.Option(help="Load demo data (simulated applications, list entries) on first start.")] = False,
     writer: Annotated[str | None, typer.Option(
-        help="Where decisions are committed: 'auto' (default: the event 'loop' for a SQLite file with one "
-             "worker, a child 'process' for PostgreSQL or several workers), 'loop', 'process' or a 'thread'.")] = None,
+        help="Where decisions are committed: 'auto' (default: the event 'loop' for a SQLite file, a child "
+             "'process' for PostgreSQL), 'loop', 'process' or a 'thread'.")] = None,
 ) -> None:
     """Serve the API (OpenAPI docs at /docs)."""
     settings = _settings(config, host=host, port=port, state_type=state, redis_url=redis_url,

@@ -54,9 +54,8 @@ class Settings(BaseModel):
     decision_writer: Literal["thread", "process", "loop", "auto"] = Field(
         default="thread", description="Where decisions are committed: a thread of the request process, a "
                                       "child process (its own core), the event loop itself (SQLite files: "
-                                      "no hand-over at all), or auto: loop for a SQLite file served by one "
-                                      "worker, process for PostgreSQL or several workers (what `fsbrain "
-                                      "serve` uses).")
+                                      "no hand-over at all), or auto: loop for a SQLite file, process for "
+                                      "PostgreSQL (what `fsbrain serve` uses).")
 
     @property
     def auth_required(self) -> bool:

@@ -111,14 +111,18 @@ class LoopCommitWriter:
     ``call_soon``, the others join it, and every waiter's future resolves once its decisions are stored.
     There is no thread or process hand-over (no pickling, no wake-ups of another task), so a decision costs
     the server one pass through the loop; a SQLite commit in WAL mode is a write to the page cache, and the
-    WAL is checkpointed by a thread of its own, off the loop. Synchronous callers (CLI, other threads) use
-    :meth:`save`, serialised with the loop by a lock.
+    WAL is checkpointed by a thread of its own, off the loop. When another process holds the write lock
+    (another worker, the CLI), the commit is retried a little later instead of waiting inside SQLite, so the
+    loop keeps serving meanwhile. Synchronous callers (CLI, other threads) use :meth:`save`, serialised with
+    the loop by a lock.
 
     Args:
-        db_url: a SQLite file URL (or PostgreSQL, which works but blocks the loop for a network round trip
-            per commit: the process writer is the better choice there).
+        db_url: a SQLite file URL (PostgreSQL works too, but every commit would hold the loop for a network
+            round trip: the process writer is the choice there).
         max_batch: most submissions per transaction.
     """
+
+    BUSY_TIMEOUT = 10.0  # seconds a batch may wait for the write lock, as the store's own connections
 
     def __init__(self, db_url: str, max_batch: int = 64) -> None:
         from fsbrain.store.rawdecisions import RawDecisionWriter, WalCheckpointer
@@ -128,6 +132,8 @@ class LoopCommitWriter:
         self.max_batch = max_batch
         self._lock = threading.Lock()
         self._batch: list[tuple[list[tuple[Decision, dict[str, Any]]], Any]] = []
+        self._retry: Any = None  # (batch, flat items, rows, out, first busy time, delay) waiting for the lock
+        self._scheduled = False
         self._closed = False
 
     def submit_async(self, items: list[tuple[Decision, dict[str, Any]]]) -> Any:
@@ -140,30 +146,65 @@ class LoopCommitWriter:
             fut.set_exception(BackendError("decision writer is closed"))
             return fut
         self._batch.append((items, fut))
-        if len(self._batch) == 1:
+        if not self._scheduled:
+            self._scheduled = True
             loop.call_soon(self._flush)
-        elif len(self._batch) >= self.max_batch:
-            self._flush()
         return fut
 
     def _flush(self) -> None:
-        batch, self._batch = self._batch, []
-        if not batch:
-            return
-        flat = [item for items, _ in batch for item in items]
+        import asyncio
+
+        from fsbrain.store.rawdecisions import WriterBusy, decision_row
+
+        self._scheduled = False
+        if self._retry is not None:
+            batch, flat, rows, out, busy_since, delay = self._retry
+            self._retry = None
+        else:
+            batch = self._batch[:self.max_batch]
+            del self._batch[:len(batch)]
+            if not batch:
+                return
+            flat = [item for items, _ in batch for item in items]
+            out: list[Any] = [None] * len(flat)
+            rows = []
+            for i, (decision, event_data) in enumerate(flat):
+                try:
+                    rows.append((i, decision_row(decision, event_data)))
+                except FsbrainError as err:
+                    out[i] = err
+            busy_since, delay = None, 0.0005
         try:
-            with self._lock:
-                results: list[Any] = self._raw.save_decisions(flat)
+            if rows:
+                with self._lock:
+                    self._raw.write_rows(rows, flat, out, wait=False)
+        except WriterBusy:
+            now = time.monotonic()
+            busy_since = busy_since or now
+            if now - busy_since < self.BUSY_TIMEOUT:
+                self._retry = (batch, flat, rows, out, busy_since, min(delay * 2, 0.01))
+                self._scheduled = True
+                asyncio.get_running_loop().call_later(delay, self._flush)
+                return
+            self._fail(batch, BackendError("store: database is locked (another writer held it for "
+                                           f"{self.BUSY_TIMEOUT:g} s)"))
         except Exception as exc:  # the database failed: every waiter gets the same error
-            for _, fut in batch:
+            self._fail(batch, exc)
+        else:
+            pos = 0
+            for items, fut in batch:
                 if not fut.done():
-                    fut.set_exception(exc)
-            return
-        pos = 0
-        for items, fut in batch:
+                    fut.set_result(out[pos:pos + len(items)])
+                pos += len(items)
+        if self._batch and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    @staticmethod
+    def _fail(batch: list[tuple[Any, Any]], exc: BaseException) -> None:
+        for _, fut in batch:
             if not fut.done():
-                fut.set_result(results[pos:pos + len(items)])
-            pos += len(items)
+                fut.set_exception(exc)
 
     def save(self, items: list[tuple[Decision, dict[str, Any]]]) -> list[Decision]:
         """Store ``items`` now (from any thread); raises the first per-item error."""
@@ -178,7 +219,10 @@ class LoopCommitWriter:
 
     def close(self) -> None:
         self._closed = True
-        self._flush()
+        pending = ([self._retry[0]] if self._retry is not None else []) + [self._batch]
+        self._retry, self._batch = None, []
+        for batch in pending:
+            self._fail(batch, BackendError("decision writer is closed"))
         with self._lock:
             self._raw.close()
         if self._checkpointer is not None:
@@ -235,7 +279,7 @@ class Platform:
         """The decision writer for ``settings.decision_writer`` (an in-memory SQLite database, shared by
         one connection, always gets the thread writer on the store)."""
         if kind == "auto":
-            kind = "loop" if self.store.dialect == "sqlite" and self.settings.workers == 1 else "process"
+            kind = "loop" if self.store.dialect == "sqlite" else "process"
         if memory_db:
             kind = "thread"
         self.writer_kind = kind

@@ -79,12 +79,47 @@ def test_auto_writer_on_postgresql_is_the_process_writer(tmp_path: Path, postgre
     assert kind == "process" and len(rows) == 10 and answers[10][1]["replayed"] is True
 
 
-def test_auto_writer_with_several_workers_is_the_process_writer(tmp_path: Path) -> None:
+def test_auto_writer_with_several_workers_stays_on_the_loop(tmp_path: Path) -> None:
     p = Platform(load_settings(home=tmp_path, decision_writer="auto", workers=2))
     try:
-        assert p.writer_kind == "process"
+        assert p.writer_kind == "loop"
     finally:
         p.close()
+
+
+def test_loop_writer_waits_for_another_writer_without_blocking_the_loop(tmp_path: Path) -> None:
+    """Another process (a second worker, the CLI) holds SQLite's write lock: the commit is retried later
+    while the loop keeps running; it lands once the lock is free."""
+    import sqlite3
+
+    from fsbrain.store import Store
+
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    Store(url).migrate()
+    w = LoopCommitWriter(url)
+    other = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    d = Decision(event_id="x", event_type="loan_application", outcome="approve", score=0, policy="p@1")
+
+    async def go() -> tuple[int, Any]:
+        other.execute("BEGIN IMMEDIATE")
+        fut = w.submit_async([(d, {"a": 1})])
+        ticks = 0
+        for _ in range(20):  # the loop turns while the commit waits
+            await asyncio.sleep(0.005)
+            ticks += 1
+            assert not fut.done()
+        other.execute("ROLLBACK")
+        return ticks, await asyncio.wait_for(fut, 5)
+
+    try:
+        ticks, res = asyncio.run(go())
+        assert ticks == 20 and res[0].decision_id == d.decision_id
+        s = Store(url)
+        assert s.get_decision_by_event("loan_application", "x").decision_id == d.decision_id
+        s.close()
+    finally:
+        other.close()
+        w.close()
 
 
 def test_in_memory_database_keeps_the_thread_writer(tmp_path: Path) -> None:

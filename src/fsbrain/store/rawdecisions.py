@@ -20,6 +20,7 @@ import contextlib
 import math
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,10 @@ def decision_row(d: Decision, event_data: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+class WriterBusy(Exception):
+    """SQLite: another connection holds the write lock right now (raised only with ``wait=False``)."""
+
+
 class RawDecisionWriter:
     """``save_decisions`` of :class:`fsbrain.store.Store` on one driver connection of its own.
 
@@ -219,7 +224,9 @@ class RawDecisionWriter:
             conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None,
                                    cached_statements=256)
             cur = conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            # no busy wait inside SQLite: BEGIN IMMEDIATE answers "busy" at once and save_decisions waits (or
+            # lets the caller retry); the WAL switch below retries by itself
+            cur.execute("PRAGMA busy_timeout=0")
             cur.execute("PRAGMA foreign_keys=ON")
             _enable_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -254,8 +261,15 @@ class RawDecisionWriter:
             raise BackendError(f"store: checkpoint failed on {_redact(self.url)}: {err}") from err
 
     # -- writing -------------------------------------------------------------------------------
-    def save_decisions(self, items: list[tuple[Decision, dict[str, Any]]]) -> list[Decision | FsbrainError]:
-        """Same contract as :meth:`fsbrain.store.Store.save_decisions`."""
+    def save_decisions(self, items: list[tuple[Decision, dict[str, Any]]], *, wait: bool = True,
+                       ) -> list[Decision | FsbrainError]:
+        """Same contract as :meth:`fsbrain.store.Store.save_decisions`.
+
+        Args:
+            wait: SQLite: when another connection holds the write lock, wait for it (up to the store's
+                busy timeout, as every store connection does). ``False`` raises :class:`WriterBusy` at once
+                instead, before anything is written, so an event loop can retry later without blocking.
+        """
         out: list[Any] = [None] * len(items)
         rows: list[tuple[int, tuple[Any, ...]]] = []
         for i, (decision, event_data) in enumerate(items):
@@ -264,15 +278,31 @@ class RawDecisionWriter:
             except FsbrainError as err:
                 out[i] = err
         if rows:
+            self.write_rows(rows, items, out, wait=wait)
+        return out
+
+    def write_rows(self, rows: list[tuple[int, tuple[Any, ...]]], items: list[tuple[Decision, dict[str, Any]]],
+                   out: list[Any], *, wait: bool = True) -> None:
+        """Write rows made by :func:`decision_row` (``(item index, row)``) in one transaction, filling ``out``."""
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        delay = 0.0005
+        while True:
             try:
                 self._write(rows, items, out)
+                return
+            except WriterBusy:
+                if not wait:
+                    raise
+                if time.monotonic() > deadline:
+                    raise BackendError(f"store: database error on {_redact(self.url)}: database is locked") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
             except self._integrity_error as err:
                 self._drop()
                 raise ConflictError(f"store: constraint violated: {err}") from err
             except self._driver_error as err:
                 self._drop()
                 raise BackendError(f"store: database error on {_redact(self.url)}: {err}{_schema_hint(err)}") from err
-        return out
 
     def _write(self, rows: list[tuple[int, tuple[Any, ...]]], items: list[tuple[Decision, dict[str, Any]]],
                out: list[Any]) -> None:
@@ -280,7 +310,13 @@ class RawDecisionWriter:
         sqlite = self.dialect == "sqlite"
         cur = conn.cursor()
         if sqlite:
-            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as err:
+                cur.close()
+                if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                    raise WriterBusy from None
+                raise
         ok = False
         try:
             labels: list[tuple[str, str]] = []
