@@ -119,6 +119,18 @@ def test_injection_detectors_equal_the_wrapper_based_ones(v):
     assert injection.detect_xss(v) == _xss_ref(v)
 
 
+_sql_bits = st.sampled_from([b"/*", b"*/", b"/*!", b"123", b"--", b"-- ", b"#", b"'", b'"', b"`", b"\\", b"''", b"@",
+                             b"@@version", b"a.b", b"union", b"select", b"sleep", b"(", b")", b",", b";", b"&&",
+                             b"||", b"=", b"<>", b"!=", b"<=>", b"+", b"or", b" ", b"\xa0", b"\x00", b"\t", b".5",
+                             b"0x1f", b"_x", b"$y", b"from", b"if", b"char", b"\xe4", b"-", b"~"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(v=st.one_of(st.binary(max_size=40), st.lists(_sql_bits, max_size=16).map(b"".join)))
+def test_sql_lexer_equals_python(v):
+    assert injection._tokens(v) == injection._tokens_py(v)
+
+
 def digest(v):
     return (v.blocked, v.score, v.threshold, [(m.id, m.variable, m.value, m.score, m.msg, m.logdata, m.labels)
                                               for m in v.matched], v.labels, v.limits_hit, v.interrupted_by,

@@ -169,15 +169,15 @@ cdef object _value_mask(bytes v, list stages, object pas):
     cdef dict by_names = {(): v}
     cdef dict tested = {}
     cdef list sets = pas.sets
-    cdef tuple names, funcs, got
+    cdef tuple names, funcs, got, st, ops
     cdef object t, parent, f, hits, bits, op, negated, bit, done
     cdef Py_ssize_t i
     for st in stages:
-        names = st.names
+        names = st[0]
         t = by_names.get(names)
         if t is None:
             parent = by_names.get(names[:len(names) - 1])
-            funcs = st.funcs
+            funcs = st[1]
             if parent is not None:
                 t = funcs[len(funcs) - 1](parent)
             else:
@@ -185,16 +185,17 @@ cdef object _value_mask(bytes v, list stages, object pas):
                 for f in funcs:
                     t = f(t)
             by_names[names] = t
-        got = sets[st.index]
+        got = sets[st[2]]
         if got is not None:
             hits = got[0](t)
             if hits:
                 bits = got[1]
                 for i in hits:
                     m |= bits[i]
-        if st.ops:
+        ops = st[3]
+        if ops:
             done = tested.get(t, 0)
-            for op, negated, bit in st.ops:
+            for op, negated, bit in ops:
                 if m & bit or done & bit:
                     continue
                 done |= bit
@@ -205,7 +206,7 @@ cdef object _value_mask(bytes v, list stages, object pas):
 
 
 cdef object _mask_of(object pf, object cs, bytes v, object plain_pass, object full_pass, Py_ssize_t max_cached):
-    m = _value_mask(v, cs.plain, plain_pass) if _plain_value(v) else _value_mask(v, cs.full, full_pass)
+    m = _value_mask(v, cs.c_plain, plain_pass) if _plain_value(v) else _value_mask(v, cs.c_full, full_pass)
     if PyBytes_GET_SIZE(v) <= max_cached:
         (<dict>cs.cache)[v] = m
         pf._cached_bytes = pf._cached_bytes + PyBytes_GET_SIZE(v) + 64
@@ -714,3 +715,122 @@ def url_decode_uni(bytes v not None):
         j += 1
         i += 1
     return _url_decode(out[:j])
+
+
+# ---- SQL lexer of @detectSQLi -----------------------------------------------------------------------
+
+cdef inline bint _alnum(unsigned char c) nogil:
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122)
+
+
+cdef inline bint _single(unsigned char c) nogil:
+    # b"=<>!+-*/%^|&~:"
+    return (c == 61 or c == 60 or c == 62 or c == 33 or c == 43 or c == 45 or c == 42 or c == 47 or c == 37
+            or c == 94 or c == 124 or c == 38 or c == 126 or c == 58)
+
+
+def sql_tokens(bytes s not None, object logic, object opwords, object statements, object danger_funcs,
+               object keywords):
+    """``injection._tokens``: SQL-ish tokens ``(type, text)`` (the word sets are passed in)."""
+    cdef list out = []
+    cdef Py_ssize_t i = 0, n = PyBytes_GET_SIZE(s), j, k, end
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(s)
+    cdef unsigned char c, q
+    cdef object w, two
+    while i < n and len(out) < 64:
+        c = p[i]
+        if c == 32 or c == 9 or c == 13 or c == 10 or c == 11 or c == 12 or c == 0xA0 or c == 0:
+            i += 1
+            continue
+        if c == 47 and i + 1 < n and p[i + 1] == 42:  # /*
+            if i + 2 < n and p[i + 2] == 33:  # /*! MySQL executable comment: the content is code
+                i += 3
+                while i < n and 48 <= p[i] <= 57:
+                    i += 1
+                continue
+            end = s.find(b"*/", i + 2)
+            i = n if end < 0 else end + 2
+            out.append(("c", b"/*"))
+            continue
+        if c == 42 and i + 1 < n and p[i + 1] == 47:  # */
+            i += 2
+            continue
+        if (c == 45 and i + 1 < n and p[i + 1] == 45 and (i + 2 >= n or p[i + 2] == 32 or p[i + 2] == 9
+                                                          or p[i + 2] == 13 or p[i + 2] == 10 or p[i + 2] == 45
+                                                          or p[i + 2] == 0)) or c == 35:
+            out.append(("c", s[i:i + 2]))
+            break
+        if c == 39 or c == 34 or c == 96:  # ' " `
+            q = c
+            j = i + 1
+            while j < n:
+                if p[j] == q:
+                    if j + 1 < n and p[j + 1] == q:
+                        j += 2
+                        continue
+                    break
+                if p[j] == 92:
+                    j += 1
+                j += 1
+            out.append(("n" if q == 96 else "s", s[i:j + 1]))
+            i = j + 1
+            continue
+        if (48 <= c <= 57) or (c == 46 and i + 1 < n and 48 <= p[i + 1] <= 57):
+            j = i + 1
+            while j < n and (_alnum(p[j]) or p[j] == 46):
+                j += 1
+            out.append(("1", s[i:j]))
+            i = j
+            continue
+        if c == 64:  # @var, @@var
+            j = i + 1
+            while j < n and (_alnum(p[j]) or p[j] == 64 or p[j] == 95 or p[j] == 46 or p[j] == 36):
+                j += 1
+            out.append(("v", s[i:j].lower()))
+            i = j
+            continue
+        if (65 <= c <= 90) or (97 <= c <= 122) or c == 95 or c == 36 or c == 92:
+            j = i + 1
+            while j < n and (_alnum(p[j]) or p[j] == 95 or p[j] == 36 or p[j] == 46):
+                j += 1
+            w = s[i:j].lower()
+            i = j
+            k = i
+            while k < n and (p[k] == 32 or p[k] == 9 or p[k] == 13 or p[k] == 10):
+                k += 1
+            if w in logic:
+                out.append(("&", w))
+            elif w in opwords:
+                out.append(("o", w))
+            elif w == b"union":
+                out.append(("U", w))
+            elif w in statements:
+                out.append(("E", w))
+            elif k < n and p[k] == 40 and (w in danger_funcs or w not in keywords):
+                out.append(("f", w))
+            elif w in keywords:
+                out.append(("k", w))
+            else:
+                out.append(("n", w))
+            continue
+        if (c == 38 and i + 1 < n and p[i + 1] == 38) or (c == 124 and i + 1 < n and p[i + 1] == 124):
+            out.append(("&", s[i:i + 2]))
+            i += 2
+            continue
+        if _single(c):
+            j = i + 1
+            while j < n and _single(p[j]) and j - i < 3:
+                j += 1
+            out.append(("o", s[i:j]))
+            i = j
+            continue
+        if c == 40:
+            out.append(("(", b"("))
+        elif c == 41:
+            out.append((")", b")"))
+        elif c == 44:
+            out.append((",", b","))
+        elif c == 59:
+            out.append((";", b";"))
+        i += 1
+    return out

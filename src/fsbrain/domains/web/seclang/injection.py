@@ -58,6 +58,23 @@ _STACKED = {b"select", b"insert", b"update", b"delete", b"drop", b"create", b"al
 
 def _tokens(s: bytes) -> list[tuple[str, bytes]]:
     """Lex SQL-ish text into (type, text) tokens (types: s 1 v n k E U f & o ( ) , ; c)."""
+    if _fast_tokens is not None and type(s) is bytes:
+        return _fast_tokens(s, _LOGIC, _OPWORDS, _STATEMENTS, _DANGER_FUNCS, _KEYWORDS)  # type: ignore[no-any-return]
+    return _tokens_py(s)
+
+
+def _compiled_tokens():  # type: ignore[no-untyped-def]
+    from fsbrain.domains.web.speedups import load
+
+    fast = load()
+    return None if fast is None else fast.sql_tokens
+
+
+_fast_tokens = _compiled_tokens()
+
+
+def _tokens_py(s: bytes) -> list[tuple[str, bytes]]:
+    """:func:`_tokens` in Python (the reference of the compiled one)."""
     out: list[tuple[str, bytes]] = []
     i, n = 0, len(s)
     while i < n and len(out) < 64:

@@ -126,11 +126,14 @@ class _ChainSet:
     """The stages a source's values go through (plain values / others) and the per-value cache of their
     match masks."""
 
-    __slots__ = ("plain", "full", "cache")
+    __slots__ = ("plain", "full", "cache", "c_plain", "c_full")
 
     def __init__(self, plain: list[_Stage], full: list[_Stage]) -> None:
         self.plain, self.full = plain, full
         self.cache: dict[bytes, int] = {}
+        # the stages as tuples for the compiled scan: (names, funcs, set index, operators)
+        self.c_plain = [(st.names, st.funcs, st.index, st.ops) for st in plain]
+        self.c_full = [(st.names, st.funcs, st.index, st.ops) for st in full]
 
 
 class Prefilter:
