@@ -15,8 +15,11 @@ absolute byte offset in the line and the length of each field the decision reads
 no part), so no Python object is made for a group nobody reads.
 """
 
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t
-from libc.string cimport memcpy, memcmp
+from libc.string cimport memcmp, memcpy
 
 
 cdef extern from "string.h" nogil:
@@ -104,20 +107,84 @@ FIELDS = ("mlfid", "mlfgained", "mlfforget", "nofail", "ip4", "ip6", "dns", "fid
 cdef double MAX_AGE = MLFID_MAX_AGE
 cdef Py_ssize_t CACHE = MLFID_CACHE
 cdef object _LineResult = LineResult
+cdef str _S_FAILURE = "failure", _S_NOFAIL = "nofail", _S_MISSED = "missed", _S_SUCCESS = "success"
 cdef object _object_new = object.__new__
+
+
+cdef extern from *:
+    """
+    #include "structmember.h"
+    /* the byte offset of a __slots__ member in its instances (-1: not a plain member descriptor) */
+    static Py_ssize_t fsb_slot_offset(PyObject* descr) {
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        PyMemberDef* m = ((PyMemberDescrObject*)descr)->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY)) return -1;
+        return m->offset;
+    }
+    /* a new, empty instance of type tp (what object.__new__ makes): a new reference, NULL on error */
+    static PyObject* fsb_alloc(PyObject* tp) { return ((PyTypeObject*)tp)->tp_alloc((PyTypeObject*)tp, 0); }
+    /* whether the cyclic collector tracks instances of tp */
+    static int fsb_is_gc(PyObject* tp) { return PyType_IS_GC((PyTypeObject*)tp); }
+    """
+    Py_ssize_t fsb_slot_offset(object descr)
+    PyObject* fsb_alloc(object tp)
+    int fsb_is_gc(object tp)
+    void PyObject_GC_UnTrack(void* op)
+
+
+# LineResult's slots, in the order _result fills them (their offsets, when it is the plain slots class
+# it is; otherwise results are made through setattr)
+_SLOTS = ("status", "host", "user", "time", "regex", "fid", "attempts")
+cdef Py_ssize_t _off[7]
+cdef bint _direct = True
+for _k, _name in enumerate(_SLOTS):
+    _off[_k] = fsb_slot_offset(LineResult.__dict__.get(_name))
+    if _off[_k] < 0:
+        _direct = False
+if type(LineResult).__new__ is not type.__new__ or LineResult.__new__ is not object.__new__:
+    _direct = False
+cdef bint _untrack = _direct and fsb_is_gc(LineResult)
+DIRECT_RESULTS = _direct  # whether results are made by storing their slots directly (tests)
+
+
+cdef inline void _put(PyObject* o, Py_ssize_t off, object v):
+    Py_INCREF(v)
+    (<PyObject**>((<char*>o) + off))[0] = <PyObject*>v
 
 
 cdef inline object _result(str status, object host, object user, object ts, object regex, object fid=None,
                            object attempts=1):
-    """``LineResult(status, host, user, ts, regex, fid, attempts)`` without the dataclass ``__init__`` call."""
-    cdef object r = _object_new(_LineResult)
-    r.status = status
-    r.host = host
-    r.user = user
-    r.time = ts
-    r.regex = regex
-    r.fid = fid
-    r.attempts = attempts
+    """``LineResult(status, host, user, ts, regex, fid, attempts)`` without the dataclass ``__init__`` call:
+    a fresh instance from the type's allocator with its seven slots stored directly (what ``object.__new__``
+    and the slot descriptors do, less the attribute look-ups)."""
+    cdef PyObject* o
+    cdef object r
+    if not _direct:
+        r = _object_new(_LineResult)
+        r.status = status
+        r.host = host
+        r.user = user
+        r.time = ts
+        r.regex = regex
+        r.fid = fid
+        r.attempts = attempts
+        return r
+    o = fsb_alloc(_LineResult)
+    if o == NULL:
+        raise MemoryError()
+    _put(o, _off[0], status)
+    _put(o, _off[1], host)
+    _put(o, _off[2], user)
+    _put(o, _off[3], ts)
+    _put(o, _off[4], regex)
+    _put(o, _off[5], fid)
+    _put(o, _off[6], attempts)
+    if _untrack:
+        # its fields are text, numbers and None, which cannot reach it back: nothing for the cyclic collector
+        # to walk (as CPython does for tuples and dicts of atomic values)
+        PyObject_GC_UnTrack(o)
+    r = <object>o
+    Py_DECREF(r)
     return r
 
 
@@ -291,6 +358,57 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                  bint plain_pre, bint has_succ, list out, object groups_of, const unsigned char[:] pstate,
                  const int64_t[:, :] ppos, const int64_t[:, :] plen, const int64_t[:] pcontent, list pnames):
     """The per-line loop of ``logparse_batch._segment`` (see there); returns where the next segment starts."""
+    cdef Py_ssize_t tally[4]  # failure, nofail, missed, success: results counted here, added to counts at the end
+    tally[0] = tally[1] = tally[2] = tally[3] = 0
+    try:
+        return _segment_loop(flt, seg, start, total, odd, dlens, secs, fracs, heads, which, gpos, glen, swhich,
+                             swhere, sfound, plain_pre, has_succ, out, groups_of, pstate, ppos, plen, pcontent,
+                             pnames, tally)
+    finally:
+        c = flt.counts
+        if tally[0]:
+            c["failure"] += tally[0]
+        if tally[1]:
+            c["nofail"] += tally[1]
+        if tally[2]:
+            c["missed"] += tally[2]
+        if tally[3]:
+            c["success"] += tally[3]
+
+
+cdef inline void _count(dict c, object res, Py_ssize_t* tally) except *:
+    """One more result of ``res.status`` in ``c``; the common statuses in ``tally`` (added to ``c`` when the loop
+    ends)."""
+    cdef object st = res.status
+    if st is _S_FAILURE:
+        tally[0] += 1
+    elif st is _S_NOFAIL:
+        tally[1] += 1
+    elif st is _S_MISSED:
+        tally[2] += 1
+    elif st is _S_SUCCESS:
+        tally[3] += 1
+    else:
+        c[st] += 1
+
+
+cdef inline object _ascii(bytes line, int64_t pos, int64_t n):
+    """``line[pos:pos + n].decode("ascii", "replace")`` without the intermediate bytes."""
+    return PyUnicode_DecodeASCII((<const char*>line) + pos, n, "replace")
+
+
+cdef inline object _utf8(bytes line, int64_t pos, int64_t n):
+    """``line[pos:pos + n].decode("utf-8", "replace")`` without the intermediate bytes."""
+    return PyUnicode_DecodeUTF8((<const char*>line) + pos, n, "replace")
+
+
+cdef object _segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsigned char[:] odd,
+                          const int64_t[:] dlens, const int64_t[:] secs, const unsigned char[:] fracs,
+                          const int64_t[:] heads, const int64_t[:] which, const int64_t[:, :] gpos,
+                          const int64_t[:, :] glen, const int64_t[:] swhich, const int64_t[:] swhere,
+                          object sfound, bint plain_pre, bint has_succ, list out, object groups_of,
+                          const unsigned char[:] pstate, const int64_t[:, :] ppos, const int64_t[:, :] plen,
+                          const int64_t[:] pcontent, list pnames, Py_ssize_t* tally):
     cdef Py_ssize_t n = len(seg), r
     cdef Py_ssize_t counted = 0
     cdef int64_t dl, e, so, mp, hp, L, hend
@@ -311,6 +429,11 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
     cdef object remember = dates._remember
     cdef object merge = flt._merge, decide = flt._decide, process = flt.process, match_body = flt._match_body
     cdef object last_ts = flt._last_ts
+    # the previous line's date text (its first pdl bytes) and epoch: seen[text] holds that epoch until a
+    # Python call that may change the date caches (invalidated there)
+    cdef bytes pline = None
+    cdef int64_t pdl = -1
+    cdef object pts = None
     has_dates = dates.has_dates
     seen = dates._seen
     minutes = dates._minutes
@@ -324,7 +447,10 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
         L = len(line)
         if not odd[r] and has_dates:
             dl = dlens[r]
-            ts = seen.get(line[:dl])
+            if dl == pdl and memcmp(<const char*>line, <const char*>pline, dl) == 0:
+                ts = pts  # seen.get(line[:dl]): the same text as the line before
+            else:
+                ts = seen.get(line[:dl])
             if ts is None:
                 so = secs[r]
                 if so >= 0 and not fracs[r]:
@@ -340,6 +466,7 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                 if ts is None:
                     ts = _date_miss(dates, template, line, dl, seen, minutes)
                 if ts is None:
+                    pdl = -1
                     found_date = dates.find(line)
                     if dates._last != template:  # cannot happen when both engines agree; be safe
                         c["lines"] += counted
@@ -351,6 +478,7 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                     else:
                         odd[r] = 1
         if odd[r]:
+            pdl = -1
             c["lines"] += counted
             counted = 0
             flt._last_ts = last_ts
@@ -362,6 +490,8 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
         counted += 1
         if has_dates:
             last_ts = ts
+            if pdl != dlens[r] or pts is not ts:
+                pline, pdl, pts = line, dlens[r], ts
         dl = dlens[r]
         pre = None
         x = None
@@ -420,22 +550,22 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                     host = None
                     hp = gpos[F_IP4, r]
                     if hp >= 0:
-                        host = _cut(line, hp, glen[F_IP4, r]).decode("ascii", "replace")
+                        host = _ascii(line, hp, glen[F_IP4, r])
                     else:
                         hp = gpos[F_IP6, r]
                         if hp >= 0:
-                            host = _cut(line, hp, glen[F_IP6, r]).decode("ascii", "replace")
+                            host = _ascii(line, hp, glen[F_IP6, r])
                         else:
                             hp = gpos[F_DNS, r]
                             if hp >= 0:
-                                host = _cut(line, hp, glen[F_DNS, r]).decode("ascii", "replace")
+                                host = _ascii(line, hp, glen[F_DNS, r])
                     user = None
                     hp = gpos[F_USER, r]
                     if hp >= 0:
-                        user = _cut(line, hp, glen[F_USER, r]).decode("utf-8", "replace")
+                        user = _utf8(line, hp, glen[F_USER, r])
                     if not user:
                         hp = gpos[F_ALT_USER, r]
-                        user = _cut(line, hp, glen[F_ALT_USER, r]).decode("utf-8", "replace") if hp >= 0 else None
+                        user = _utf8(line, hp, glen[F_ALT_USER, r]) if hp >= 0 else None
                     gained = gpos[F_MLFGAINED, r] >= 0
                     nofail = gained or gpos[F_NOFAIL, r] >= 0
                     forget = gpos[F_MLFFORGET, r] >= 0
@@ -448,7 +578,7 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                             g[FIELDS[j]] = _cut(line, hp, glen[j, r])
                     v = g.get("mlfid")
                     res = merge(v, g, ts, i) if v is not None else decide(("fail", ts, i, g))
-                c[res.status] += 1
+                _count(c, res, tally)
                 out.append(res)
                 continue
             j = swhich[r] if has_succ else -1
@@ -457,11 +587,11 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                 x = ("success", ts, j, {**pre, **g} if pre else g)
             else:
                 res = _result("missed", None, None, ts, None)  # LogFilter._decide of ("missed", ts)
-                c["missed"] += 1
+                tally[2] += 1
                 out.append(res)
                 continue
         res = decide(x)
-        c[res.status] += 1
+        _count(c, res, tally)
         out.append(res)
     c["lines"] += counted
     flt._last_ts = last_ts
@@ -756,6 +886,12 @@ def re2_batch(Re2Plan P, list seg, Py_ssize_t template, bint want_secs, unsigned
     cdef void* hrx = P.head.rx if P.head is not None else NULL
     cdef void* prx = P.pref.rx if P.pref is not None else NULL
     cdef bint found
+    # the last line whose date groups RE2 found: its start, date length, whether more followed, groups
+    cdef const unsigned char* pp = NULL
+    cdef int64_t pdl = -1, psec = -1, w
+    cdef bint pmore = False
+    cdef unsigned char pfrac = 0
+    cdef bytes pkeep = None
     if template >= 0:
         dre = P.dates[template]
         sidx = P.dsec[template]
@@ -774,16 +910,26 @@ def re2_batch(Re2Plan P, list seg, Py_ssize_t template, bint want_secs, unsigned
         L = len(line)
         dl = 0
         if dre is not None:
-            m = fbre_match(dre.rx, <const char*>p, L, 1, nsd, sp)
+            m = fbre_match(dre.rx, <const char*>p, L, 1, 1, sp)  # the extent alone: RE2's DFA
             if m != 1:
                 odd[r] = 1
                 continue
             dl = sp[1]
             dlens[r] = dl
-            if sidx >= 0:
-                secs[r] = sp[2 * sidx]
-            if fidx >= 0:
-                fracs[r] = sp[2 * fidx] >= 0
+            if nsd > 1:
+                # the seconds and fraction groups: as the line before when it starts with the same dl bytes
+                # and the same next byte (or end) and its template match also ends at dl (then both take
+                # the same way through the template), else RE2's submatch engine
+                w = dl + 1 if dl < L else dl
+                if not (dl == pdl and (dl < L) == pmore and memcmp(p, pp, w) == 0):
+                    m = fbre_match(dre.rx, <const char*>p, L, 1, nsd, sp)
+                    psec = sp[2 * sidx] if sidx >= 0 else -1
+                    pfrac = sp[2 * fidx] >= 0 if fidx >= 0 else 0
+                    pp, pdl, pmore, pkeep = p, dl, dl < L, line
+                if sidx >= 0:
+                    secs[r] = psec
+                if fidx >= 0:
+                    fracs[r] = pfrac
         e = 0
         if hrx != NULL:
             m = fbre_match(hrx, <const char*>(p + dl), L - dl, 1, 1, sp)
