@@ -221,6 +221,12 @@ DEF S_COOKIE_VALUES = 3
 DEF S_COOKIE_NAMES = 4
 DEF S_ARGS_GET_VALUES = 5
 DEF S_ARGS_GET_NAMES = 6
+DEF S_COLLECTION = 7
+DEF S_KEYED = 8
+DEF S_SCALAR = 9
+
+
+cdef list EMPTY = []
 
 
 def scan(object pf, object tr, bint body_only, Py_ssize_t max_cached, object cache_bytes):
@@ -232,6 +238,7 @@ def scan(object pf, object tr, bint body_only, Py_ssize_t max_cached, object cac
     cdef tuple src, pair
     cdef int kind, idx
     cdef bytes v
+    cdef object sv
     if pf._cached_bytes > cache_bytes:
         for cs in pf.chain_sets:
             cs.cache.clear()
@@ -252,7 +259,24 @@ def scan(object pf, object tr, bint body_only, Py_ssize_t max_cached, object cac
         cs = src[3]
         cache = cs.cache
         acc = 0
-        if kind == S_GENERIC:
+        if kind >= S_COLLECTION:
+            if kind == S_SCALAR:
+                sv = tr.scalar(src[4])
+                values = [] if sv is None else [(None, sv)]
+            elif kind == S_KEYED:
+                values = tr.index(src[4]).get(src[5], EMPTY)
+            else:
+                values = tr.collection(src[4])
+            for pair in values:
+                v = <bytes?>pair[1]
+                hit = PyDict_GetItem(cache, v)
+                if hit is NULL:
+                    m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
+                else:
+                    m = <object>hit
+                if m:
+                    acc |= m
+        elif kind == S_GENERIC:
             values = values_of(tr, req)
             for v in values:
                 hit = PyDict_GetItem(cache, v)

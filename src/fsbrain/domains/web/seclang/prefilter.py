@@ -225,7 +225,7 @@ class Prefilter:
         self.all_sources = self.head_sources + self.body_sources
         # the same for the compiled scan: (kind, getter, mask, chain set); the kind lets it read header,
         # cookie and query-argument values straight from the request
-        kinds = [(_source_kind(src, skey), g, m, cs) for (src, skey, _b, _m, _cs), (g, _ib, m, cs)
+        kinds = [(_source_kind(src, skey), g, m, cs, src, skey) for (src, skey, _b, _m, _cs), (g, _ib, m, cs)
                  in zip(self.sources, getters, strict=True)]
         self.c_head_sources = [k for k, (_s, _k, is_body, _m, _c) in zip(kinds, self.sources, strict=True)
                                if not is_body]
@@ -331,13 +331,22 @@ class Prefilter:
         return m
 
 
-# source kinds of the compiled scan (``_fastweb.scan``): 0 = call the getter
+# source kinds of the compiled scan (``_fastweb.scan``), each reading what the getter of
+# :func:`_values_getter` returns: 0 = call the getter; 1-6 = header / cookie / query-argument values or
+# names from the request; 7 = ``tr.collection(src)`` values; 8 = ``tr.index(src)[key]`` values;
+# 9 = ``tr.scalar(src)`` unless None
 _KINDS = {"REQUEST_HEADERS": 1, "REQUEST_HEADERS_NAMES": 2, "REQUEST_COOKIES": 3, "REQUEST_COOKIES_NAMES": 4,
           "ARGS_GET": 5, "ARGS_GET_NAMES": 6}
 
 
 def _source_kind(src: str, key: str | None) -> int:
-    return 0 if key is not None else _KINDS.get(src, 0)
+    if key is not None:
+        return 8
+    if src in _KINDS:
+        return _KINDS[src]
+    if src == "XML":
+        return 0
+    return 7 if src in _FEEDS else 9
 
 
 def _values_getter(src: str, key: str | None) -> Callable[[Transaction, Any], list[bytes]]:

@@ -114,6 +114,8 @@ class Transaction:
         self._coll: dict[str, Entries] = {}
         self._idx: dict[str, dict[str, Entries]] = {}
         self.unique_id = ""
+        self._body = None
+        self._body_proc: str | None = None
 
     # ---- phases ----------------------------------------------------------------------------------------
     def transformed(self, value: bytes, names: tuple[str, ...], funcs: tuple) -> bytes:  # type: ignore[type-arg]
@@ -152,7 +154,10 @@ class Transaction:
 
     @property
     def body(self):  # type: ignore[no-untyped-def]
-        return self.req.parsed_body(self.body_processor)
+        proc = self.body_processor
+        if self._body is None or self._body_proc != proc:  # a ctl may change the processor in phase 1
+            self._body, self._body_proc = self.req.parsed_body(proc), proc
+        return self._body
 
     # ---- collections -----------------------------------------------------------------------------------
     def collection(self, name: str) -> Entries:
