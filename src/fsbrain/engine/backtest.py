@@ -19,6 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from fsbrain.core.errors import InputError
 from fsbrain.core.pii import Pseudonymizer
 from fsbrain.engine.evaluator import Engine
@@ -52,6 +54,7 @@ class BacktestReport:
     # "columnar" (all events at once, fsbrain.engine.columnar); why a columnar request fell back
     method: str = "streaming"
     method_note: str = ""
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per pass of the columnar path
 
     def merge(self, other: BacktestReport) -> None:
         """Add another part's tallies (rule workers tally chunks of events independently)."""
@@ -92,6 +95,7 @@ class BacktestReport:
             "invalid_events": self.invalid,
             "invalid_examples": self.invalid_examples[:5],
             "seconds": round(self.seconds, 3),
+            **({"phases": self.phases} if self.phases else {}),
             "events_per_second": round(self.events / self.seconds, 1) if self.seconds else None,
             "outcomes": dict(self.outcomes),
             "outcome_share": {k: round(v / decided, 4) for k, v in self.outcomes.items()},
@@ -339,7 +343,7 @@ def _run_pipelined(policy: CompiledPolicy, records: Iterable[dict[str, Any]], *,
 
 
 # -- columnar backtest: features for the whole history at once, rules and tallies in processes -------
-REPORT_TIMING_KEYS = ("seconds", "events_per_second", "method", "method_note")
+REPORT_TIMING_KEYS = ("seconds", "events_per_second", "method", "method_note", "phases")
 _SPAN_BYTES = 8 << 20
 
 
@@ -453,51 +457,91 @@ def _span_records(path: Any, span: tuple[int, int], event_type: str, check: bool
         yield rec, ts
 
 
-def _col_extract(args: tuple[Any, tuple[int, int]]) -> Any:
-    from fsbrain.engine.columnar import extract_inputs
-
-    path, span = args
-    eng, pol, plan = _CW["engine"], _CW["policy"], _CW["plan"]
-    datas, tss = [], []
-    for rec, ts in _span_records(path, span, pol.event_type, True):
-        datas.append(rec["data"])
-        tss.append(ts)
-    return extract_inputs(plan, datas, tss, eng._fast)
+_MISSING = object()
 
 
-def _col_rules(args: tuple[Any, ...]) -> BacktestReport:
-    path, span, names, nullable, arrays, errors = args
-    eng, pol, plan = _CW["engine"], _CW["policy"], _CW["plan"]
-    cols = [_py(a, nul) for a, nul in zip(arrays, nullable, strict=True)]
-    rep = BacktestReport(policy=pol.ref)
-    weights = {r.id: r.weight for r in pol.rules}
-    forced = {r.id for r in pol.rules if r.outcome is not None}
-    lowest, review_at = pol.outcomes[0][0], pol.outcomes[1][1]
-    decide, clock = eng._decide_policy, time.perf_counter
-    rows = zip(*cols, strict=True) if cols else iter(lambda: (), None)
-    none: list[dict[str, Any]] = []
-    for i, ((rec, ts), row) in enumerate(zip(_span_records(path, span, pol.event_type, False), rows)):
-        d = decide(plan, plan.live, rec["data"], dict(zip(names, row)), errors.get(i, none),
-                   str(rec["event_id"]), ts, clock())
-        _tally(rep, d, rec.get("label", NORMAL), weights, forced, lowest, review_at)
-    rep.label_counts = {k: dict(v) for k, v in rep.label_counts.items()}  # picklable (no lambda factory)
-    return rep
+def _rule_fields(policy: CompiledPolicy) -> tuple[str, ...]:
+    """The event fields ``Engine._decide_policy`` reads when no lists are loaded and no models run: the
+    fields the rules name and those a reason reports (the two-stage backtest ships the same subset)."""
+    return tuple(sorted(set(policy.rule_names) | {r.feature.split(".")[0] for r in policy.rules if r.feature}))
+
+
+def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[int, int]]) -> None:
+    """One worker of the columnar backtest: extract its byte ranges' feature inputs (sent back in order),
+    keep what the rules read of each event, then decide and tally its events with the feature values it
+    is sent. Messages out: ``("part", FeatureInputs)``, ``("done", BacktestReport)``, ``("progress", n)``,
+    ``("unsupported", why)``, ``("error", traceback)``."""
+    import traceback
+
+    from fsbrain.engine.columnar import Unsupported, extract_inputs
+
+    try:
+        _col_init(text, source)
+        eng, pol, plan = _CW["engine"], _CW["policy"], _CW["plan"]
+        need = _rule_fields(pol)
+        kept: list[list[tuple[str, float, Any, tuple[Any, ...]]]] = []
+        gc.disable()  # what is kept here holds no cycles; collecting would only rescan it
+        for span in spans:
+            datas, tss, keep = [], [], []
+            for rec, ts in _span_records(path, span, pol.event_type, True):
+                d = rec["data"]
+                datas.append(d)
+                tss.append(ts)
+                keep.append((str(rec["event_id"]), ts, rec.get("label", NORMAL),
+                             tuple([d.get(k, _MISSING) for k in need])))
+            conn.send(("part", extract_inputs(plan, datas, tss, eng._fast)))
+            kept.append(keep)
+            del datas
+        msg = conn.recv()
+        if msg is None:
+            return
+        names, nullable, arrays, errors = msg
+        cols = [_py(a, nul) for a, nul in zip(arrays, nullable, strict=True)]
+        del arrays
+        rep = BacktestReport(policy=pol.ref)
+        weights = {r.id: r.weight for r in pol.rules}
+        forced = {r.id for r in pol.rules if r.outcome is not None}
+        lowest, review_at = pol.outcomes[0][0], pol.outcomes[1][1]
+        decide, clock, live = eng._decide_policy, time.perf_counter, plan.live
+        rows = zip(*cols, strict=True) if cols else iter(lambda: (), None)
+        none: list[dict[str, Any]] = []
+        i = 0
+        gc.enable()
+        for keep in kept:
+            for (eid, ts, truth, vals), row in zip(keep, rows):
+                data = {k: v for k, v in zip(need, vals) if v is not _MISSING}
+                d = decide(plan, live, data, dict(zip(names, row)), errors.get(i, none), eid, ts, clock())
+                _tally(rep, d, truth, weights, forced, lowest, review_at)
+                i += 1
+            conn.send(("progress", len(keep)))
+        rep.label_counts = {k: dict(v) for k, v in rep.label_counts.items()}  # picklable (no lambda factory)
+        conn.send(("done", rep))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return  # the main process stopped (it fell back, or failed): nothing to report
+    except Unsupported as exc:
+        with contextlib.suppress(OSError):
+            conn.send(("unsupported", str(exc)))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            conn.send(("error", traceback.format_exc()))
 
 
 def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
                  progress: Callable[[int], None] | None = None) -> BacktestReport:
     """The columnar backtest of a JSON-lines file of prepared events (see :func:`backtest_file`).
 
-    Three passes: ``workers`` processes read byte ranges of the file and extract each event's feature
-    inputs (keys, filters, values) with the engine's own rules; this process computes every windowed
-    feature of every event at once (:func:`fsbrain.engine.columnar.feature_values`); the workers read
-    their ranges again and run each event through ``Engine._decide_policy`` (the rules, score and
-    outcome of the API's evaluator) with those feature values, and tally; the partial reports add up.
+    ``workers`` processes each read every ``workers``-th byte range of the file and extract each event's
+    feature inputs (keys, filters, values) with the engine's own rules, keeping what the rules read; this
+    process computes every windowed feature of every event at once
+    (:func:`fsbrain.engine.columnar.feature_values`) and sends each worker its events' values; the
+    workers run each event through ``Engine._decide_policy`` (the rules, score and outcome of the API's
+    evaluator) and tally; the partial reports add up.
 
     Raises:
         fsbrain.engine.columnar.Unsupported: where the result could differ from the streaming path's.
     """
     import multiprocessing as mp
+    from multiprocessing.connection import wait
 
     from fsbrain.engine import columnar
     from fsbrain.io import detect_format
@@ -513,42 +557,77 @@ def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
     rep.rule_labels = {r.id: r.label for r in policy.rules}
     t0 = time.perf_counter()
     spans = _spans(path, _SPAN_BYTES)
+    if not spans:
+        rep.seconds = time.perf_counter() - t0
+        return rep
+    nw = max(1, min(workers, len(spans)))
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_col_init,
-                             initargs=(policy.text, policy.source)) as pool:
+    conns, procs = [], []
+    try:
+        for k in range(nw):
+            mine, theirs = ctx.Pipe()
+            pr = ctx.Process(target=_col_worker, args=(theirs, policy.text, policy.source, path, spans[k::nw]),
+                             daemon=True, name=f"fsbrain-backtest-{k}")
+            pr.start()
+            theirs.close()
+            conns.append(mine)
+            procs.append(pr)
+
+        def recv(k: int) -> Any:
+            kind, payload = conns[k].recv()
+            if kind == "unsupported":
+                raise columnar.Unsupported(payload)
+            if kind == "error":
+                raise RuntimeError(f"backtest worker failed:\n{payload}")
+            return kind, payload
+
         merger = columnar.InputMerger()
-        counts = []
-        for part in pool.map(_col_extract, [(path, s) for s in spans], chunksize=1):
-            counts.append(part.n)
+        owner: list[int] = []  # the worker of each part, in file order
+        for i in range(len(spans)):
+            _, part = recv(i % nw)
             merger.add(part)
+            owner.append(i % nw)
+        counts = merger.counts
+        t1 = time.perf_counter()
         inputs = merger.result()
         del merger
         cols = columnar.feature_values(plan, inputs)
         errors = inputs.errors
         del inputs
+        t2 = time.perf_counter()
         names = [f.spec.name for f, _, _ in plan.rows]
         nullable = [f.agg in ("min", "max", "mean") for f, _, _ in plan.rows]
-        arrays = [cols[n] for n in names]
         bases = [0]
         for n in counts:
             bases.append(bases[-1] + n)
-        span_errors: dict[int, dict[int, list[dict[str, Any]]]] = defaultdict(dict)
-        if errors:
-            import bisect
-
-            for i, e in errors.items():
-                j = bisect.bisect_right(bases, i) - 1
-                span_errors[j][i - bases[j]] = e
-
-        def jobs() -> Iterator[Any]:
-            for j, span in enumerate(spans):
-                lo, hi = bases[j], bases[j + 1]
-                yield path, span, names, nullable, [a[lo:hi] for a in arrays], span_errors.get(j, {})
-
-        for part_rep, n in zip(pool.map(_col_rules, jobs(), chunksize=1), counts, strict=True):
-            rep.merge(part_rep)
-            if progress is not None:
-                progress(n)
+        for k in range(nw):
+            idx = np.concatenate([np.arange(bases[j], bases[j + 1]) for j in range(len(spans)) if owner[j] == k])
+            pos = {int(g): i for i, g in enumerate(idx)} if errors else {}
+            errs = {pos[g]: e for g, e in errors.items() if g in pos}
+            conns[k].send((names, nullable, [cols[n][idx] for n in names], errs))
+        del cols
+        pending = set(range(nw))
+        while pending:
+            for c in wait([conns[k] for k in pending]):
+                k = conns.index(c)
+                kind, payload = recv(k)
+                if kind == "progress":
+                    if progress is not None:
+                        progress(payload)
+                elif kind == "done":
+                    rep.merge(payload)
+                    pending.discard(k)
+        rep.phases = {"extract": round(t1 - t0, 3), "features": round(t2 - t1, 3),
+                      "rules": round(time.perf_counter() - t2, 3)}
+    finally:
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.close()
+        for pr in procs:
+            pr.join(timeout=5)
+            if pr.is_alive():
+                pr.terminate()
+                pr.join()
     rep.seconds = time.perf_counter() - t0
     return rep
 

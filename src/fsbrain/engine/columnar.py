@@ -200,8 +200,8 @@ class InputMerger:
     """Concatenates consecutive runs of events as they arrive (entity and value codes made global)."""
 
     def __init__(self) -> None:
-        self.parts: list[FeatureInputs] = []
         self.n = 0
+        self.counts: list[int] = []  # events per part
         self._k: list[tuple[dict[str, int], list[np.ndarray], list[np.ndarray], list[bool]]] = []
         self._d: dict[int, tuple[dict[str, int], list[np.ndarray]]] = {}
         self._obs: list[list[bytes]] = []
@@ -232,6 +232,7 @@ class InputMerger:
             self.errors[base + i] = e
         self._ts.append(p.ts)
         self.n += p.n
+        self.counts.append(p.n)
 
     def result(self) -> FeatureInputs:
         if not self._ts:
