@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import operator
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -457,9 +458,6 @@ def _span_records(path: Any, span: tuple[int, int], event_type: str, check: bool
         yield rec, ts
 
 
-_MISSING = object()
-
-
 def _rule_fields(policy: CompiledPolicy) -> tuple[str, ...]:
     """The event fields ``Engine._decide_policy`` reads when no lists are loaded and no models run: the
     fields the rules name and those a reason reports (the two-stage backtest ships the same subset)."""
@@ -479,7 +477,8 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
         _col_init(text, source)
         eng, pol, plan = _CW["engine"], _CW["policy"], _CW["plan"]
         need = _rule_fields(pol)
-        kept: list[list[tuple[str, float, Any, tuple[Any, ...]]]] = []
+        pick = operator.itemgetter(*need) if len(need) > 1 else None
+        kept: list[list[tuple[str, float, Any, Any]]] = []
         gc.disable()  # what is kept here holds no cycles; collecting would only rescan it
         for span in spans:
             datas, tss, keep = [], [], []
@@ -487,8 +486,11 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
                 d = rec["data"]
                 datas.append(d)
                 tss.append(ts)
-                keep.append((str(rec["event_id"]), ts, rec.get("label", NORMAL),
-                             tuple([d.get(k, _MISSING) for k in need])))
+                try:  # a tuple of the rule fields when the event has them all, else the fields it has
+                    part: Any = pick(d) if pick is not None else {k: d[k] for k in need if k in d}
+                except KeyError:
+                    part = {k: d[k] for k in need if k in d}
+                keep.append((str(rec["event_id"]), ts, rec.get("label", NORMAL), part))
             conn.send(("part", extract_inputs(plan, datas, tss, eng._fast)))
             kept.append(keep)
             del datas
@@ -508,8 +510,8 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
         i = 0
         gc.enable()
         for keep in kept:
-            for (eid, ts, truth, vals), row in zip(keep, rows):
-                data = {k: v for k, v in zip(need, vals) if v is not _MISSING}
+            for (eid, ts, truth, part), row in zip(keep, rows):
+                data = dict(zip(need, part)) if type(part) is tuple else part
                 d = decide(plan, live, data, dict(zip(names, row)), errors.get(i, none), eid, ts, clock())
                 _tally(rep, d, truth, weights, forced, lowest, review_at)
                 i += 1
