@@ -131,6 +131,30 @@ def test_sql_lexer_equals_python(v):
     assert injection._tokens(v) == injection._tokens_py(v)
 
 
+_macro_bits = st.sampled_from(["%{", "}", "%", "{", "tx.", "TX.", "a", "score", "matched_var", "MATCHED_VAR",
+                               "rule.id", "request_headers.host", "REQUEST_METHOD", "x" * 120, ".", " ", "é", "\udcff"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.lists(_macro_bits, max_size=12).map("".join), op=st.sampled_from(["=", "=+", "=-", "del"]),
+       value=st.lists(_macro_bits, max_size=6).map("".join))
+def test_macros_and_setvar_equal_python(text, op, value):
+    from fsbrain.domains.web.seclang.model import SetVar
+    from fsbrain.domains.web.seclang.transaction import Transaction
+
+    eng = WebRuleEngine.default()
+    req = HttpRequest(method="GET", uri="/a?b=1", headers=[("Host", "h.example")])
+    a, b = Transaction(eng, req), Transaction(eng, req)
+    for tr in (a, b):
+        tr.tx.update({"a": b"1", "score": b"7", "x" * 120: b"long"})
+        tr.matched_var = b"mv"
+    assert F.expand(a, text) == b.expand(text)
+    for name in (text.lower(), "score", "inbound_anomaly_score_pl1", "paranoia_level", "%{tx.a}x"):
+        F.setvar(a, SetVar("tx", name, op, value))
+        b.setvar("tx", name, op, value)
+        assert a.tx == b.tx and a.score_added == b.score_added
+
+
 def digest(v):
     return (v.blocked, v.score, v.threshold, [(m.id, m.variable, m.value, m.score, m.msg, m.logdata, m.labels)
                                               for m in v.matched], v.labels, v.limits_hit, v.interrupted_by,

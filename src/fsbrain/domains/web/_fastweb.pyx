@@ -351,6 +351,111 @@ cdef object _transformed(object tr, bytes value, tuple names, tuple funcs, dict 
     return v
 
 
+cdef bint _selects(object t, object key) except -1:
+    """``Target.selects`` with its memo read here (regex selectors) or the literal key compared here."""
+    cdef PyObject* hit
+    if t.key_rx is not None:
+        hit = PyDict_GetItem(t.selected, key)
+        if hit is not NULL:
+            return (<object>hit) is True
+        return t.selects(key)
+    k = t.key
+    return k is None or k == key.lower()
+
+
+cdef bint _excluded(object coll, object key, object excl, object extra) except -1:
+    """``Transaction._excluded``."""
+    for group in (excl, extra or ()):
+        for x in group:
+            if x.collection != coll:
+                continue
+            if key is None or _selects(x, key):
+                return True
+    return False
+
+
+cdef object _macro_text(object tr, str name):
+    """``text_lossless(tr._macro(name))`` with ``tx.*`` read here."""
+    coll, dot, key = name.partition(".")
+    if dot and coll.upper() == "TX":
+        v = tr.tx.get(key.lower(), b"")
+    else:
+        v = tr._macro(name)
+    return v.decode("utf-8", "surrogateescape")
+
+
+cdef object _expand(object tr, object text):
+    """``Transaction.expand``: ``%{...}`` macros (``%\\{([^}]{1,200})\\}``, leftmost first) expanded."""
+    cdef Py_ssize_t i, j, pos, L
+    cdef list parts
+    if type(text) is not str:
+        return tr.expand(text)
+    i = (<str>text).find("%{")
+    if i < 0:
+        return _to_bytes(text)
+    parts = []
+    pos = 0
+    while i >= 0:
+        j = (<str>text).find("}", i + 2)
+        if j < 0:
+            break
+        L = j - i - 2
+        if 1 <= L <= 200:
+            parts.append(text[pos:i])
+            parts.append(_macro_text(tr, text[i + 2:j]))
+            pos = j + 1
+            i = (<str>text).find("%{", pos)
+        else:
+            i = (<str>text).find("%{", i + 1)
+    parts.append(text[pos:])
+    return _to_bytes("".join(parts))
+
+
+def expand(object tr, object text):
+    """``Transaction.expand`` (for tests)."""
+    return _expand(tr, text)
+
+
+cdef object _to_int(object v):
+    try:
+        return int(v.strip() or b"0")
+    except ValueError:
+        return 0
+
+
+cdef object _setvar(object tr, object sv):
+    """``Transaction.setvar(sv.collection, sv.name, sv.op, sv.value)``."""
+    cdef dict tx
+    if sv.collection != "tx":
+        return None
+    name = sv.name
+    if type(name) is not str:
+        return tr.setvar(sv.collection, name, sv.op, sv.value)
+    key = _expand(tr, name).decode("utf-8", "surrogateescape").lower() if "%{" in name else name
+    if key in tr.pinned:
+        return None
+    tx = tr.tx
+    op = sv.op
+    if op == "del":
+        tx.pop(key, None)
+        return None
+    val = _expand(tr, sv.value)
+    if op == "=":
+        tx[key] = val
+        return None
+    cur = _to_int(tx.get(key, b"0"))
+    delta = _to_int(val) if op == "=+" else -_to_int(val)
+    tx[key] = b"%d" % (cur + delta)
+    if key.startswith("inbound_anomaly_score_pl"):
+        tr.score_added = tr.score_added + delta
+    return None
+
+
+def setvar(object tr, object sv):
+    """``Transaction.setvar`` for a :class:`SetVar` (for tests)."""
+    _setvar(tr, sv)
+
+
 cdef list _entries(object tr, object rule, object collections):
     """``Transaction.values`` without building the variable names: ``(collection, key, value, count)``
     tuples (``key`` None for a scalar; the name is ``coll:key``, ``coll`` or ``&coll``)."""
@@ -375,7 +480,7 @@ cdef list _entries(object tr, object rule, object collections):
                     tv = tr.tx.get(t.key)
                     entries = [] if tv is None else [(t.key, tv)]
                 else:
-                    entries = [e for e in tr.tx.items() if t.key_rx is None or t.selects(e[0])]
+                    entries = [e for e in tr.tx.items() if t.key_rx is None or _selects(t, e[0])]
             elif coll == "XML":
                 entries = tr.xml(t.key)
             elif t.key is not None:
@@ -383,16 +488,16 @@ cdef list _entries(object tr, object rule, object collections):
             else:
                 entries = tr.collection(coll)
                 if t.key_rx is not None:
-                    entries = [e for e in entries if t.selects(e[0])]
+                    entries = [e for e in entries if _selects(t, e[0])]
             if filt:
-                entries = [e for e in entries if not tr._excluded(coll, e[0], excl, extra)]
+                entries = [e for e in entries if not _excluded(coll, e[0], excl, extra)]
             if t.count:
                 out.append(("&" + coll, None, b"%d" % len(entries)))
                 continue
             for k, v in entries:
                 out.append((coll, k, v))
         else:
-            if filt and tr._excluded(coll, None, excl, extra):
+            if filt and _excluded(coll, None, excl, extra):
                 continue
             v = tr.scalar(coll)
             if v is None:
@@ -450,7 +555,7 @@ cdef bint _match_link(object tr, object r, object collections, dict reduced, obj
             tr.matched_var_name = vname
             tr.matched_vars = [(vname, value)]
             for sv in r.setvars:
-                tr.setvar(sv.collection, sv.name, sv.op, sv.value)
+                _setvar(tr, sv)
             return True
     found = []
     negated = r.op_negated
@@ -488,7 +593,7 @@ cdef bint _match_link(object tr, object r, object collections, dict reduced, obj
                 tr.matched_var_name = name
                 tr.matched_vars = found
                 for sv in r.setvars:
-                    tr.setvar(sv.collection, sv.name, sv.op, sv.value)
+                    _setvar(tr, sv)
                 break
     if found:
         tr.matched_vars = found
@@ -507,13 +612,23 @@ def match_chain(object tr, object rule, object collections, dict reduced, object
     return True
 
 
+cdef bint _target_removed(object rule, object removed_targets, object removed_tag_targets) except -1:
+    """``WebRuleEngine._target_removed``."""
+    if rule.id in removed_targets:
+        return True
+    tags = rule.tags
+    for tag, _t in removed_tag_targets:
+        if tag in tags:
+            return True
+    return False
+
+
 def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, dict reduced, object reduce_fn):
     """``WebRuleEngine._run_phase`` (same order, same skips, same side effects)."""
     cdef list plan = engine._cplans[ph]
     cdef dict markers = engine.markers[ph]
     cdef object pf_mask = engine.prefilter.mask
     cdef object fire = engine._fire
-    cdef object target_removed = engine._target_removed
     cdef object collections = engine.collections
     cdef Py_ssize_t i = start, n = len(plan), nbytes = engine._mask_bytes, bit
     cdef tuple ent
@@ -550,7 +665,7 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
             if any(t in tags for t in removed_tags):
                 continue
         if const is not None and not (const and (removed_targets or removed_tag_targets)
-                                      and target_removed(tr, rule)):
+                                      and _target_removed(rule, removed_targets, removed_tag_targets)):
             if const:
                 skip_after = rule.skip_after
                 if skip_after:
