@@ -17,9 +17,10 @@ no part), so no Python object is made for a group nobody reads.
 
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t
-from libc.string cimport memcmp, memcpy
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memchr, memcmp, memcpy
 
 
 cdef extern from "string.h" nogil:
@@ -189,7 +190,19 @@ cdef inline object _result(str status, object host, object user, object ts, obje
 
 
 cdef inline bytes _cut(bytes line, int64_t pos, int64_t n):
-    return line[pos:pos + n]
+    """``line[pos:pos + n]`` (0 <= pos, pos + n <= len(line)) without a slice object."""
+    return PyBytes_FromStringAndSize((<const char*>line) + pos, n)
+
+
+cdef inline bytes _minute_key(bytes line, int64_t so, int64_t dl):
+    """``line[:so] + b"\\x00" + line[so + 2:dl]`` (the per-minute cache key of a date text) in one allocation."""
+    cdef bytes k = PyBytes_FromStringAndSize(NULL, dl - 1)
+    cdef char* d = PyBytes_AS_STRING(k)
+    cdef const char* p = line
+    memcpy(d, p, so)
+    d[so] = 0
+    memcpy(d + so + 1, p + so + 2, dl - so - 2)
+    return k
 
 
 cdef class Conn:
@@ -356,14 +369,16 @@ def segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t total, unsig
                  const int64_t[:] heads, const int64_t[:] which, const int64_t[:, :] gpos,
                  const int64_t[:, :] glen, const int64_t[:] swhich, const int64_t[:] swhere, object sfound,
                  bint plain_pre, bint has_succ, list out, object groups_of, const unsigned char[:] pstate,
-                 const int64_t[:, :] ppos, const int64_t[:, :] plen, const int64_t[:] pcontent, list pnames):
-    """The per-line loop of ``logparse_batch._segment`` (see there); returns where the next segment starts."""
+                 const int64_t[:, :] ppos, const int64_t[:, :] plen, const int64_t[:] pcontent, list pnames,
+                 list hkeys=None):
+    """The per-line loop of ``logparse_batch._segment`` (see there); returns where the next segment starts.
+    ``hkeys``: per line its prefregex head text, where :func:`re2_batch` made it (else ``None``)."""
     cdef Py_ssize_t tally[4]  # failure, nofail, missed, success: results counted here, added to counts at the end
     tally[0] = tally[1] = tally[2] = tally[3] = 0
     try:
         return _segment_loop(flt, seg, start, total, odd, dlens, secs, fracs, heads, which, gpos, glen, swhich,
                              swhere, sfound, plain_pre, has_succ, out, groups_of, pstate, ppos, plen, pcontent,
-                             pnames, tally)
+                             pnames, hkeys, tally)
     finally:
         c = flt.counts
         if tally[0]:
@@ -408,7 +423,7 @@ cdef object _segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t tot
                           const int64_t[:, :] glen, const int64_t[:] swhich, const int64_t[:] swhere,
                           object sfound, bint plain_pre, bint has_succ, list out, object groups_of,
                           const unsigned char[:] pstate, const int64_t[:, :] ppos, const int64_t[:, :] plen,
-                          const int64_t[:] pcontent, list pnames, Py_ssize_t* tally):
+                          const int64_t[:] pcontent, list pnames, list hkeys, Py_ssize_t* tally):
     cdef Py_ssize_t n = len(seg), r
     cdef Py_ssize_t counted = 0
     cdef int64_t dl, e, so, mp, hp, L, hend
@@ -418,7 +433,7 @@ cdef object _segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t tot
     cdef bint has_dates, vectorised, gained, nofail, forget
     cdef bytes line, hkey = b"", text, body, mlfid
     cdef const unsigned char* p
-    cdef object ts = None, base, found_date, x, pre, res, spans, host, user, v, g
+    cdef object ts = None, base, found_date, x, pre, res, spans, host, user, v, g, hk
     cdef dict c = flt.counts
     cdef dict seen, minutes, memo
     cdef object dates = flt.dates
@@ -450,11 +465,11 @@ cdef object _segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t tot
             if dl == pdl and memcmp(<const char*>line, <const char*>pline, dl) == 0:
                 ts = pts  # seen.get(line[:dl]): the same text as the line before
             else:
-                ts = seen.get(line[:dl])
+                ts = seen.get(_cut(line, 0, dl))
             if ts is None:
                 so = secs[r]
                 if so >= 0 and not fracs[r]:
-                    base = minutes.get(line[:so] + b"\x00" + line[so + 2:dl])
+                    base = minutes.get(_minute_key(line, so, dl))
                     if base is not None:
                         p = line
                         sv = (p[so] - 48) * 10 + (p[so + 1] - 48)  # \d{2}
@@ -462,7 +477,7 @@ cdef object _segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t tot
                             ts = base + (sv if sv < 59 else 59)
                             if len(seen) >= 4096:  # DateParser._remember
                                 seen.clear()
-                            seen[line[:dl]] = ts
+                            seen[_cut(line, 0, dl)] = ts
                 if ts is None:
                     ts = _date_miss(dates, template, line, dl, seen, minutes)
                 if ts is None:
@@ -502,7 +517,8 @@ cdef object _segment_loop(object flt, list seg, Py_ssize_t start, Py_ssize_t tot
                 hend = dl + e + extra
                 if hend > L:
                     hend = L
-                hkey = line[dl:hend]
+                hk = hkeys[r] if hkeys is not None else None
+                hkey = <bytes>hk if hk is not None else _cut(line, dl, hend - dl)
                 pre = memo.get(hkey)
             else:
                 e = -1
@@ -619,7 +635,7 @@ def head_misses(list seg, const unsigned char[:] odd, const int64_t[:] dlens, co
             hend = dl + e + extra
             if hend > L:
                 hend = L
-            key = line[dl:hend]
+            key = _cut(line, dl, hend - dl)
             if key in memo or key in seen:
                 continue
             seen.add(key)
@@ -689,6 +705,7 @@ def odd_rows(list seg, Py_ssize_t max_line):
     cdef Py_ssize_t n = len(seg), r, k, L
     cdef bytes line
     cdef const unsigned char* p
+    cdef uint64_t w
     out = bytearray(n)
     cdef unsigned char[:] o = out
     for r in range(n):
@@ -698,10 +715,20 @@ def odd_rows(list seg, Py_ssize_t max_line):
             o[r] = 1
             continue
         p = line
-        for k in range(L):
-            if p[k] >= 0x80 or p[k] == 10:
+        if memchr(p, 10, L) != NULL:
+            o[r] = 1
+            continue
+        k = 0
+        while k + 8 <= L:  # eight bytes at a time: any high bit set?
+            memcpy(&w, p + k, 8)
+            if w & 0x8080808080808080ULL:
+                break
+            k += 8
+        while k < L:
+            if p[k] >= 0x80:
                 o[r] = 1
                 break
+            k += 1
     return out
 
 
@@ -869,11 +896,13 @@ cdef inline bint _prechecks(Re2Rx rx, const unsigned char* p, int64_t st, int64_
 def re2_batch(Re2Plan P, list seg, Py_ssize_t template, bint want_secs, unsigned char[:] odd,
               int64_t[:] dlens, int64_t[:] secs, unsigned char[:] fracs, int64_t[:] heads, int64_t[:] starts,
               int64_t[:] which, int64_t[:, :] gpos, int64_t[:, :] glen, int64_t[:] swhich, dict memo, int extra,
-              unsigned char[:] pstate, int64_t[:, :] ppos, int64_t[:, :] plen, int64_t[:] pcontent):
+              unsigned char[:] pstate, int64_t[:, :] ppos, int64_t[:, :] plen, int64_t[:] pcontent,
+              list hkeys=None):
     """The column work of ``logparse_batch._segment_fast`` with RE2 called per line: date template and
     prefregex head extents (rows where the template does not match become odd), the full prefregex on
     lines whose head text is new, the first failregex (then successregex) that matches each line's content
-    with the fields' offsets. ``template < 0``: the filter has no dates."""
+    with the fields' offsets. ``template < 0``: the filter has no dates. ``hkeys`` (one entry per line) gets
+    the head texts it makes, for :func:`segment_loop`."""
     cdef Py_ssize_t n = len(seg), r, k, nf = len(P.fail), ns = len(P.succ)
     cdef int64_t sp[2 * 64]
     cdef int64_t L, dl, e, st, hend, a
@@ -948,7 +977,9 @@ def re2_batch(Re2Plan P, list seg, Py_ssize_t template, bint want_secs, unsigned
                 hend = dl + e + extra
                 if hend > L:
                     hend = L
-                key = line[dl:hend]
+                key = _cut(line, dl, hend - dl)
+                if hkeys is not None:
+                    hkeys[r] = key
                 if key in memo or key in seen:
                     found = True
                 else:

@@ -800,11 +800,12 @@ def _segment_re2(flt: LogFilter, plan: BatchPlan, fast: Any, lines: list[bytes],
     probe = flt._probe
     memo, extra = (probe._memo, probe._extra) if probe is not None else ({}, 0)
     odd_u8 = odd.astype(np.uint8)
+    hkeys: list[bytes | None] = [None] * n
     fast.re2_batch(plan.re2, seg, template, want_secs, odd_u8, dlens, secs, fracs, heads, starts, which, gpos,
-                   glen, swhich, memo, extra, pstate, ppos, plen, pcontent)
+                   glen, swhich, memo, extra, pstate, ppos, plen, pcontent, hkeys)
     sfound = {r.index: _SuccessRows(flt.successregex[r.index], seg, starts) for r in plan.succ}
     plain_pre = pref is None or not ({k.split("__", 1)[0] for k in pref.groupindex} & (set(_USED) - {"mlfid"}))
     return fast.segment_loop(flt, seg, start, len(lines), odd_u8, dlens, secs, fracs, heads,
                              which, gpos, glen, swhich, np.arange(n, dtype=np.int64), sfound, plain_pre,
                              bool(plan.succ), out, _success_groups, pstate, ppos, plen, pcontent,
-                             [b for b, _ in plan.pref_names])
+                             [b for b, _ in plan.pref_names], hkeys)
