@@ -74,6 +74,22 @@ def test_is_plain_equals_python(v):
     assert F.is_plain(v) == ml._is_plain_py(v)
 
 
+@settings(max_examples=300, deadline=None)
+@given(v=st.one_of(st.text(max_size=40), st.text(alphabet="'\" <>=or1一ab%2_", max_size=60)))
+def test_model_scores_equal_python(v):
+    model = ml.WebModel.load_default()
+    norm = ml.normalize(v)
+    lo, hi = ml.NGRAM_RANGE
+    want = sorted(w for g in ml.ngrams(norm) if (w := model._bin.get(g)) is not None)
+    assert sorted(F.ngram_weights(norm, model._bin, lo, hi)) == want
+    fast = model._score(v, explain=True, top=5)
+    saved, ml._fast_ngram_weights = ml._fast_ngram_weights, None
+    try:
+        assert model._score(v, explain=True, top=5) == fast
+    finally:
+        ml._fast_ngram_weights = saved
+
+
 def _sqli_ref(value):
     if len(value) < 2:
         return None

@@ -973,3 +973,25 @@ def sql_tokens(bytes s not None, object logic, object opwords, object statements
             out.append((";", b";"))
         i += 1
     return out
+
+
+# ---- web model --------------------------------------------------------------------------------------
+
+def ngram_weights(str norm not None, dict weights not None, Py_ssize_t lo, Py_ssize_t hi):
+    """The weights (in ``weights``) of the distinct character n-grams, ``lo``..``hi`` long, of
+    ``"\\x02" + norm + "\\x03"``: what ``[weights[g] for g in ml.ngrams(norm) if g in weights]`` holds, in
+    another order (the model sums them with ``math.fsum``, which does not depend on the order)."""
+    cdef str s = "\x02" + norm + "\x03"
+    cdef Py_ssize_t n_s = len(s), n, i
+    cdef set seen = set()
+    cdef list ws = []
+    cdef PyObject* hit
+    for n in range(lo, hi + 1):
+        for i in range(n_s - n + 1):
+            g = s[i:i + n]
+            hit = PyDict_GetItem(weights, g)
+            if hit is NULL or g in seen:
+                continue
+            seen.add(g)
+            ws.append(<object>hit)
+    return ws

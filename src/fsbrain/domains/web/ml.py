@@ -117,6 +117,16 @@ def _compiled_is_plain():  # type: ignore[no-untyped-def]
 _fast_is_plain = _compiled_is_plain()
 
 
+def _compiled_ngram_weights():  # type: ignore[no-untyped-def]
+    from fsbrain.domains.web.speedups import load
+
+    fast = load()
+    return None if fast is None else fast.ngram_weights
+
+
+_fast_ngram_weights = _compiled_ngram_weights()
+
+
 def heldout(key: str) -> bool:
     """The evaluation split used for the shipped model: about 30% of keys (by SHA-1) are held out."""
     return hashlib.sha1(key.encode("utf-8", "surrogatepass")).digest()[0] % 10 < 3
@@ -260,13 +270,20 @@ class WebModel:
         return out
 
     def _score(self, value: str, *, explain: bool, top: int) -> ValueScore:
-        grams = ngrams(normalize(value))
-        get = self._bin.get
-        ws = [w for g in grams if (w := get(g)) is not None]
+        norm = normalize(value)
+        grams: set[str] | None = None
+        if _fast_ngram_weights is not None:
+            ws = _fast_ngram_weights(norm, self._bin, NGRAM_RANGE[0], NGRAM_RANGE[1])
+        else:
+            grams = ngrams(norm)
+            get = self._bin.get
+            ws = [w for g in grams if (w := get(g)) is not None]
         z = self.binary_bias + (math.fsum(ws) / math.sqrt(len(ws)) if ws else 0.0)
         p_attack = 1.0 / (1.0 + math.exp(-z)) if z > -50 else 0.0
         if p_attack < 0.5:
             return ValueScore(p_attack=p_attack, attack_class="benign")
+        if grams is None:
+            grams = ngrams(norm)
         logits, idx = self._logits(grams)
         k = int(np.argmax(logits[1:])) + 1
         cls_name = self.classes[k]
