@@ -6,8 +6,9 @@ times, on the same file and the same machine, one after the other:
 
 1. ``fail2ban-regex`` (Debian's fail2ban) with Debian's ``/etc/fail2ban/filter.d/sshd.conf``;
 2. fsbrain with its own ``sshd`` filter, one process: in batches (``LogFilter.process_batch``, what
-   ``fsbrain host scan`` does; with the compiled per-line loop when it is built, and with the pure-Python
-   loop) and line by line (``LogFilter.process``, what ``fsbrain host follow`` does);
+   ``fsbrain host scan`` does; with the compiled per-line loop when it is built — calling RE2 directly when
+   built with libre2-dev, and on Arrow's kernels as without it — and with the pure-Python loop) and line by
+   line (``LogFilter.process``, what ``fsbrain host follow`` does);
 3. fsbrain running Debian's ``sshd.conf`` as it is (the loader's compatibility path);
 4. fsbrain with its own filter on ``--jobs`` worker processes (lines split in chunks; only the
    stateless date/regex work is parallel, connection-id merging runs in order afterwards).
@@ -40,7 +41,7 @@ from _machine import describe  # noqa: E402
 
 from fsbrain.domains.host.fail2ban import load_filter  # noqa: E402
 from fsbrain.domains.host.logparse import LogFilter  # noqa: E402
-from fsbrain.domains.host.logparse_batch import BatchPlan, load_fastlog  # noqa: E402,F401 - pyarrow imported before timing
+from fsbrain.domains.host.logparse_batch import BatchPlan, load_fastlog, use_re2  # noqa: E402 - pyarrow imported before timing
 from fsbrain.domains.host.logparse_parallel import parallel_failures  # noqa: E402
 
 DEBIAN_SSHD = Path("/etc/fail2ban/filter.d/sshd.conf")
@@ -135,11 +136,14 @@ BATCH = 16384  # lines per LogFilter.process_batch call (as fsbrain host scan do
 
 
 def run_fsbrain(log: Path, spec: str, dirs: list[Path] | None, *, batch: bool = True,
-                speedups: bool | None = None) -> tuple[dict[str, float], list[bytes]]:
+                speedups: bool | None = None, re2: bool | None = None) -> tuple[dict[str, float], list[bytes]]:
     """fsbrain over the file: in batches (``process_batch``, the scan path) or line by line (``process``,
-    the live-follow path); ``speedups=False``: batches with the pure-Python per-line loop."""
+    the live-follow path); ``speedups=False``: batches with the pure-Python per-line loop; ``re2=False``:
+    the compiled loop on Arrow's kernels instead of RE2 called directly (the build without libre2-dev)."""
     t0, c0 = time.perf_counter(), time.process_time()
     flt = LogFilter(load_filter(spec, dirs), speedups=speedups)
+    if re2 is not None:
+        flt._batch_plan = BatchPlan(flt, re2=re2)
     failures = []
     with open(log, "rb") as fh:
         if batch:
@@ -165,6 +169,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--out", type=Path, default=None, help="write a Markdown report here")
     ap.add_argument("--log", type=Path, default=None, help="use this sshd log instead of generating one")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="time fail2ban-regex and fsbrain's default batches this many times (the ratio per run)")
     args = ap.parse_args()
     if shutil.which("fail2ban-regex") is None or not DEBIAN_SSHD.exists():
         raise SystemExit("fail2ban-regex is not installed: apt-get install -y fail2ban")
@@ -179,7 +185,11 @@ def main() -> None:
     print(f"fail2ban-regex: {f2b}", flush=True)
     own, own_fail = run_fsbrain(log, "sshd", None)
     print(f"fsbrain (own sshd filter, batches): {own}", flush=True)
-    compiled = load_fastlog() is not None
+    fast = load_fastlog()
+    compiled = fast is not None
+    direct = compiled and fast.re2_available() and use_re2()
+    arrow, arrow_fail = run_fsbrain(log, "sshd", None, re2=False)
+    print(f"fsbrain (own sshd filter, batches, compiled loop on Arrow's kernels): {arrow}", flush=True)
     py, py_fail = run_fsbrain(log, "sshd", None, speedups=False)
     print(f"fsbrain (own sshd filter, batches, pure-Python loop): {py}", flush=True)
     one, one_fail = run_fsbrain(log, "sshd", None, batch=False)
@@ -191,17 +201,29 @@ def main() -> None:
     par_wall = time.perf_counter() - t0
     par_cpu = time.process_time() - c0 + _children_cpu() - k0
     print(f"fsbrain parallel x{args.jobs}: {len(par_fail)} failures in {par_wall:.2f}s", flush=True)
-    load_after = os.getloadavg()
+    repeats = [(f2b, own, load_before[0], load_after_first := os.getloadavg()[0])]
+    for _ in range(args.runs - 1):
+        before = os.getloadavg()[0]
+        f2b_k = run_fail2ban(log)
+        own_k, own_k_fail = run_fsbrain(log, "sshd", None)
+        if sorted(own_k_fail) != sorted(own_fail) or f2b_k["matched"] != f2b["matched"]:
+            raise SystemExit("a repeated run matched other lines")
+        repeats.append((f2b_k, own_k, before, os.getloadavg()[0]))
+        print(f"repeat: fail2ban-regex {f2b_k['cpu']:.2f} CPU-s, fsbrain {own_k['cpu']:.2f} CPU-s", flush=True)
+    load_after = os.getloadavg() if args.runs == 1 else (load_after_first,)
     theirs = sorted(fail2ban_matched_lines(log))
     same_own = (theirs == sorted(x.decode() for x in own_fail) == sorted(x.decode() for x in one_fail)
-                == sorted(x.decode() for x in py_fail))
+                == sorted(x.decode() for x in py_fail) == sorted(x.decode() for x in arrow_fail))
     same_deb = theirs == sorted(x.decode() for x in deb_fail)
     same_par = sorted(par_fail) == sorted(own_fail)
     rows = [
         ("fail2ban-regex (Debian sshd.conf)", f2b["wall"], f2b["cpu"], f2b["matched"]),
         ("fail2ban-regex, its own 'processed in'", f2b["processed"], None, f2b["matched"]),
-        (f"fsbrain, own sshd filter, 1 process, batches of 16384 lines ({'compiled' if compiled else 'Python'} "
-         "per-line loop)", own["wall"], own["cpu"], own["failure"]),
+        (f"fsbrain, own sshd filter, 1 process, batches of 16384 lines ("
+         + ("compiled loop, RE2 called directly" if direct else "compiled loop, Arrow's kernels" if compiled
+            else "pure-Python loop") + ")", own["wall"], own["cpu"], own["failure"]),
+        ("fsbrain, own sshd filter, 1 process, batches, compiled loop on Arrow's kernels (FSBRAIN_RE2=0; "
+         "the build without libre2-dev)", arrow["wall"], arrow["cpu"], arrow["failure"]),
         ("fsbrain, own sshd filter, 1 process, batches, pure-Python loop (FSBRAIN_SPEEDUPS=0)", py["wall"], py["cpu"],
          py["failure"]),
         ("fsbrain, own sshd filter, 1 process, line by line", one["wall"], one["cpu"], one["failure"]),
@@ -237,9 +259,20 @@ def main() -> None:
         f"**{'yes' if same_deb else 'NO'}**; parallel run equals the single-process run: "
         f"**{'yes' if same_par else 'NO'}**.",
         "",
-        "Reproduce: `apt-get install -y fail2ban && .venv/bin/python bench/bench_host_bruteforce.py "
-        f"--lines {n} --out docs/benchmarks/host_bruteforce.md`",
+        "Reproduce: `apt-get install -y fail2ban libre2-dev && .venv/bin/python bench/bench_host_bruteforce.py "
+        f"--lines {n} --runs {args.runs} --out docs/benchmarks/host_bruteforce.md`",
     ]
+    if args.runs > 1:
+        lines += [
+            "",
+            f"The first two rows again, {args.runs} times in this run (fail2ban-regex, then fsbrain's default "
+            "batches; CPU seconds of each process; identical matches checked every time):",
+            "",
+            "| run | load (1 min) before / after | fail2ban-regex CPU s | fsbrain CPU s | vs fail2ban-regex (CPU) |",
+            "|---:|---|---:|---:|---:|",
+        ]
+        for k, (f, o, lb, la) in enumerate(repeats, 1):
+            lines.append(f"| {k} | {lb:.1f} / {la:.1f} | {f['cpu']:.2f} | {o['cpu']:.2f} | {f['cpu'] / o['cpu']:.1f}x |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
