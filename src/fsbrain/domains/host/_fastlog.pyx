@@ -55,9 +55,9 @@ cdef extern from *:
     }
     /* RE2::Match on text[0:n] (anchor 1: at its start); the spans of groups 0..nsub-1 as (start, end)
        pairs in out, -1 for a group that took no part. 1: matched, 0: no match, -1: nsub too large. */
-    static int fbre_match(void* r, const char* text, Py_ssize_t n, int anchor, int nsub, int64_t* out) {
-        re2::StringPiece m[FBRE_MAXSUB];
-        if (nsub > FBRE_MAXSUB) return -1;
+    template <int N>
+    static int fbre_match_n(void* r, const char* text, Py_ssize_t n, int anchor, int nsub, int64_t* out) {
+        re2::StringPiece m[N];  /* as few as the call needs: they are initialised on every call */
         if (!((RE2*)r)->Match(re2::StringPiece(text, (size_t)n), 0, (size_t)n,
                               anchor ? RE2::ANCHOR_START : RE2::UNANCHORED, m, nsub)) return 0;
         for (int k = 0; k < nsub; k++) {
@@ -65,6 +65,13 @@ cdef extern from *:
             else { out[2 * k] = (int64_t)(m[k].data() - text); out[2 * k + 1] = out[2 * k] + (int64_t)m[k].size(); }
         }
         return 1;
+    }
+    static int fbre_match(void* r, const char* text, Py_ssize_t n, int anchor, int nsub, int64_t* out) {
+        if (nsub <= 1) return fbre_match_n<1>(r, text, n, anchor, nsub, out);
+        if (nsub <= 8) return fbre_match_n<8>(r, text, n, anchor, nsub, out);
+        if (nsub <= 24) return fbre_match_n<24>(r, text, n, anchor, nsub, out);
+        if (nsub <= FBRE_MAXSUB) return fbre_match_n<FBRE_MAXSUB>(r, text, n, anchor, nsub, out);
+        return -1;
     }
     #else
     #define FBRE_MAXSUB 64
