@@ -76,13 +76,69 @@ def state_memory(n_entities: int) -> dict:
     return {"entities": n_entities, "rss_mb": used, "mb_per_million": used / n_entities * 1e6}
 
 
+def _timed(fn):  # wall seconds, CPU seconds of this process and its finished children, load before/after
+    import os
+
+    load0, t0, c0 = load_average(), time.perf_counter(), os.times()
+    out = fn()
+    c1 = os.times()
+    cpu = (c1.user - c0.user) + (c1.system - c0.system) + (c1.children_user - c0.children_user) + \
+        (c1.children_system - c0.children_system)
+    return out, time.perf_counter() - t0, cpu, (load0, load_average())
+
+
+def backtests(prep_path: Path, *, two_stage: bool = True) -> list[str]:
+    """Backtest rows: the columnar run (the default of `fsbrain backtest`), the streaming reference (one
+    process) and, optionally, the two-stage streaming run; each report compared with the reference's."""
+    from fsbrain.engine.backtest import backtest_file, comparable
+    from fsbrain.io import read_records
+
+    pol = load_policy(default_policy_path())
+    col, col_s, col_cpu, col_load = _timed(lambda: backtest_file(pol, prep_path, method="columnar", workers=2))
+    ref, ref_s, ref_cpu, ref_load = _timed(lambda: run_backtest(pol, read_records(prep_path), workers=1))
+    ref_d = comparable(ref.to_dict())
+    same_col = comparable(col.to_dict()) == ref_d
+    ph = col.phases
+    rows = [
+        f"| backtest {ref.events:,} prepared applications, streaming, one process (read JSON lines + "
+        f"features + rules + tally; the reference) | {ref.events / ref_s:,.0f} events/s ({ref_s:,.1f} s, "
+        f"{ref_cpu:,.1f} CPU-s; load {ref_load[0]} → {ref_load[1]}) |",
+    ]
+    if two_stage:
+        two, two_s, two_cpu, two_load = _timed(
+            lambda: run_backtest(pol, read_records(prep_path), workers=1, rule_workers=1))
+        rows.append(
+            f"| backtest {two.events:,} prepared applications, streaming, rules and tally in a second process "
+            f"(`--method streaming --rule-workers 1`; report identical to the reference: "
+            f"{'yes' if comparable(two.to_dict()) == ref_d else 'NO'}) | {two.events / two_s:,.0f} events/s "
+            f"({two_s:,.1f} s, {two_cpu:,.1f} CPU-s; load {two_load[0]} → {two_load[1]}) |")
+    rows.append(
+        f"| **backtest {col.events:,} prepared applications, columnar** (`fsbrain backtest`, default "
+        f"`--method auto`: features for the whole history at once, rules in 2 worker processes; report "
+        f"identical to the reference: {'yes' if same_col else 'NO'}) | **{col.events / col_s:,.0f} events/s** "
+        f"({col_s:,.1f} s: read + extract {ph.get('extract', 0):,.1f} s, features {ph.get('features', 0):,.1f} s, "
+        f"rules + tally {ph.get('rules', 0):,.1f} s; {col_cpu:,.1f} CPU-s = "
+        f"{col_cpu / max(col.events, 1) * 1e6:,.0f} µs per event; load {col_load[0]} → {col_load[1]}) |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50_000, help="events for the in-process run")
     ap.add_argument("--backtest-n", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--skip-redis", action="store_true")
+    ap.add_argument("--prepared", type=Path, help="backtest this prepared JSON-lines file (e.g. one kept from an "
+                    "earlier run) instead of simulating and preparing --backtest-n applications")
+    ap.add_argument("--backtest-only", action="store_true",
+                    help="only the backtest rows (needs --prepared); printed, docs/benchmarks/engine.md untouched")
     args = ap.parse_args()
+    if args.backtest_only:
+        if not args.prepared:
+            ap.error("--backtest-only needs --prepared FILE")
+        print(f"Load average before: {load_average()}")
+        print("\n".join(backtests(args.prepared)))
+        return
     if args.quick:
         args.n, args.backtest_n = 5000, 20_000
     key = secrets.token_bytes(32)
@@ -121,17 +177,12 @@ def main() -> None:
                 if "error" not in r:
                     fh.write(orjson.dumps(r) + b"\n")
         bt_prep_s = time.perf_counter() - t
-        pol = load_policy(default_policy_path())
-        t = time.perf_counter()
-        rep = run_backtest(pol, read_records(prep_path), workers=1)
-        bt_s = time.perf_counter() - t
-        t = time.perf_counter()
-        rep2 = run_backtest(pol, read_records(prep_path), workers=1, rule_workers=1)
-        bt2_s = time.perf_counter() - t
-        same = {k: v for k, v in rep.to_dict().items() if k not in ("seconds", "events_per_second")} == \
-            {k: v for k, v in rep2.to_dict().items() if k not in ("seconds", "events_per_second")}
+        if args.prepared:
+            prep_path = args.prepared
+        bt_rows = backtests(prep_path)
         raw_bt = None
         if args.quick:
+            pol = load_policy(default_policy_path())
             t = time.perf_counter()
             raw_rep = run_backtest(pol, read_records(raw_path), workers=2, key=key)
             raw_bt = (raw_rep.events, time.perf_counter() - t)
@@ -161,11 +212,7 @@ def main() -> None:
         f"({args.backtest_n / bt_sim_s:,.0f}/s) |",
         f"| prepare {args.backtest_n:,} (validate + pseudonymise, 2 processes) | {bt_prep_s:,.1f} s "
         f"({args.backtest_n / bt_prep_s:,.0f}/s) |",
-        f"| backtest {rep.events:,} prepared applications (read JSON lines + features + rules + tally, one "
-        f"process) | {rep.events / bt_s:,.0f} events/s ({bt_s:,.1f} s) |",
-        f"| **backtest {rep2.events:,} prepared applications, rules and tally in a second process** "
-        f"(`--rule-workers 1`; report identical to the one-process run: {'yes' if same else 'NO'}) | "
-        f"**{rep2.events / bt2_s:,.0f} events/s** ({bt2_s:,.1f} s) |",
+        *bt_rows,
     ]
     if raw_bt:
         lines.append(f"| backtest from raw applications (validation in 2 processes) | {raw_bt[0] / raw_bt[1]:,.0f} events/s |")

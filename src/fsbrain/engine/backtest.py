@@ -494,9 +494,11 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
             conn.send(("part", extract_inputs(plan, datas, tss, eng._fast)))
             kept.append(keep)
             del datas
+        cpu_extract = time.process_time()
         msg = conn.recv()
         if msg is None:
             return
+        cpu0 = time.process_time()
         names, nullable, arrays, errors = msg
         cols = [_py(a, nul) for a, nul in zip(arrays, nullable, strict=True)]
         del arrays
@@ -508,6 +510,8 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
         rows = zip(*cols, strict=True) if cols else iter(lambda: (), None)
         none: list[dict[str, Any]] = []
         i = 0
+        gc.freeze()  # the kept events: never rescanned
+        gc.set_threshold(50_000, 20, 100)  # decisions hold no cycles: collect rarely, as `fsbrain serve` does
         gc.enable()
         for keep in kept:
             for (eid, ts, truth, part), row in zip(keep, rows):
@@ -517,6 +521,7 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
                 i += 1
             conn.send(("progress", len(keep)))
         rep.label_counts = {k: dict(v) for k, v in rep.label_counts.items()}  # picklable (no lambda factory)
+        rep.phases = {"extract_cpu": cpu_extract, "rules_cpu": time.process_time() - cpu0}
         conn.send(("done", rep))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the main process stopped (it fell back, or failed): nothing to report
@@ -557,7 +562,8 @@ def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
     plan = engine._plans[policy.event_type]
     rep = BacktestReport(policy=policy.ref, method="columnar")
     rep.rule_labels = {r.id: r.label for r in policy.rules}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
+    cpu: dict[str, float] = {}
     spans = _spans(path, _SPAN_BYTES)
     if not spans:
         rep.seconds = time.perf_counter() - t0
@@ -590,13 +596,13 @@ def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
             merger.add(part)
             owner.append(i % nw)
         counts = merger.counts
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         inputs = merger.result()
         del merger
         cols = columnar.feature_values(plan, inputs)
         errors = inputs.errors
         del inputs
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         names = [f.spec.name for f, _, _ in plan.rows]
         nullable = [f.agg in ("min", "max", "mean") for f, _, _ in plan.rows]
         bases = [0]
@@ -618,9 +624,13 @@ def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
                         progress(payload)
                 elif kind == "done":
                     rep.merge(payload)
+                    for name, v in payload.phases.items():
+                        cpu[name] = cpu.get(name, 0.0) + v
                     pending.discard(k)
         rep.phases = {"extract": round(t1 - t0, 3), "features": round(t2 - t1, 3),
-                      "rules": round(time.perf_counter() - t2, 3)}
+                      "rules": round(time.perf_counter() - t2, 3),
+                      **{k: round(v, 3) for k, v in cpu.items()},
+                      "main_cpu": round(time.process_time() - c0, 3), "features_cpu": round(c2 - c1, 3)}
     finally:
         for c in conns:
             with contextlib.suppress(OSError):

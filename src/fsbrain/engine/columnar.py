@@ -74,29 +74,32 @@ class FeatureInputs:
 
 
 def _factor(items: list[str]) -> tuple[np.ndarray, list[str]]:
-    codes: dict[str, int] = {}
-    sd = codes.setdefault
-    arr = np.fromiter((sd(k, len(codes)) for k in items), dtype=np.int64, count=len(items))
-    return arr, list(codes)
+    """Codes of ``items`` (first-seen order) and the distinct items (dict operations in C, no Python loop)."""
+    uniq = list(dict.fromkeys(items))
+    index = dict(zip(uniq, range(len(uniq))))
+    return np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items)), uniq
 
 
 def _key_column(keys: list[Any]) -> KeyColumn:
-    ev: list[int] = []
-    flat: list[str] = []
-    fan = False
+    if not any(type(k) is list for k in keys):  # no list key: one row per event that has a key
+        ev = [i for i, k in enumerate(keys) if k is not None]
+        flat = [k for k in keys if k is not None] if len(ev) < len(keys) else keys
+        code, uniq = _factor(flat)
+        return KeyColumn(ev=np.asarray(ev, dtype=np.int64), code=code, uniq=uniq, fan=False)
+    evl: list[int] = []
+    flat = []
     for i, k in enumerate(keys):
         if k is None:
             continue
         if type(k) is str:
-            ev.append(i)
+            evl.append(i)
             flat.append(k)
         else:
-            fan = True
             for x in k:
-                ev.append(i)
+                evl.append(i)
                 flat.append(x)
     code, uniq = _factor(flat)
-    return KeyColumn(ev=np.asarray(ev, dtype=np.int64), code=code, uniq=uniq, fan=fan)
+    return KeyColumn(ev=np.asarray(evl, dtype=np.int64), code=code, uniq=uniq, fan=True)
 
 
 def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[float], fast: Any = None,
@@ -256,8 +259,13 @@ def merge_inputs(parts: Sequence[FeatureInputs]) -> FeatureInputs:
 
 
 def _global(gmap: dict[str, int], uniq: list[str]) -> np.ndarray:
-    sd = gmap.setdefault
-    return np.fromiter((sd(k, len(gmap)) for k in uniq), dtype=np.int64, count=len(uniq))
+    """Global codes of a part's distinct items, adding the new ones to ``gmap``."""
+    codes = list(map(gmap.get, uniq))
+    if None in codes:
+        new = [k for k, c in zip(uniq, codes, strict=True) if c is None]
+        gmap.update(zip(new, range(len(gmap), len(gmap) + len(new))))
+        codes = list(map(gmap.__getitem__, uniq))
+    return np.array(codes, dtype=np.int64)
 
 
 # -- the columnar pass ----------------------------------------------------------------------------
@@ -276,33 +284,35 @@ def feature_values(plan: Any, inputs: FeatureInputs) -> dict[str, np.ndarray]:
     ts = inputs.ts
     check_order(ts)
     out: dict[str, np.ndarray] = {}
+    sorted_keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for r, (f, ki, vi) in enumerate(plan.rows):
-        out[f.spec.name] = _one_feature(f, inputs.keys[ki], ts, inputs.obs[r], inputs.nums[r],
-                                        inputs.dvals.get(vi), inputs.n)
+        kc = inputs.keys[ki]
+        if ki not in sorted_keys:  # rows by entity, then file order (ev is ascending: a stable sort keeps it)
+            order = np.argsort(kc.code, kind="stable")
+            sorted_keys[ki] = (kc.ev[order], kc.code[order])
+        evs, cs = sorted_keys[ki]
+        out[f.spec.name] = _one_feature(f, kc, evs, cs, ts, inputs.obs[r], inputs.nums[r], inputs.dvals.get(vi),
+                                        inputs.n)
     return out
 
 
-def _one_feature(f: CompiledFeature, kc: KeyColumn, ts: np.ndarray, obs_all: bytes, nums: np.ndarray | None,
-                 dv: tuple[np.ndarray, list[str]] | None, n_events: int) -> np.ndarray:
+def _one_feature(f: CompiledFeature, kc: KeyColumn, evs: np.ndarray, cs: np.ndarray, ts: np.ndarray,
+                 obs_all: bytes, nums: np.ndarray | None, dv: tuple[np.ndarray, list[str]] | None,
+                 n_events: int) -> np.ndarray:
     spec, agg = f.spec, f.agg
     nb = spec.n_buckets
-    ev = kc.ev
-    m = len(ev)
+    m = len(evs)
     integer = agg in ("count", "distinct")
     empty = 0 if integer else (0.0 if agg == "sum" else np.nan)
     res = np.full(n_events, empty, dtype=np.int64 if integer else np.float64)
     if m == 0:
         return res
-    b = np.floor(ts[ev] / float(spec.bucket)).astype(np.int64)  # the state's floor(ts / bucket)
-    code = kc.code
+    b = np.floor(ts[evs] / float(spec.bucket)).astype(np.int64)  # the state's floor(ts / bucket)
     bmin = int(b.min())
     span = int(b.max()) - bmin + nb + 1
     if span * (len(kc.uniq) + 1) >= 2**62:
         raise Unsupported(f"feature {f.name}: time span too long for the columnar index")
-    order = np.lexsort((ev, code))  # by entity, then file order (which is time order)
-    evs = ev[order]
-    cs = code[order]
-    comb = cs * span + (b[order] - bmin)
+    comb = cs * span + (b - bmin)  # ascending: by entity, then time
     o = np.frombuffer(obs_all, dtype=np.uint8)[evs].astype(bool)
     start = np.searchsorted(comb, comb - nb, side="right")  # first row of each row's window
     idx = np.arange(m)
@@ -328,7 +338,7 @@ def _one_feature(f: CompiledFeature, kc: KeyColumn, ts: np.ndarray, obs_all: byt
                 val = np.where(cnt > 0, u.astype(np.float64) / (cnt * VALUE_SCALE).astype(np.float64), np.nan)
     elif agg == "distinct":
         assert dv is not None
-        val = _distinct(dv[0][evs], o, comb, nb, cs)
+        val = _distinct(dv[0][evs], len(dv[1]), o, comb, nb, cs)
     else:  # min, max
         assert nums is not None
         x = np.where(o, nums[evs], np.inf if agg == "min" else -np.inf)
@@ -349,14 +359,19 @@ def _one_feature(f: CompiledFeature, kc: KeyColumn, ts: np.ndarray, obs_all: byt
     return res
 
 
-def _distinct(vcode: np.ndarray, o: np.ndarray, comb: np.ndarray, nb: int, code: np.ndarray) -> np.ndarray:
+def _distinct(vcode: np.ndarray, n_values: int, o: np.ndarray, comb: np.ndarray, nb: int, code: np.ndarray,
+              ) -> np.ndarray:
     """Distinct values in each row's window: observation ``p`` counts for rows ``p .. end(p)``."""
     m = len(vcode)
     pos = np.flatnonzero(o)
     diff = np.zeros(m + 1, dtype=np.int64)
     if len(pos):
         vc, cc = vcode[pos], code[pos]
-        k = np.lexsort((pos, vc, cc))  # the next observation of the same value on the same entity
+        # the next observation of the same value on the same entity (pos ascending: stable sorts keep it)
+        if (int(cc.max()) + 1) * (n_values + 1) < 2**62:
+            k = np.argsort(cc * (n_values + 1) + vc, kind="stable")
+        else:
+            k = np.lexsort((pos, vc, cc))
         sp = pos[k]
         nxt_sorted = np.full(len(pos), m, dtype=np.int64)
         same = (vc[k][1:] == vc[k][:-1]) & (cc[k][1:] == cc[k][:-1])
