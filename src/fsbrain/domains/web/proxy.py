@@ -261,7 +261,8 @@ class ReverseProxyApp:
         started = False
         got_bytes = False
         while True:
-            data = await asyncio.wait_for(reader.read(_READ), timeout)
+            async with asyncio.timeout(timeout):  # no extra task per read, unlike asyncio.wait_for
+                data = await reader.read(_READ)
             if not data:  # EOF
                 if not got_bytes:
                     raise UpstreamError("connection closed before a response")
@@ -290,10 +291,12 @@ class ReverseProxyApp:
                     res.done, res.chunks = True, []
             if res.chunks:
                 chunks, res.chunks = res.chunks, []
-                for c in chunks:
-                    await send({"type": "http.response.body", "body": c, "more_body": True})
-            if res.done:
+                last = len(chunks) - 1 if res.done else -1  # a complete response ends with its last chunk
+                for i, c in enumerate(chunks):
+                    await send({"type": "http.response.body", "body": c, "more_body": i != last})
+            elif res.done:
                 await send({"type": "http.response.body", "body": b""})
+            if res.done:
                 if conn is not None:
                     if _keep_alive(parser.get_http_version(), res.headers) and not head_only:
                         self.pool.release(conn)
