@@ -15,35 +15,35 @@ HTTP_PROTOCOL = "fsbrain.server:CoalescingHttpToolsProtocol"
 
 
 class _CoalescingTransport:
-    """A transport that holds one write until the next write or the end of the loop's turn.
+    """A transport that holds a response's head until its body follows.
 
     uvicorn writes a response's head and its body with two ``transport.write`` calls, i.e. two ``send``
-    system calls and two TCP segments, and the client wakes up for each. Holding the head until the body
-    follows (in the same turn of the loop, as it does for every complete response) makes that one call; a
-    write that nothing follows (a streamed response's chunks) goes out at the end of the turn. Everything
-    else is the wrapped transport's.
+    system calls and two TCP segments, and the client wakes up for each. Holding the head (a write that
+    starts a response other than ``100 Continue``) until the next write makes that one call; a head that no
+    body follows (``HEAD``, 204) goes out when the response completes (the protocol flushes it then), or when
+    the connection is closed. Everything else is the wrapped transport's.
     """
 
-    __slots__ = ("_t", "_held", "_loop")
+    __slots__ = ("_t", "_held")
 
-    def __init__(self, transport: Any, loop: Any) -> None:
+    def __init__(self, transport: Any) -> None:
         self._t = transport
         self._held: bytes | None = None
-        self._loop = loop
 
     def write(self, data: bytes) -> None:
         held = self._held
         if held is not None:
             self._held = None
             self._t.write(held + data)
-        else:
+        elif data[:9] in (b"HTTP/1.1 ", b"HTTP/1.0 ") and data[9:10] != b"1":
             self._held = bytes(data)
-            self._loop.call_soon(self._flush)
+        else:
+            self._t.write(data)
 
     def writelines(self, lines: Any) -> None:
         self.write(b"".join(lines))
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         held = self._held
         if held is not None:
             self._held = None
@@ -51,11 +51,11 @@ class _CoalescingTransport:
                 self._t.write(held)
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._t.close()
 
     def write_eof(self) -> None:
-        self._flush()
+        self.flush()
         self._t.write_eof()
 
     def get_write_buffer_size(self) -> int:
@@ -73,7 +73,11 @@ def _protocol_class() -> Any:
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self.transport = _CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+            self.transport = _CoalescingTransport(transport)  # type: ignore[assignment]
+
+        def on_response_complete(self) -> None:
+            self.transport.flush()  # type: ignore[attr-defined]
+            super().on_response_complete()
 
     return CoalescingHttpToolsProtocol
 

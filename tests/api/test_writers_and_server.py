@@ -192,23 +192,23 @@ class _FakeTransport:
 def test_coalescing_transport_joins_head_and_body() -> None:
     from fsbrain.server import _CoalescingTransport
 
-    async def go() -> _FakeTransport:
-        t = _FakeTransport()
-        ct = _CoalescingTransport(t, asyncio.get_running_loop())
-        ct.write(b"HEAD")
-        ct.write(b"BODY")
-        assert t.writes == [b"HEADBODY"]
-        ct.write(b"lone chunk")
-        assert ct.get_write_buffer_size() == len(b"lone chunk")
-        await asyncio.sleep(0)  # end of the loop's turn
-        assert t.writes[-1] == b"lone chunk"
-        ct.writelines([b"a", b"b"])
-        ct.close()  # flushes first
-        assert t.writes[-1] == b"ab" and t.closed
-        assert ct.get_extra_info("peername") == ("127.0.0.1", 1)
-        return t
-
-    asyncio.run(go())
+    t = _FakeTransport()
+    ct = _CoalescingTransport(t)
+    ct.write(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
+    assert t.writes == [] and ct.get_write_buffer_size() > 0
+    ct.write(b"BODY")
+    assert t.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nBODY"]
+    ct.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # never held: the client waits for it
+    assert t.writes[-1] == b"HTTP/1.1 100 Continue\r\n\r\n"
+    ct.write(b"chunk")  # not a head: straight through
+    assert t.writes[-1] == b"chunk"
+    ct.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+    ct.flush()  # the protocol flushes when the response completes
+    assert t.writes[-1].startswith(b"HTTP/1.1 204")
+    ct.writelines([b"HTTP/1.1 200 OK\r\n\r\n"])
+    ct.close()  # flushes first
+    assert t.writes[-1] == b"HTTP/1.1 200 OK\r\n\r\n" and t.closed
+    assert ct.get_extra_info("peername") == ("127.0.0.1", 1)
 
 
 def _serve(tmp_path: Path) -> tuple[Any, Platform, int, threading.Thread]:
@@ -231,7 +231,7 @@ def _serve(tmp_path: Path) -> tuple[Any, Platform, int, threading.Thread]:
     return server, p, port, th
 
 
-def _recv_response(sock: socket.socket, buf: bytes) -> tuple[int, dict[str, str], bytes, bytes]:
+def _recv_response(sock: socket.socket, buf: bytes, head_only: bool = False) -> tuple[int, dict[str, str], bytes, bytes]:
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(65536)
         assert chunk
@@ -240,6 +240,8 @@ def _recv_response(sock: socket.socket, buf: bytes) -> tuple[int, dict[str, str]
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    if head_only:
+        return status, headers, b"", rest
     if "content-length" in headers:
         n = int(headers["content-length"])
         while len(rest) < n:
@@ -270,14 +272,16 @@ def test_real_server_answers_keep_alive_requests(tmp_path: Path) -> None:
             b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
             b"POST /v1/decisions/loan_application HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(app), app),
+            b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
         ]
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"".join(reqs))  # pipelined on one connection
             buf, answers = b"", []
-            for _ in reqs:
-                status, headers, body, buf = _recv_response(sock, buf)
+            for r in reqs:
+                status, headers, body, buf = _recv_response(sock, buf, head_only=r.startswith(b"HEAD"))
                 answers.append((status, headers, body))
-        assert [a[0] for a in answers] == [200, 422, 200, 200, 200]
+        assert [a[0] for a in answers] == [200, 422, 200, 200, 200, 405, 200]
         first, again = json.loads(answers[0][2]), json.loads(answers[4][2])
         assert again["replayed"] is True and again["decision_id"] == first["decision_id"]
         assert json.loads(answers[1][2])["error"] == "invalid_input"
