@@ -132,12 +132,13 @@ def main() -> None:
                     "earlier run) instead of simulating and preparing --backtest-n applications")
     ap.add_argument("--backtest-only", action="store_true",
                     help="only the backtest rows (needs --prepared); printed, docs/benchmarks/engine.md untouched")
+    ap.add_argument("--skip-two-stage", action="store_true", help="leave out the two-stage streaming backtest")
     args = ap.parse_args()
     if args.backtest_only:
         if not args.prepared:
             ap.error("--backtest-only needs --prepared FILE")
         print(f"Load average before: {load_average()}")
-        print("\n".join(backtests(args.prepared)))
+        print("\n".join(backtests(args.prepared, two_stage=not args.skip_two_stage)))
         return
     if args.quick:
         args.n, args.backtest_n = 5000, 20_000
@@ -179,7 +180,7 @@ def main() -> None:
         bt_prep_s = time.perf_counter() - t
         if args.prepared:
             prep_path = args.prepared
-        bt_rows = backtests(prep_path)
+        bt_rows = backtests(prep_path, two_stage=not args.skip_two_stage)
         raw_bt = None
         if args.quick:
             pol = load_policy(default_policy_path())

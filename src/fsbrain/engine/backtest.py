@@ -502,7 +502,6 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
         names, nullable, arrays, errors = msg
         cols = [_py(a, nul) for a, nul in zip(arrays, nullable, strict=True)]
         del arrays
-        rep = BacktestReport(policy=pol.ref)
         weights = {r.id: r.weight for r in pol.rules}
         forced = {r.id for r in pol.rules if r.outcome is not None}
         lowest, review_at = pol.outcomes[0][0], pol.outcomes[1][1]
@@ -514,15 +513,17 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
         gc.set_threshold(50_000, 20, 100)  # decisions hold no cycles: collect rarely, as `fsbrain serve` does
         gc.enable()
         for keep in kept:
+            # one partial report per byte range: added up in file order, so that every count's keys come
+            # in the order the streaming run first meets them (the JSON report is the same text)
+            rep = BacktestReport(policy=pol.ref)
             for (eid, ts, truth, part), row in zip(keep, rows):
                 data = dict(zip(need, part)) if type(part) is tuple else part
                 d = decide(plan, live, data, dict(zip(names, row)), errors.get(i, none), eid, ts, clock())
                 _tally(rep, d, truth, weights, forced, lowest, review_at)
                 i += 1
-            conn.send(("progress", len(keep)))
-        rep.label_counts = {k: dict(v) for k, v in rep.label_counts.items()}  # picklable (no lambda factory)
-        rep.phases = {"extract_cpu": cpu_extract, "rules_cpu": time.process_time() - cpu0}
-        conn.send(("done", rep))
+            rep.label_counts = {k: dict(v) for k, v in rep.label_counts.items()}  # picklable
+            conn.send(("span", rep))
+        conn.send(("done", {"extract_cpu": cpu_extract, "rules_cpu": time.process_time() - cpu0}))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the main process stopped (it fell back, or failed): nothing to report
     except Unsupported as exc:
@@ -615,18 +616,24 @@ def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
             conns[k].send((names, nullable, [cols[n][idx] for n in names], errs))
         del cols
         pending = set(range(nw))
+        span_reps: list[BacktestReport | None] = [None] * len(spans)
+        got = [0] * nw
         while pending:
             for c in wait([conns[k] for k in pending]):
                 k = conns.index(c)
                 kind, payload = recv(k)
-                if kind == "progress":
+                if kind == "span":
+                    span_reps[k + nw * got[k]] = payload
+                    got[k] += 1
                     if progress is not None:
-                        progress(payload)
+                        progress(payload.events)
                 elif kind == "done":
-                    rep.merge(payload)
-                    for name, v in payload.phases.items():
+                    for name, v in payload.items():
                         cpu[name] = cpu.get(name, 0.0) + v
                     pending.discard(k)
+        for part in span_reps:
+            if part is not None:
+                rep.merge(part)
         rep.phases = {"extract": round(t1 - t0, 3), "features": round(t2 - t1, 3),
                       "rules": round(time.perf_counter() - t2, 3),
                       **{k: round(v, 3) for k, v in cpu.items()},
