@@ -194,3 +194,123 @@ def test_odd_rows_as_arrow_finds_them(lines, max_line):
     want = np.asarray(pc.match_substring_regex(_column(lines), _ODD)) | np.array([len(x) > max_line for x in lines])
     got = np.frombuffer(load_fastlog(True).odd_rows(lines, max_line), np.uint8).astype(bool)
     assert got.tolist() == want.tolist()
+
+
+# --- RE2 called directly (built with libre2-dev) ------------------------------------------------------------
+
+def _fastlog_re2():
+    fast = load_fastlog(True)
+    if fast is None or not fast.re2_available():
+        pytest.skip("_fastlog is not built with RE2 (libre2-dev)")
+    return fast
+
+
+_DATE_TAILS = st.sampled_from([b"", b" ", b"  ", b" 2024", b" 2024 ", b" 2024x ", b" 20245 ", b".5 ", b".50 ", b".", b".x ",
+                               b"Z ", b"x", b"\t"])
+
+
+@needs_ext
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([b"Nov 25 10:00:01", b"Nov 25 10:00:59", b"Nov  5 10:01:00",
+                                           b"Nov 25 10:00:1"]), _DATE_TAILS, _PIDS, _MSGS), min_size=64, max_size=200),
+       st.sampled_from([64, 100]))
+def test_date_groups_of_neighbouring_lines_four_ways(rows, batch):
+    """Neighbouring lines sharing a date text with different bytes after it (a year that \\b ends or not, a
+    fraction, nothing): the RE2 pass reuses the seconds/fraction groups only where the template takes the
+    same way through the same text, and the compiled loop the previous line's epoch only for the same text."""
+    _four_ways("sshd", [stamp + tail + b" bastion " + pid + msg for stamp, tail, pid, msg in rows], batch=batch)
+
+
+def test_re2_regex_agrees_with_the_line_path():
+    """Debian's RE2 (called directly) and the line path's RE2 binding give the same spans for every regex of
+    the shipped filters on their sample lines and on tricky lines."""
+    import glob
+
+    from fsbrain.domains.host.fail2ban_regex import _rewrite_for_re2
+
+    fast = _fastlog_re2()
+    texts = [x[16:] for x in TRICKY + ODD] + [b"", b"\n", b"Failed password for root from 192.0.2.1 port 22 ssh2"]
+    samples = os.path.join(os.path.dirname(__file__), "../../src/fsbrain/domains/host/filters/samples/*.txt")
+    for path in glob.glob(samples):
+        with open(path, "rb") as fh:
+            texts += [x.rstrip(b"\r\n") for x in fh if not x.startswith(b"#")][:50]
+    checked = 0
+    for spec in shipped_filters():
+        flt = LogFilter(load_filter(spec), tz=dt.UTC, now=NOW)
+        for rx in [*flt.failregex, *flt.successregex, *([flt.prefregex] if flt.prefregex else [])]:
+            if rx.engine != "re2":
+                continue
+            mine = fast.Re2Regex(_rewrite_for_re2(rx.pattern))
+            assert mine.groups == rx._re2.NumberOfCapturingGroups()
+            assert all(mine.group_index(name) == idx for name, idx in rx.groupindex.items())
+            for text in texts:
+                want = rx.spans(text)
+                got = mine.match(text, False, mine.groups + 1)
+                assert (None if want is None else [tuple(s) for s in want]) == got, (spec, rx.pattern, text)
+                checked += 1
+    assert checked > 1000
+
+
+@needs_ext
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=60), st.sampled_from(["sshd", "dovecot", "pam-generic", "vsftpd", "nginx-http-auth"]))
+def test_re2_regex_agrees_on_random_bytes(text, spec):
+    from fsbrain.domains.host.fail2ban_regex import _rewrite_for_re2
+
+    fast = _fastlog_re2()
+    flt = LogFilter(load_filter(spec), tz=dt.UTC, now=NOW)
+    for rx in flt.failregex[:6]:
+        mine = fast.Re2Regex(_rewrite_for_re2(rx.pattern))
+        want = rx.spans(text)
+        got = mine.match(text, False, mine.groups + 1)
+        assert (None if want is None else [tuple(s) for s in want]) == got
+
+
+def test_re2_regex_refuses_what_re2_cannot_run():
+    fast = _fastlog_re2()
+    with pytest.raises(ValueError):
+        fast.Re2Regex(r"(?<=a)b")
+    with pytest.raises(ValueError):
+        fast.Re2Regex(r"(a)\1")
+    rx = fast.Re2Regex(r"^(?P<a>x+)(?P<b>y)?")
+    assert rx.group_index("b") == 2 and rx.group_index("nope") == -1
+    assert rx.match(b"xxz", True, 3) == [(0, 2), (0, 2), (-1, -1)]
+    assert rx.match(b"zxx", True, 1) is None
+    with pytest.raises(ValueError):
+        rx.match(b"x", False, 65)
+
+
+@needs_ext
+def test_compiled_results_are_ordinary_line_results():
+    """Results the compiled loop makes by storing their slots compare, copy, print and change like
+    ``LineResult(...)`` made the ordinary way."""
+    import dataclasses
+    import gc
+
+    from fsbrain.domains.host.logparse import LineResult
+
+    lines = (TRICKY + ODD) * 8
+    flt = LogFilter(load_filter("sshd"), tz=dt.UTC, now=NOW, speedups=True)
+    got = flt.process_batch(lines)
+    assert flt._batch_plan.fast is not None
+    for r in got:
+        assert type(r) is LineResult
+        same = LineResult(r.status, r.host, r.user, r.time, r.regex, r.fid, r.attempts)
+        assert r == same and repr(r) == repr(same) and dataclasses.asdict(r) == dataclasses.asdict(same)
+        assert dataclasses.replace(r, host="x").host == "x"
+    r = got[0]
+    r.user = "changed"
+    assert r.user == "changed"
+    gc.collect()  # untracked results are still freed by reference counting; the collector does not crash on them
+    assert sum(1 for x in got if x.status == "failure") > 0
+
+
+@needs_ext
+def test_arrow_path_when_built_with_re2_but_disabled(monkeypatch):
+    monkeypatch.setenv("FSBRAIN_RE2", "0")
+    flt = LogFilter(load_filter("sshd"), tz=dt.UTC, now=NOW, speedups=True)
+    one = LogFilter(load_filter("sshd"), tz=dt.UTC, now=NOW)
+    lines = (TRICKY + ODD) * 8
+    got = flt.process_batch(lines)
+    assert flt._batch_plan.fast is not None and flt._batch_plan.re2 is None
+    assert _key(got) == _key([one.process(x) for x in lines]) and flt.counts == one.counts
