@@ -423,23 +423,21 @@ cdef object _to_int(object v):
         return 0
 
 
-cdef object _setvar(object tr, object sv):
-    """``Transaction.setvar(sv.collection, sv.name, sv.op, sv.value)``."""
+cdef object _setvar(object tr, object coll, object name, object op, object value):
+    """``Transaction.setvar(coll, name, op, value)``."""
     cdef dict tx
-    if sv.collection != "tx":
+    if coll != "tx":
         return None
-    name = sv.name
     if type(name) is not str:
-        return tr.setvar(sv.collection, name, sv.op, sv.value)
+        return tr.setvar(coll, name, op, value)
     key = _expand(tr, name).decode("utf-8", "surrogateescape").lower() if "%{" in name else name
     if key in tr.pinned:
         return None
     tx = tr.tx
-    op = sv.op
     if op == "del":
         tx.pop(key, None)
         return None
-    val = _expand(tr, sv.value)
+    val = _expand(tr, value)
     if op == "=":
         tx[key] = val
         return None
@@ -453,45 +451,110 @@ cdef object _setvar(object tr, object sv):
 
 def setvar(object tr, object sv):
     """``Transaction.setvar`` for a :class:`SetVar` (for tests)."""
-    _setvar(tr, sv)
+    _setvar(tr, sv.collection, sv.name, sv.op, sv.value)
 
 
-cdef list _entries(object tr, object rule, object collections):
-    """``Transaction.values`` without building the variable names: ``(collection, key, value, count)``
-    tuples (``key`` None for a scalar; the name is ``coll:key``, ``coll`` or ``&coll``)."""
+# A rule link as the compiled loop reads it (built once per engine by :func:`link_desc`; rules do not
+# change after the engine is built): attribute lookups on the rule objects were a tenth of the loop.
+DEF L_OP = 0
+DEF L_NAMES = 1
+DEF L_TFUNCS = 2
+DEF L_FAST = 3
+DEF L_NEGATED = 4
+DEF L_CAPTURE = 5
+DEF L_SETVARS = 6
+DEF L_MULTI = 7
+DEF L_ID = 8
+DEF L_TARGETS = 9
+DEF L_EXCL = 10
+DEF L_TAGS = 11
+DEF L_RXMATCH = 12
+
+cdef object _ANCHOR = None
+
+
+def link_desc(object r):
+    """The tuple :func:`run_phase` reads for one rule link ``r``. ``op.re2_match`` (set by
+    ``operators._fast_search``) lets a plain ``@rx`` / ``@pm`` search run without the operator's closure."""
+    global _ANCHOR
+    rx_match = getattr(r.operator, "re2_match", None)
+    if rx_match is not None:
+        _ANCHOR = r.operator.re2_anchor
+    return (r.operator, r.transforms, r.tfuncs, r.fast_tx, bool(r.op_negated), bool(r.capture),
+            tuple((sv.collection, sv.name, sv.op, sv.value) for sv in r.setvars), bool(r.multi_match), r.id,
+            tuple((t.collection, t.key, t.key_rx, bool(t.count), t) for t in r.targets), r.exclusions, r.tags,
+            rx_match)
+
+
+cdef inline object _captures(bytes value, list spans):
+    """What ``operators._fast_search``'s operator returns for a match."""
+    cdef list out = []
+    cdef Py_ssize_t k = 0
+    for span in spans:
+        if k >= 10:
+            break
+        a, b = span
+        out.append(value[a:b] if a >= 0 else b"")
+        k += 1
+    return tuple(out)
+
+
+cdef object _MATCHED = (b"",)
+
+
+cdef object _run_op(tuple d, object cand, object expand, bint want_captures):
+    """The link's operator on one value (negation not applied): None or the captures tuple; with
+    ``want_captures`` false a plain regex match returns a placeholder tuple instead of its captures."""
+    rxm = d[L_RXMATCH]
+    if rxm is not None and type(cand) is bytes:
+        spans = rxm(_ANCHOR, cand, 0, len(<bytes>cand))
+        if (<tuple>(<list>spans)[0])[0] < 0:
+            return None
+        return _captures(cand, spans) if want_captures else _MATCHED
+    return d[L_OP](cand, expand)
+
+
+cdef list _entries(object tr, tuple d, object collections):
+    """``Transaction.values`` without building the variable names: ``(collection, key, value)`` tuples
+    (``key`` None for a scalar; the name is ``coll:key``, or ``coll`` when the key is None)."""
     cdef list out = []
     cdef list entries
-    cdef object excl = rule.exclusions
+    cdef object excl = d[L_EXCL]
     cdef object removed_targets = tr.removed_targets
-    cdef object extra = removed_targets.get(rule.id) if removed_targets else None
+    cdef object extra = removed_targets.get(d[L_ID]) if removed_targets else None
     cdef object rtt = tr.removed_tag_targets
-    cdef object t, coll, tv, k, v, e
+    cdef object t, coll, tv, k, v, e, key, key_rx
+    cdef tuple td
     cdef bint filt
     if rtt:
+        tags = d[L_TAGS]
         for tag, t in rtt:
-            if tag in rule.tags:
+            if tag in tags:
                 extra = (extra or []) + [t]
     filt = bool(excl) or bool(extra)
-    for t in rule.targets:
-        coll = t.collection
+    for td in d[L_TARGETS]:
+        coll = td[0]
+        key = td[1]
+        key_rx = td[2]
+        t = td[4]
         if coll in collections:
             if coll == "TX":
-                if t.key is not None:
-                    tv = tr.tx.get(t.key)
-                    entries = [] if tv is None else [(t.key, tv)]
+                if key is not None:
+                    tv = tr.tx.get(key)
+                    entries = [] if tv is None else [(key, tv)]
                 else:
-                    entries = [e for e in tr.tx.items() if t.key_rx is None or _selects(t, e[0])]
+                    entries = [e for e in tr.tx.items() if key_rx is None or _selects(t, e[0])]
             elif coll == "XML":
-                entries = tr.xml(t.key)
-            elif t.key is not None:
-                entries = tr.index(coll).get(t.key, [])
+                entries = tr.xml(key)
+            elif key is not None:
+                entries = tr.index(coll).get(key, [])
             else:
                 entries = tr.collection(coll)
-                if t.key_rx is not None:
+                if key_rx is not None:
                     entries = [e for e in entries if _selects(t, e[0])]
             if filt:
                 entries = [e for e in entries if not _excluded(coll, e[0], excl, extra)]
-            if t.count:
+            if td[3]:
                 out.append(("&" + coll, None, b"%d" % len(entries)))
                 continue
             for k, v in entries:
@@ -501,10 +564,10 @@ cdef list _entries(object tr, object rule, object collections):
                 continue
             v = tr.scalar(coll)
             if v is None:
-                if t.count:
+                if td[3]:
                     out.append(("&" + coll, None, b"0"))
                 continue
-            out.append((coll, None, b"1" if t.count else v))
+            out.append((coll, None, b"1" if td[3] else v))
     return out
 
 
@@ -515,37 +578,38 @@ cdef inline object _name(tuple e):
     return e[0] + ":" + k
 
 
-cdef bint _match_link(object tr, object r, object collections, dict reduced, object reduce_fn) except -1:
-    """``WebRuleEngine._match_link``."""
-    cdef object op = r.operator
-    cdef tuple names, tfuncs, fast, e
-    cdef object expand, tv, res, value, name, cand, sv, key, vname, removed
+cdef bint _match_link(object tr, tuple d, object collections, dict reduced, object reduce_fn) except -1:
+    """``WebRuleEngine._match_link`` on a link descriptor."""
+    cdef tuple names, tfuncs, fast, e, sv
+    cdef object expand, tv, res, value, name, cand, key, vname, removed, last, nv
     cdef list found, cands, ents
     cdef bint negated, multi, capture
     cdef Py_ssize_t gi
-    if op is None:
+    if d[L_OP] is None:
         return False
-    names = r.transforms
+    names = d[L_NAMES]
     expand = tr.expand
-    fast = r.fast_tx
+    fast = d[L_FAST]
+    negated = d[L_NEGATED]
+    capture = d[L_CAPTURE]
     if fast is not None:
         removed = tr.removed_targets
-        if not removed or r.id not in removed:
+        if not removed or d[L_ID] not in removed:
             key, count, vname = fast
             tv = tr.tx.get(key)
             if count:
-                res = op(b"0" if tv is None else b"1", expand)
+                res = _run_op(d, b"0" if tv is None else b"1", expand, capture)
             elif tv is None:
                 return False
             else:
                 if names:
-                    tv = _transformed(tr, tv, names, r.tfuncs, reduced, reduce_fn)
-                res = op(tv, expand)
-            if r.op_negated:
+                    tv = _transformed(tr, tv, names, d[L_TFUNCS], reduced, reduce_fn)
+                res = _run_op(d, tv, expand, capture)
+            if negated:
                 res = () if res is None else None
             if res is None:
                 return False
-            if r.capture and res:
+            if capture and res:
                 gi = 0
                 for g in res:
                     tr.tx[str(gi)] = g
@@ -554,15 +618,13 @@ cdef bint _match_link(object tr, object r, object collections, dict reduced, obj
             tr.matched_var = value
             tr.matched_var_name = vname
             tr.matched_vars = [(vname, value)]
-            for sv in r.setvars:
-                _setvar(tr, sv)
+            for sv in d[L_SETVARS]:
+                _setvar(tr, sv[0], sv[1], sv[2], sv[3])
             return True
     found = []
-    negated = r.op_negated
-    multi = r.multi_match
-    capture = r.capture
-    tfuncs = r.tfuncs
-    ents = _entries(tr, r, collections)
+    multi = d[L_MULTI]
+    tfuncs = d[L_TFUNCS]
+    ents = _entries(tr, d, collections)
     for e in ents:
         value = e[2]
         if multi:
@@ -578,7 +640,7 @@ cdef bint _match_link(object tr, object r, object collections, dict reduced, obj
         else:
             cands = [_transformed(tr, value, names, tfuncs, reduced, reduce_fn)]
         for cand in cands:
-            res = op(cand, expand)
+            res = _run_op(d, cand, expand, capture)
             if negated:
                 res = () if res is None else None
             if res is not None:
@@ -592,8 +654,8 @@ cdef bint _match_link(object tr, object r, object collections, dict reduced, obj
                 tr.matched_var = cand
                 tr.matched_var_name = name
                 tr.matched_vars = found
-                for sv in r.setvars:
-                    _setvar(tr, sv)
+                for sv in d[L_SETVARS]:
+                    _setvar(tr, sv[0], sv[1], sv[2], sv[3])
                 break
     if found:
         tr.matched_vars = found
@@ -602,11 +664,11 @@ cdef bint _match_link(object tr, object r, object collections, dict reduced, obj
 
 
 def match_chain(object tr, object rule, object collections, dict reduced, object reduce_fn):
-    """``WebRuleEngine._match_chain``."""
+    """``WebRuleEngine._match_chain`` (for tests; descriptors built on the fly)."""
     r = rule
     tr.rule = rule
     while r is not None:
-        if not _match_link(tr, r, collections, reduced, reduce_fn):
+        if not _match_link(tr, link_desc(r), collections, reduced, reduce_fn):
             return False
         r = r.chain
     return True
@@ -623,6 +685,16 @@ cdef bint _target_removed(object rule, object removed_targets, object removed_ta
     return False
 
 
+def plan_entry(object rule, Py_ssize_t bit, object const):
+    """One entry of the compiled plan: ``(rule or None, prefilter bit or -1, constant outcome, link
+    descriptors, id, tags, skipAfter, skip, is a SecRule, disruptive action)``."""
+    if rule is None:
+        return (None, bit, const, (), 0, (), None, 0, False, None)
+    links = tuple(link_desc(r) for r in rule.links()) if rule.kind == "rule" else ()
+    return (rule, bit, const, links, rule.id, rule.tags, rule.skip_after, rule.skip, rule.kind == "rule",
+            rule.disruptive)
+
+
 def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, dict reduced, object reduce_fn):
     """``WebRuleEngine._run_phase`` (same order, same skips, same side effects)."""
     cdef list plan = engine._cplans[ph]
@@ -631,14 +703,15 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
     cdef object fire = engine._fire
     cdef object collections = engine.collections
     cdef Py_ssize_t i = start, n = len(plan), nbytes = engine._mask_bytes, bit
-    cdef tuple ent
-    cdef object rule, const, mask = 0, buf_of = None, before, disruptive, skip_after, tags
+    cdef tuple ent, d
+    cdef object rule, const, mask = 0, buf_of = None, before, disruptive, skip_after, tags, rid
     cdef bytes buf = b""
     cdef const unsigned char* bp = NULL
     cdef object removed_ids = tr.removed_ids
     cdef object removed_tags = tr.removed_tags
     cdef object removed_targets = tr.removed_targets
     cdef object removed_tag_targets = tr.removed_tag_targets
+    cdef bint ok
     while i < n:
         ent = <tuple>plan[i]
         rule = ent[0]
@@ -658,31 +731,30 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
                 continue
         elif rule is None:
             continue  # a marker
-        if removed_ids and rule.id in removed_ids:
+        rid = ent[4]
+        if removed_ids and rid in removed_ids:
             continue
         if removed_tags:
-            tags = rule.tags
+            tags = ent[5]
             if any(t in tags for t in removed_tags):
                 continue
         if const is not None and not (const and (removed_targets or removed_tag_targets)
                                       and _target_removed(rule, removed_targets, removed_tag_targets)):
             if const:
-                skip_after = rule.skip_after
+                skip_after = ent[6]
                 if skip_after:
                     i = markers.get(skip_after, n - 1) + 1
-                elif rule.skip:
-                    i += rule.skip
+                elif ent[7]:
+                    i += ent[7]
             continue
         before = tr.score_added
-        if rule.kind == "rule":
+        if ent[8]:
             tr.rule = rule
-            r = rule
             ok = True
-            while r is not None:
-                if not _match_link(tr, r, collections, reduced, reduce_fn):
+            for d in ent[3]:
+                if not _match_link(tr, d, collections, reduced, reduce_fn):
                     ok = False
                     break
-                r = r.chain
             if not ok:
                 continue
         fire(tr, rule, matched, before)
@@ -690,16 +762,16 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
         removed_tags = tr.removed_tags
         removed_targets = tr.removed_targets
         removed_tag_targets = tr.removed_tag_targets
-        disruptive = rule.disruptive
+        disruptive = ent[9]
         if disruptive in _DISRUPT and tr.rule_engine == "On":
-            return rule.id
+            return rid
         if disruptive == "allow":
             return None
-        skip_after = rule.skip_after
+        skip_after = ent[6]
         if skip_after:
             i = markers.get(skip_after, n - 1) + 1
-        elif rule.skip:
-            i += rule.skip
+        elif ent[7]:
+            i += ent[7]
     return None
 
 

@@ -215,8 +215,10 @@ class WebRuleEngine:
                   1 << bit_of[id(r)] if id(r) in bit_of else 0, r.const) for r in self.phases[ph]]
             for ph in REQUEST_PHASES}
         # the same for the compiled loop, with the bit's index (-1: not prefiltered)
-        self._cplans: dict[int, list[tuple[Rule | None, int, bool | None]]] = {
-            ph: [(r, pfb.bit_length() - 1, c) for r, pfb, c in plan] for ph, plan in self._plans.items()}
+        self._cplans: dict[int, list[tuple[Any, ...]]] = {}
+        if self._fast is not None:  # (rules do not change once the engine is built)
+            self._cplans = {ph: [self._fast.plan_entry(r, pfb.bit_length() - 1, c) for r, pfb, c in plan]
+                            for ph, plan in self._plans.items()}
         self._mask_bytes = self.prefilter.size // 8 + 1
 
     @property
