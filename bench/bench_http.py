@@ -10,6 +10,7 @@ send time, errors and achieved rate. Writes docs/benchmarks/http.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from _common import ROOT, load_average, raw_events, write_result
@@ -48,6 +50,23 @@ def start_server(home: Path, port: int, extra: list[str]) -> subprocess.Popen:
             time.sleep(0.3)
     proc.kill()
     raise RuntimeError("server did not become ready in 60 s")
+
+
+@contextlib.contextmanager
+def pg_schema(base: str) -> Iterator[str]:
+    """A fresh schema in a PostgreSQL database, dropped afterwards; yields a URL that uses it."""
+    import sqlalchemy as sa
+
+    schema = f"bench_{secrets.token_hex(6)}"
+    eng = sa.create_engine(base)
+    with eng.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with eng.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        eng.dispose()
 
 
 def tree_cpu(pid: int) -> float:
@@ -113,6 +132,9 @@ def main() -> None:
                     help="worker counts for the Redis runs (default 2: the multi-worker set-up Redis is for)")
     ap.add_argument("--writer", default=None, help="--writer for fsbrain serve (default: serve's own, auto)")
     ap.add_argument("--out", default="http", help="result name under docs/benchmarks (default http)")
+    ap.add_argument("--postgres", default=None, metavar="URL",
+                    help="also run the memory-state server on this PostgreSQL database (a fresh schema per run), "
+                         "e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = ap.parse_args()
     if args.quick:
         args.seconds = 10
@@ -130,6 +152,12 @@ def main() -> None:
         r = one_run("memory state, 1 worker, SQLite", writer, bodies, rate, args.seconds)
         runs.append(r | {"target": rate})
         print(runs[-1], flush=True)
+        if args.postgres:
+            with pg_schema(args.postgres) as url:
+                r = one_run("memory state, 1 worker, PostgreSQL", ["--database-url", url, *writer], bodies, rate,
+                            args.seconds)
+            runs.append(r | {"target": rate})
+            print(runs[-1], flush=True)
         if not args.skip_redis:
             for w in args.redis_workers:
                 r = one_run(f"Redis state, {w} worker{'s' if w > 1 else ''}, SQLite",

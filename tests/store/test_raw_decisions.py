@@ -41,6 +41,7 @@ def _batches() -> list[list[tuple[Decision, dict[str, Any]]]]:
     dup_a, dup_b = _d("dup"), _d("dup")
     same = _d("twice", labels=[])
     clash = _d("other", decision_id=dup_a.decision_id)
+    g = _d("g")
     sh = [_d("e1", shadow=True, policy="cand@1"), _d("e1", shadow=True, policy="cand@1"),
           _d("e1", shadow=True, policy="cand@2")]
     return [
@@ -57,6 +58,10 @@ def _batches() -> list[list[tuple[Decision, dict[str, Any]]]]:
          (_d("e21"), _event(21, unicode_digits="１３８１２３４５６７８")), (_d("e22"), _event(22, esc="\\u0000"))],
         [(dup_a, _event(30)), (dup_b, _event(31)), (same, _event(32)), (same, _event(32)), (clash, _event(33))],
         sh and [(s, _event(1)) for s in sh],
+        [(g, _event(40))],
+        # a reused decision id whose event a later row of the same batch decides: resolved after every insert
+        [(_d("f", decision_id=g.decision_id), _event(41)), (_d("f"), _event(41)), (_d("h"), _event(42)),
+         (_d("h", shadow=True, policy="cand@1"), _event(42))],
     ]
 
 
@@ -124,7 +129,7 @@ def test_same_rows_and_answers_as_the_store(two_urls):
         raw.close()
     rows_ref, rows_raw = _rows(ref_url), _rows(raw_url)
     assert rows_ref == rows_raw
-    assert len(rows_ref["decisions"]) >= 8 and len(rows_ref["shadow_decisions"]) == 3
+    assert len(rows_ref["decisions"]) >= 8 and len(rows_ref["shadow_decisions"]) == 4
     # what the store reads back is the same too
     s = Store(raw_url)
     try:

@@ -319,14 +319,15 @@ class RawDecisionWriter:
                 raise
         ok = False
         try:
+            landed = self._insert_rows(cur, rows, items)
+            # then, as Store.save_decisions does, resolve the rows the database skipped, after every insert
             labels: list[tuple[str, str]] = []
             claimed: set[str] = set()
-            for i, row in rows:
+            for (i, row), ins in zip(rows, landed, strict=True):
                 decision = items[i][0]
                 shadow = bool(decision.shadow)
-                cur.execute(self._insert["shadow_decisions" if shadow else "decisions"], row)
                 did = row[0]
-                if cur.rowcount == 1 and did not in claimed:
+                if ins and did not in claimed:
                     claimed.add(did)
                     if not shadow:
                         labels += [(did, lb) for lb in dict.fromkeys(decision.labels)]
@@ -354,6 +355,32 @@ class RawDecisionWriter:
                         conn.execute("ROLLBACK")
                     else:
                         conn.rollback()
+
+    def _insert_rows(self, cur: Any, rows: list[tuple[int, tuple[Any, ...]]],
+                     items: list[tuple[Decision, dict[str, Any]]]) -> list[bool]:
+        """Insert every row in order (``ON CONFLICT DO NOTHING``); whether each one landed.
+
+        SQLite: one call per row on the prepared statement (no round trips). PostgreSQL: one pipelined
+        ``executemany`` per table, so a batch costs one network round trip, not one per row.
+        """
+        if self.dialect == "sqlite":
+            landed = []
+            for i, row in rows:
+                cur.execute(self._insert["shadow_decisions" if items[i][0].shadow else "decisions"], row)
+                landed.append(cur.rowcount == 1)
+            return landed
+        landed = [False] * len(rows)
+        for table, shadow in (("decisions", False), ("shadow_decisions", True)):
+            idx = [k for k, (i, _) in enumerate(rows) if bool(items[i][0].shadow) is shadow]
+            if not idx:
+                continue
+            cur.executemany(self._insert[table] + " RETURNING decision_id", [rows[k][1] for k in idx],
+                            returning=True)
+            for n, k in enumerate(idx):
+                if n:
+                    cur.nextset()
+                landed[k] = cur.fetchone() is not None
+        return landed
 
     def _decision(self, row: tuple[Any, ...], shadow: bool) -> Decision:
         data = dict(zip(_READ_COLUMNS, row, strict=True))
