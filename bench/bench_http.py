@@ -23,8 +23,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from _common import ROOT, load_average, raw_events, write_result
+from _common import RESULTS, ROOT, load_average, raw_events, write_result
 from loadgen import run, run_load
+
+NOTES_MARK = "<!-- notes: kept when the tables above are re-measured -->"
 
 
 def free_port() -> int:
@@ -184,7 +186,11 @@ def main() -> None:
               "request is the benchmark process's own user+system time over the same run. Redis's own CPU is "
               "in neither.", "",
               "Reproduce: `python bench/bench_http.py` (Redis on 127.0.0.1:6379)."]
-    p = write_result(args.out, "Decision API over HTTP", "\n".join(lines))
+    notes = ""
+    old = RESULTS / f"{args.out}.md"
+    if old.exists() and NOTES_MARK in old.read_text(encoding="utf-8"):  # hand-written analysis is kept
+        notes = "\n\n" + NOTES_MARK + old.read_text(encoding="utf-8").split(NOTES_MARK, 1)[1].rstrip()
+    p = write_result(args.out, "Decision API over HTTP", "\n".join(lines) + notes)
     print(p.read_text())
 
 
