@@ -27,6 +27,9 @@ Anything outside this (events out of order, a value the state would refuse, sums
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
+from itertools import chain, compress, repeat
+from operator import is_, is_not
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,11 +48,10 @@ class Unsupported(Exception):  # noqa: N818 - a reason, not an error
 @dataclass
 class KeyColumn:
     """The entity keys of one key index over a run of events: one row per (event, key) (a list key fans
-    out to several rows), ``ev`` the event's index, ``code`` the key's index in ``uniq``."""
+    out to several rows), ``ev`` the event's index, ``code`` the key's index in the run's ``strings``."""
 
     ev: np.ndarray
     code: np.ndarray
-    uniq: list[str]
     fan: bool
 
 
@@ -61,7 +63,8 @@ class FeatureInputs:
     plan's rows, in order): ``obs[r]`` one byte per event (1: the event observes), ``nums[r]`` the
     observed numbers (fixed-point units for sum and mean, floats for min and max; ``None`` for count and
     distinct). ``dvals[vi]``: for a value index read by a distinct feature, each event's value as a code
-    into its ``uniq`` list (-1: none). ``errors``: event index → the feature errors the engine reports.
+    into ``strings`` (where the event has none: any code, it does not observe). ``strings``: the distinct
+    keys and values of the run (one code space for all columns). ``errors``: event index → the feature errors the engine reports.
     """
 
     n: int
@@ -69,25 +72,22 @@ class FeatureInputs:
     keys: list[KeyColumn]
     obs: list[bytes]
     nums: list[np.ndarray | None]
-    dvals: dict[int, tuple[np.ndarray, list[str]]]
+    dvals: dict[int, np.ndarray]
+    strings: list[str]
     errors: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    n_codes: int = -1  # distinct strings (-1: len(strings))
+
+    def codes_used(self) -> int:
+        return len(self.strings) if self.n_codes < 0 else self.n_codes
 
 
-def _factor(items: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Codes of ``items`` (first-seen order) and the distinct items (dict operations in C, no Python loop)."""
-    uniq = list(dict.fromkeys(items))
-    index = dict(zip(uniq, range(len(uniq))))
-    return np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items)), uniq
-
-
-def _key_column(keys: list[Any]) -> KeyColumn:
-    if not any(type(k) is list for k in keys):  # no list key: one row per event that has a key
+def _key_rows(keys: list[Any]) -> tuple[list[int], list[str], bool]:
+    """One row per (event, key): the event indexes, the keys, and whether any event fanned out."""
+    if not any(type(k) is list for k in keys):
         ev = [i for i, k in enumerate(keys) if k is not None]
-        flat = [k for k in keys if k is not None] if len(ev) < len(keys) else keys
-        code, uniq = _factor(flat)
-        return KeyColumn(ev=np.asarray(ev, dtype=np.int64), code=code, uniq=uniq, fan=False)
+        return ev, ([k for k in keys if k is not None] if len(ev) < len(keys) else keys), False
     evl: list[int] = []
-    flat = []
+    flat: list[str] = []
     for i, k in enumerate(keys):
         if k is None:
             continue
@@ -98,8 +98,7 @@ def _key_column(keys: list[Any]) -> KeyColumn:
             for x in k:
                 evl.append(i)
                 flat.append(x)
-    code, uniq = _factor(flat)
-    return KeyColumn(ev=np.asarray(evl, dtype=np.int64), code=code, uniq=uniq, fan=True)
+    return evl, flat, True
 
 
 def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[float], fast: Any = None,
@@ -123,8 +122,25 @@ def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[floa
         kcols = [[fn(d) for d in datas] for fn in plan.key_fns]
         vcols = [[fn(d) for d in datas] for fn in plan.value_fns]
     errors: dict[int, list[dict[str, Any]]] = {}
-    out = FeatureInputs(n=n, ts=np.asarray(ts, dtype=np.float64), keys=[_key_column(k) for k in kcols],
-                        obs=[], nums=[], dvals={}, errors=errors)
+    rows = [_key_rows(k) for k in kcols]
+    dv: dict[int, list[str]] = {}
+    for f, _ki, vi in plan.rows:
+        if f.agg == "distinct" and vi >= 0 and vi not in dv:  # None never observes: any string will do
+            dv[vi] = [v if type(v) is str else ("" if v is None else str(v)) for v in vcols[vi]]
+    # one code space for every key and value column of the run (dict operations in C)
+    strings = list(dict.fromkeys(chain(*(r[1] for r in rows), *dv.values())))
+    index = dict(zip(strings, range(len(strings))))
+    code_of = index.__getitem__
+
+    def codes(items: list[str]) -> np.ndarray:
+        return np.fromiter(map(code_of, items), dtype=np.int64, count=len(items))
+
+    out = FeatureInputs(n=n, ts=np.asarray(ts, dtype=np.float64),
+                        keys=[KeyColumn(ev=np.asarray(ev, dtype=np.int64), code=codes(flat), fan=fan)
+                              for ev, flat, fan in rows],
+                        obs=[], nums=[], dvals={vi: codes(v) for vi, v in dv.items()}, strings=strings,
+                        errors=errors)
+    del index, dv
     for f, ki, vi in plan.rows:
         keys = kcols[ki]
         obs = bytearray(k is not None for k in keys)
@@ -147,18 +163,11 @@ def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[floa
             raw = vcols[vi]
             if f.agg == "distinct":
                 obs = bytearray(o and v is not None for o, v in zip(obs, raw))
-                if vi not in out.dvals:
-                    out.dvals[vi] = _distinct_codes(raw)
             else:
                 nums = _numbers(f, raw, obs, errors)
         out.obs.append(bytes(obs))
         out.nums.append(nums)
     return out
-
-
-def _distinct_codes(raw: list[Any]) -> tuple[np.ndarray, list[str]]:
-    vals = [v if type(v) is str else ("" if v is None else str(v)) for v in raw]  # None never observes
-    return _factor(vals)
 
 
 def _numbers(f: CompiledFeature, raw: list[Any], obs: bytearray, errors: dict[int, list[dict[str, Any]]],
@@ -200,13 +209,14 @@ def _numbers(f: CompiledFeature, raw: list[Any], obs: bytearray, errors: dict[in
 
 
 class InputMerger:
-    """Concatenates consecutive runs of events as they arrive (entity and value codes made global)."""
+    """Concatenates consecutive runs of events as they arrive (their string codes made global)."""
 
     def __init__(self) -> None:
         self.n = 0
         self.counts: list[int] = []  # events per part
-        self._k: list[tuple[dict[str, int], list[np.ndarray], list[np.ndarray], list[bool]]] = []
-        self._d: dict[int, tuple[dict[str, int], list[np.ndarray]]] = {}
+        self._gmap: dict[str, int] = {}
+        self._k: list[tuple[list[np.ndarray], list[np.ndarray], list[bool]]] = []
+        self._d: dict[int, list[np.ndarray]] = {}
         self._obs: list[list[bytes]] = []
         self._nums: list[list[np.ndarray]] = []
         self._ts: list[np.ndarray] = []
@@ -214,18 +224,18 @@ class InputMerger:
 
     def add(self, p: FeatureInputs) -> None:
         if not self._ts:
-            self._k = [({}, [], [], [False]) for _ in p.keys]
-            self._d = {vi: ({}, []) for vi in p.dvals}
+            self._k = [([], [], [False]) for _ in p.keys]
+            self._d = {vi: [] for vi in p.dvals}
             self._obs = [[] for _ in p.obs]
             self._nums = [[] for _ in p.nums]
         base = self.n
-        for (gmap, evs, codes, fan), kc in zip(self._k, p.keys, strict=True):
+        g = _global(self._gmap, p.strings)
+        for (evs, codes, fan), kc in zip(self._k, p.keys, strict=True):
             evs.append(kc.ev + base)
-            codes.append(_global(gmap, kc.uniq)[kc.code])
+            codes.append(g[kc.code])
             fan[0] = fan[0] or kc.fan
-        for vi, (c, uniq) in p.dvals.items():
-            gmap, codes = self._d[vi]
-            codes.append(_global(gmap, uniq)[c])
+        for vi, c in p.dvals.items():
+            self._d[vi].append(g[c])
         for acc, o in zip(self._obs, p.obs, strict=True):
             acc.append(o)
         for acc, x in zip(self._nums, p.nums, strict=True):
@@ -238,34 +248,44 @@ class InputMerger:
         self.counts.append(p.n)
 
     def result(self) -> FeatureInputs:
+        """The merged run; its ``strings`` are left empty (only codes are needed from here on)."""
         if not self._ts:
-            return FeatureInputs(n=0, ts=np.zeros(0), keys=[], obs=[], nums=[], dvals={})
-        return FeatureInputs(
+            return FeatureInputs(n=0, ts=np.zeros(0), keys=[], obs=[], nums=[], dvals={}, strings=[])
+        out = FeatureInputs(
             n=self.n, ts=np.concatenate(self._ts),
-            keys=[KeyColumn(ev=np.concatenate(evs), code=np.concatenate(codes), uniq=[""] * len(gmap),
-                            fan=fan[0]) for gmap, evs, codes, fan in self._k],
+            keys=[KeyColumn(ev=np.concatenate(evs), code=np.concatenate(codes), fan=fan[0])
+                  for evs, codes, fan in self._k],
             obs=[b"".join(o) for o in self._obs],
             nums=[np.concatenate(x) if x else None for x in self._nums],
-            dvals={vi: (np.concatenate(codes), [""] * len(gmap)) for vi, (gmap, codes) in self._d.items()},
+            dvals={vi: np.concatenate(codes) for vi, codes in self._d.items()}, strings=[],
             errors=self.errors)
+        out.n_codes = len(self._gmap)
+        self._gmap = {}
+        return out
 
 
 def merge_inputs(parts: Sequence[FeatureInputs]) -> FeatureInputs:
-    """Concatenate consecutive runs of events (entity and value codes made global)."""
+    """Concatenate consecutive runs of events (string codes made global)."""
     m = InputMerger()
     for p in parts:
         m.add(p)
     return m.result()
 
 
-def _global(gmap: dict[str, int], uniq: list[str]) -> np.ndarray:
-    """Global codes of a part's distinct items, adding the new ones to ``gmap``."""
-    codes = list(map(gmap.get, uniq))
-    if None in codes:
-        new = [k for k, c in zip(uniq, codes, strict=True) if c is None]
-        gmap.update(zip(new, range(len(gmap), len(gmap) + len(new))))
-        codes = list(map(gmap.__getitem__, uniq))
-    return np.array(codes, dtype=np.int64)
+def _global(gmap: dict[str, int], strings: list[str]) -> np.ndarray:
+    """Global codes of a run's distinct strings, adding the new ones to ``gmap`` (C-level passes)."""
+    codes = list(map(gmap.get, strings))
+    new = np.fromiter(map(is_, codes, repeat(None)), dtype=bool, count=len(codes))
+    out = np.empty(len(codes), dtype=np.int64)
+    k = int(new.sum())
+    if k:
+        fresh = list(compress(strings, new.tolist()))
+        n0 = len(gmap)
+        gmap.update(zip(fresh, range(n0, n0 + k)))
+        out[new] = np.arange(n0, n0 + k, dtype=np.int64)
+    if k < len(codes):
+        out[~new] = np.fromiter(filter(partial(is_not, None), codes), dtype=np.int64, count=len(codes) - k)
+    return out
 
 
 # -- the columnar pass ----------------------------------------------------------------------------
@@ -292,13 +312,13 @@ def feature_values(plan: Any, inputs: FeatureInputs) -> dict[str, np.ndarray]:
             sorted_keys[ki] = (kc.ev[order], kc.code[order])
         evs, cs = sorted_keys[ki]
         out[f.spec.name] = _one_feature(f, kc, evs, cs, ts, inputs.obs[r], inputs.nums[r], inputs.dvals.get(vi),
-                                        inputs.n)
+                                        inputs.n, inputs.codes_used())
     return out
 
 
 def _one_feature(f: CompiledFeature, kc: KeyColumn, evs: np.ndarray, cs: np.ndarray, ts: np.ndarray,
-                 obs_all: bytes, nums: np.ndarray | None, dv: tuple[np.ndarray, list[str]] | None,
-                 n_events: int) -> np.ndarray:
+                 obs_all: bytes, nums: np.ndarray | None, dv: np.ndarray | None, n_events: int, n_codes: int,
+                 ) -> np.ndarray:
     spec, agg = f.spec, f.agg
     nb = spec.n_buckets
     m = len(evs)
@@ -310,7 +330,7 @@ def _one_feature(f: CompiledFeature, kc: KeyColumn, evs: np.ndarray, cs: np.ndar
     b = np.floor(ts[evs] / float(spec.bucket)).astype(np.int64)  # the state's floor(ts / bucket)
     bmin = int(b.min())
     span = int(b.max()) - bmin + nb + 1
-    if span * (len(kc.uniq) + 1) >= 2**62:
+    if span * (n_codes + 1) >= 2**62:
         raise Unsupported(f"feature {f.name}: time span too long for the columnar index")
     comb = cs * span + (b - bmin)  # ascending: by entity, then time
     o = np.frombuffer(obs_all, dtype=np.uint8)[evs].astype(bool)
@@ -338,7 +358,7 @@ def _one_feature(f: CompiledFeature, kc: KeyColumn, evs: np.ndarray, cs: np.ndar
                 val = np.where(cnt > 0, u.astype(np.float64) / (cnt * VALUE_SCALE).astype(np.float64), np.nan)
     elif agg == "distinct":
         assert dv is not None
-        val = _distinct(dv[0][evs], len(dv[1]), o, comb, nb, cs)
+        val = _distinct(dv[evs], n_codes, o, comb, nb, cs)
     else:  # min, max
         assert nums is not None
         x = np.where(o, nums[evs], np.inf if agg == "min" else -np.inf)
