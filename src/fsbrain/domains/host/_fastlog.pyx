@@ -15,6 +15,7 @@ absolute byte offset in the line and the length of each field the decision reads
 no part), so no Python object is made for a group nobody reads.
 """
 
+cimport cython
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -212,9 +213,13 @@ cdef inline bytes _minute_key(bytes line, int64_t so, int64_t dl):
     return k
 
 
+@cython.no_gc
 cdef class Conn:
     """:class:`fsbrain.domains.host.logparse._Conn` with its fields in a C struct (same names, same values;
-    the Python code reads and writes them as attributes). Filters running the compiled loop make these."""
+    the Python code reads and writes them as attributes). Filters running the compiled loop make these.
+
+    Its fields hold text, numbers, booleans and a list of text, which cannot lead back to it: the cyclic
+    collector need not walk the (up to ``MLFID_CACHE``) live connections."""
 
     cdef public object host
     cdef public list users
@@ -841,6 +846,10 @@ cdef class Re2Plan:
     cdef int pref_nsub
     cdef list fail
     cdef list succ
+    # per first byte of the content (256: empty content), the regexes in order whose first-byte check
+    # lets that byte through
+    cdef list fail_by_first
+    cdef list succ_by_first
 
     def __init__(self, list dates, object head, object pref, list pref_groups, int content_idx, list fail,
                  list succ):
@@ -879,6 +888,23 @@ cdef class Re2Plan:
             raise ValueError("too many groups")
         self.fail = fail
         self.succ = succ
+        self.fail_by_first = _by_first(fail)
+        self.succ_by_first = _by_first(succ)
+
+
+cdef list _by_first(list regexes):
+    """For content starting with byte ``b`` (``256``: empty content), the regexes of ``regexes`` in order
+    whose first-byte pre-check does not rule it out (the literal pre-check stays per line)."""
+    cdef list out = []
+    cdef Re2Rx rx
+    cdef int b
+    for b in range(257):
+        keep = []
+        for rx in regexes:
+            if rx.first is None or (b < 256 and rx.first[b]):
+                keep.append(rx)
+        out.append(tuple(keep))
+    return out
 
 
 cdef inline bint _prechecks(Re2Rx rx, const unsigned char* p, int64_t st, int64_t L):
@@ -918,6 +944,7 @@ def re2_batch(Re2Plan P, list seg, Py_ssize_t template, bint want_secs, unsigned
     cdef const unsigned char* p
     cdef Re2Regex dre = None
     cdef Re2Rx rx
+    cdef tuple cands
     cdef set seen = set()
     cdef void* hrx = P.head.rx if P.head is not None else NULL
     cdef void* prx = P.pref.rx if P.pref is not None else NULL
@@ -1007,8 +1034,9 @@ def re2_batch(Re2Plan P, list seg, Py_ssize_t template, bint want_secs, unsigned
                     a = sp[2 * P.pcontent_idx]
                     if a >= 0:
                         pcontent[r] = dl + a
-        for k in range(nf):
-            rx = <Re2Rx>P.fail[k]
+        cands = <tuple>P.fail_by_first[p[st] if st < L else 256]
+        for k in range(len(cands)):
+            rx = <Re2Rx>cands[k]
             if not _prechecks(rx, p, st, L):
                 continue
             m = fbre_match(rx.re.rx, <const char*>(p + st), L - st, 0, rx.nsub, sp)
@@ -1024,8 +1052,9 @@ def re2_batch(Re2Plan P, list seg, Py_ssize_t template, bint want_secs, unsigned
                         break
             break
         if ns and which[r] < 0:
-            for k in range(ns):
-                rx = <Re2Rx>P.succ[k]
+            cands = <tuple>P.succ_by_first[p[st] if st < L else 256]
+            for k in range(len(cands)):
+                rx = <Re2Rx>cands[k]
                 if not _prechecks(rx, p, st, L):
                     continue
                 if fbre_match(rx.re.rx, <const char*>(p + st), L - st, 0, 0, sp) == 1:
