@@ -687,12 +687,32 @@ cdef bint _target_removed(object rule, object removed_targets, object removed_ta
 
 def plan_entry(object rule, Py_ssize_t bit, object const):
     """One entry of the compiled plan: ``(rule or None, prefilter bit or -1, constant outcome, link
-    descriptors, id, tags, skipAfter, skip, is a SecRule, disruptive action)``."""
+    descriptors, id, tags, skipAfter, skip, is a SecRule, disruptive action, the setvars a SecAction runs
+    when it fires, the ctl actions of the whole chain, logged)``."""
     if rule is None:
-        return (None, bit, const, (), 0, (), None, 0, False, None)
-    links = tuple(link_desc(r) for r in rule.links()) if rule.kind == "rule" else ()
-    return (rule, bit, const, links, rule.id, rule.tags, rule.skip_after, rule.skip, rule.kind == "rule",
-            rule.disruptive)
+        return (None, bit, const, (), 0, (), None, 0, False, None, (), (), False)
+    is_rule = rule.kind == "rule"
+    links = tuple(link_desc(r) for r in rule.links()) if is_rule else ()
+    setvars = () if is_rule else tuple((sv.collection, sv.name, sv.op, sv.value) for sv in rule.setvars)
+    ctls = tuple((c[0], c[1]) for link in rule.links() for c in link.ctls)
+    return (rule, bit, const, links, rule.id, rule.tags, rule.skip_after, rule.skip, is_rule,
+            rule.disruptive, setvars, ctls, bool(rule.log))
+
+
+cdef object _fire(object engine, object tr, object rule, tuple ent, list matched, object before):
+    """``WebRuleEngine._fire``: the actions of a rule that matched, and its log entry."""
+    cdef tuple sv
+    tr.rule = rule
+    for sv in ent[10]:
+        _setvar(tr, sv[0], sv[1], sv[2], sv[3])
+    if ent[11]:
+        ctl = tr.ctl
+        for cname, cval in ent[11]:
+            ctl(cname, cval)
+    if not ent[12] or not ent[8]:
+        return None
+    engine._log_match(tr, rule, matched, tr.score_added - before)
+    return None
 
 
 def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, dict reduced, object reduce_fn):
@@ -700,7 +720,6 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
     cdef list plan = engine._cplans[ph]
     cdef dict markers = engine.markers[ph]
     cdef object pf_mask = engine.prefilter.mask
-    cdef object fire = engine._fire
     cdef object collections = engine.collections
     cdef Py_ssize_t i = start, n = len(plan), nbytes = engine._mask_bytes, bit
     cdef tuple ent, d
@@ -757,7 +776,7 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
                     break
             if not ok:
                 continue
-        fire(tr, rule, matched, before)
+        _fire(engine, tr, rule, ent, matched, before)
         removed_ids = tr.removed_ids
         removed_tags = tr.removed_tags
         removed_targets = tr.removed_targets

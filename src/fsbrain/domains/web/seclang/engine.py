@@ -561,9 +561,12 @@ class WebRuleEngine:
         for link in rule.links():
             for cname, cval in link.ctls:
                 tr.ctl(cname, cval)
-        delta = tr.score_added - before
         if not rule.log or rule.kind != "rule":
             return
+        self._log_match(tr, rule, matched, tr.score_added - before)
+
+    def _log_match(self, tr: Transaction, rule: Rule, matched: list[MatchedRule], delta: int) -> None:
+        """Record a logged rule that matched (the compiled loop calls this too)."""
         value = text(tr.matched_var)
         matched.append(MatchedRule(
             id=rule.id, msg=text(tr.expand(rule.msg)) if rule.msg else "", tags=list(rule.tags),
