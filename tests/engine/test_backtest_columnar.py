@@ -18,7 +18,13 @@ from fsbrain.core.errors import InputError
 from fsbrain.domains.credit.simulator import iter_applications
 from fsbrain.engine import Engine, default_policy_path, load_policy
 from fsbrain.engine.backtest import backtest_file, comparable, prepare_records, run_backtest
-from fsbrain.engine.columnar import Unsupported, extract_inputs, feature_values, merge_inputs, values_as_python
+from fsbrain.engine.columnar import (
+    Unsupported,
+    extract_inputs,
+    feature_values,
+    merge_inputs,
+    values_as_python,
+)
 from fsbrain.engine.policy import compile_policy
 from fsbrain.state.memory import MemoryStateBackend
 

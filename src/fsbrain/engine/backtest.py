@@ -419,10 +419,9 @@ def _spans(path: Any, size: int) -> list[tuple[int, int]]:
     return out
 
 
-def _span_records(path: Any, span: tuple[int, int], event_type: str, check: bool,
-                  ) -> Iterator[tuple[dict[str, Any], float]]:
+def _span_records(path: Any, span: tuple[int, int], event_type: str) -> Iterator[tuple[dict[str, Any], float]]:
     """The records of one byte range, as ``fsbrain.io`` reads them; anything the streaming reader or
-    backtest would treat specially (a malformed or raw record, another event type) is ``Unsupported``."""
+    backtest treats specially (a malformed or raw record, another event type) is ``Unsupported``."""
     import orjson
 
     from fsbrain.engine.columnar import Unsupported
@@ -433,14 +432,10 @@ def _span_records(path: Any, span: tuple[int, int], event_type: str, check: bool
         buf = fh.read(span[1] - span[0])
     loads = orjson.loads
     for line in buf.split(b"\n"):
-        if check and len(line) >= MAX_LINE_BYTES:
+        if len(line) >= MAX_LINE_BYTES:
             raise Unsupported("a line longer than the reader allows")
         line = line.strip()
         if not line:
-            continue
-        if not check:
-            rec = loads(line)
-            yield rec, float(rec["timestamp"])
             continue
         try:
             rec = loads(line)
@@ -482,7 +477,7 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
         gc.disable()  # what is kept here holds no cycles; collecting would only rescan it
         for span in spans:
             datas, tss, keep = [], [], []
-            for rec, ts in _span_records(path, span, pol.event_type, True):
+            for rec, ts in _span_records(path, span, pol.event_type):
                 d = rec["data"]
                 datas.append(d)
                 tss.append(ts)
@@ -516,9 +511,9 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
             # one partial report per byte range: added up in file order, so that every count's keys come
             # in the order the streaming run first meets them (the JSON report is the same text)
             rep = BacktestReport(policy=pol.ref)
-            for (eid, ts, truth, part), row in zip(keep, rows):
-                data = dict(zip(need, part)) if type(part) is tuple else part
-                d = decide(plan, live, data, dict(zip(names, row)), errors.get(i, none), eid, ts, clock())
+            for (eid, ts, truth, part), row in zip(keep, rows, strict=False):
+                data = dict(zip(need, part, strict=True)) if type(part) is tuple else part
+                d = decide(plan, live, data, dict(zip(names, row, strict=True)), errors.get(i, none), eid, ts, clock())
                 _tally(rep, d, truth, weights, forced, lowest, review_at)
                 i += 1
             rep.label_counts = {k: dict(v) for k, v in rep.label_counts.items()}  # picklable

@@ -27,10 +27,10 @@ Anything outside this (events out of order, a value the state would refuse, sums
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain, compress, repeat
 from operator import is_, is_not
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -129,7 +129,7 @@ def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[floa
             dv[vi] = [v if type(v) is str else ("" if v is None else str(v)) for v in vcols[vi]]
     # one code space for every key and value column of the run (dict operations in C)
     strings = list(dict.fromkeys(chain(*(r[1] for r in rows), *dv.values())))
-    index = dict(zip(strings, range(len(strings))))
+    index = dict(zip(strings, range(len(strings)), strict=True))
     code_of = index.__getitem__
 
     def codes(items: list[str]) -> np.ndarray:
@@ -148,7 +148,7 @@ def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[floa
             native = f.when_native
             if native is not None:
                 fld, sense, lit = native
-                obs = bytearray(p and (_matches(d.get(fld), lit) is sense) for p, d in zip(obs, datas))
+                obs = bytearray(p and (_matches(d.get(fld), lit) is sense) for p, d in zip(obs, datas, strict=True))
             else:
                 for i, d in enumerate(datas):
                     if not obs[i]:
@@ -162,7 +162,7 @@ def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[floa
         if vi >= 0:
             raw = vcols[vi]
             if f.agg == "distinct":
-                obs = bytearray(o and v is not None for o, v in zip(obs, raw))
+                obs = bytearray(o and v is not None for o, v in zip(obs, raw, strict=True))
             else:
                 nums = _numbers(f, raw, obs, errors)
         out.obs.append(bytes(obs))
@@ -281,7 +281,7 @@ def _global(gmap: dict[str, int], strings: list[str]) -> np.ndarray:
     if k:
         fresh = list(compress(strings, new.tolist()))
         n0 = len(gmap)
-        gmap.update(zip(fresh, range(n0, n0 + k)))
+        gmap.update(zip(fresh, range(n0, n0 + k), strict=True))
         out[new] = np.arange(n0, n0 + k, dtype=np.int64)
     if k < len(codes):
         out[~new] = np.fromiter(filter(partial(is_not, None), codes), dtype=np.int64, count=len(codes) - k)
