@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs/benchmarks/web_rules.md")
     args = ap.parse_args()
+    load0 = os.getloadavg()
     d1 = WebRuleEngine.default(paranoia=1)
     engines: list[tuple[str, WebRuleEngine, bool | None]] = [
         ("fsbrain default rules, PL1", d1, False), ("fsbrain default rules, PL2", WebRuleEngine.default(paranoia=2), False),
@@ -123,6 +124,9 @@ def main() -> None:
         ("fsbrain default rules, PL1, the same mix a second time (every value seen before)", d1, None),
         ("fsbrain default rules, PL1, plain evaluation (optimize=False)", WebRuleEngine.default(paranoia=1, optimize=False),
          False)]
+    if d1.compiled:
+        engines.insert(1, ("fsbrain default rules, PL1, Python rule loop and scan (compiled=False)",
+                           WebRuleEngine.default(paranoia=1, compiled=False), False))
     if (args.crs / "rules").is_dir() or args.crs.is_dir():
         c1 = WebRuleEngine.from_crs(args.crs, paranoia=1)
         engines += [("OWASP CRS v4, PL1", c1, False),
@@ -131,6 +135,9 @@ def main() -> None:
                     ("OWASP CRS v4, PL1, the same mix a second time (every value seen before)", c1, None),
                     ("OWASP CRS v4, PL1, plain evaluation (optimize=False)",
                      WebRuleEngine.from_crs(args.crs, paranoia=1, optimize=False), False)]
+        if c1.compiled:
+            engines.insert(len(engines) - 4, ("OWASP CRS v4, PL1, Python rule loop and scan (compiled=False)",
+                                              WebRuleEngine.from_crs(args.crs, paranoia=1, compiled=False), False))
     rows = []
     for name, eng, cold in engines:
         res = run(eng, args.n, bool(cold), repeat=cold is None)
@@ -140,8 +147,13 @@ def main() -> None:
               f"blocked {res['blocked']}/{res['n']}", flush=True)
     load = os.getloadavg()
     lines = ["# Web rule engine benchmark", "",
-             f"Machine: {describe()}", f"Load average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-             "(other work shares these cores; numbers are lower bounds).", "",
+             f"Machine: {describe()}", f"Load average (1/5/15 min) at the start: {load0[0]:.2f} {load0[1]:.2f} "
+             f"{load0[2]:.2f}; at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other work shares these cores; "
+             "numbers are lower bounds).",
+             f"Compiled hot paths (`fsbrain.domains.web._fastweb`): {'in use' if d1.compiled else 'not built / off'} "
+             "(the rows marked `compiled=False` run the same engine with the Python rule loop and prefilter scan; "
+             "the parsing helpers and transformations stay compiled there, `FSBRAIN_SPEEDUPS=0` turns everything "
+             "off).", "",
              f"Mix: {args.n} requests, 95% benign (page views, English/Chinese searches, JSON transfers, form logins, "
              "multipart uploads, browser headers and cookies), 5% attacks. One process, one core; time is "
              "`engine.inspect` only.", "",
