@@ -455,8 +455,11 @@ def _span_records(path: Any, span: tuple[int, int], event_type: str) -> Iterator
 
 def _rule_fields(policy: CompiledPolicy) -> tuple[str, ...]:
     """The event fields ``Engine._decide_policy`` reads when no lists are loaded and no models run: the
-    fields the rules name and those a reason reports (the two-stage backtest ships the same subset)."""
-    return tuple(sorted(set(policy.rule_names) | {r.feature.split(".")[0] for r in policy.rules if r.feature}))
+    fields the rules name, and those a reason reports (a rule's ``feature`` that is no feature or model
+    of the policy is looked up in the event)."""
+    named = {f.name for f in policy.features} | {m.name for m in policy.models}
+    return tuple(sorted(set(policy.rule_names) | {
+        r.feature.split(".")[0] for r in policy.rules if r.feature and r.feature not in named}))
 
 
 def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[int, int]]) -> None:
@@ -472,8 +475,10 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
         _col_init(text, source)
         eng, pol, plan = _CW["engine"], _CW["policy"], _CW["plan"]
         need = _rule_fields(pol)
-        pick = operator.itemgetter(*need) if len(need) > 1 else None
-        kept: list[list[tuple[str, float, Any, Any]]] = []
+        common: tuple[str, ...] | None = None  # the rule fields the first event has: kept as one tuple
+        rare: list[str] = []
+        pick: Any = None
+        kept: list[list[tuple[str, float, Any, Any, Any]]] = []
         gc.disable()  # what is kept here holds no cycles; collecting would only rescan it
         for span in spans:
             datas, tss, keep = [], [], []
@@ -481,11 +486,16 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
                 d = rec["data"]
                 datas.append(d)
                 tss.append(ts)
-                try:  # a tuple of the rule fields when the event has them all, else the fields it has
-                    part: Any = pick(d) if pick is not None else {k: d[k] for k in need if k in d}
-                except KeyError:
-                    part = {k: d[k] for k in need if k in d}
-                keep.append((str(rec["event_id"]), ts, rec.get("label", NORMAL), part))
+                if common is None:
+                    common = tuple(k for k in need if k in d)
+                    rare = [k for k in need if k not in d]
+                    pick = operator.itemgetter(*common) if len(common) > 1 else None
+                try:
+                    part: Any = pick(d) if pick is not None else {k: d[k] for k in common if k in d}
+                except KeyError:  # an event without some of them: the fields it has
+                    part = {k: d[k] for k in common if k in d}
+                extra = {k: d[k] for k in rare if k in d} if rare else None
+                keep.append((str(rec["event_id"]), ts, rec.get("label", NORMAL), part, extra or None))
             conn.send(("part", extract_inputs(plan, datas, tss, eng._fast)))
             kept.append(keep)
             del datas
@@ -511,8 +521,10 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
             # one partial report per byte range: added up in file order, so that every count's keys come
             # in the order the streaming run first meets them (the JSON report is the same text)
             rep = BacktestReport(policy=pol.ref)
-            for (eid, ts, truth, part), row in zip(keep, rows, strict=False):
-                data = dict(zip(need, part, strict=True)) if type(part) is tuple else part
+            for (eid, ts, truth, part, extra), row in zip(keep, rows, strict=False):
+                data = dict(zip(common, part, strict=True)) if type(part) is tuple else part
+                if extra is not None:
+                    data.update(extra)
                 d = decide(plan, live, data, dict(zip(names, row, strict=True)), errors.get(i, none), eid, ts, clock())
                 _tally(rep, d, truth, weights, forced, lowest, review_at)
                 i += 1
