@@ -314,3 +314,20 @@ def test_arrow_path_when_built_with_re2_but_disabled(monkeypatch):
     got = flt.process_batch(lines)
     assert flt._batch_plan.fast is not None and flt._batch_plan.re2 is None
     assert _key(got) == _key([one.process(x) for x in lines]) and flt.counts == one.counts
+
+
+_HEAD_PARTS = st.sampled_from([b"bastion ", b"h-1 ", b"", b" ", b"  ", b"[] ", b"<auth.info> ", b"<a.b>  ", b"sshd[7]: ",
+                               b"sshd[8]: ", b"sshd: ", b"[sshd]: ", b"(sshd) ", b"sshd(pam_unix)[9]: ", b"[ID 800 auth.info] ",
+                               b"kernel: [ 12.5]: ", b"@vserver_x ", b"error: ", b"fatal: ", b"error: PAM: ", b"x: ", b":"])
+
+
+@needs_ext
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.lists(_HEAD_PARTS, max_size=4), _MSGS), min_size=64, max_size=200))
+def test_new_prefregex_heads_four_ways(rows):
+    """Lines whose prefregex head is new (the compiled RE2 pass takes the head's groups from the head alone
+    when it leaves content, else the full prefregex), with heads that leave nothing, end in spaces or repeat."""
+    stamp = b"Nov 25 10:00:01 "
+    lines = [stamp + b"".join(parts) + msg for parts, msg in rows]
+    _four_ways("sshd", lines, batch=64)
+    _four_ways("sshd[mode=aggressive]", lines, batch=100)

@@ -54,13 +54,13 @@ cdef extern from *:
         std::map<std::string, int>::const_iterator it = m.find(std::string(name));
         return it == m.end() ? -1 : it->second;
     }
-    /* RE2::Match on text[0:n] (anchor 1: at its start); the spans of groups 0..nsub-1 as (start, end)
+    /* RE2::Match on text[0:n] (anchor 1: at its start, 2: the whole text); the spans of groups 0..nsub-1 as (start, end)
        pairs in out, -1 for a group that took no part. 1: matched, 0: no match, -1: nsub too large. */
     template <int N>
     static int fbre_match_n(void* r, const char* text, Py_ssize_t n, int anchor, int nsub, int64_t* out) {
         re2::StringPiece m[N];  /* as few as the call needs: they are initialised on every call */
         if (!((RE2*)r)->Match(re2::StringPiece(text, (size_t)n), 0, (size_t)n,
-                              anchor ? RE2::ANCHOR_START : RE2::UNANCHORED, m, nsub)) return 0;
+                              anchor == 2 ? RE2::ANCHOR_BOTH : anchor ? RE2::ANCHOR_START : RE2::UNANCHORED, m, nsub)) return 0;
         for (int k = 0; k < nsub; k++) {
             if (m[k].data() == NULL) { out[2 * k] = -1; out[2 * k + 1] = -1; }
             else { out[2 * k] = (int64_t)(m[k].data() - text); out[2 * k + 1] = out[2 * k] + (int64_t)m[k].size(); }
@@ -839,6 +839,7 @@ cdef class Re2Plan:
     cdef list dfrac  # per template: group index of the fraction (-1)
     cdef Re2Regex head
     cdef Re2Regex pref
+    cdef readonly Re2Regex headg  # the prefregex without its content group (its groups keep their numbers), or None
     cdef int pcontent_idx
     cdef int npref
     cdef int pref_ng[16]
@@ -852,8 +853,9 @@ cdef class Re2Plan:
     cdef list succ_by_first
 
     def __init__(self, list dates, object head, object pref, list pref_groups, int content_idx, list fail,
-                 list succ):
-        """``pref_groups``: per prefregex field (``plan.pref_names`` order) its group indices in order."""
+                 list succ, object headg=None):
+        """``pref_groups``: per prefregex field (``plan.pref_names`` order) its group indices in order;
+        ``headg``: the prefregex less its final ``(?P<content>.+)$``, groups kept (``None``: not used)."""
         cdef int j, k
         self.dates = []
         self.dsec = []
@@ -871,6 +873,9 @@ cdef class Re2Plan:
         self.head = Re2Regex(head) if head is not None else None
         self.pref = Re2Regex(pref) if pref is not None else None
         self.pcontent_idx = content_idx
+        self.headg = Re2Regex(headg) if headg is not None else None
+        if self.headg is not None and self.headg.groups != content_idx - 1:
+            raise ValueError("the prefregex's content group is not its last")
         if len(pref_groups) > 16:
             raise ValueError("too many prefregex fields")
         self.npref = len(pref_groups)
@@ -1019,7 +1024,17 @@ def re2_batch(Re2Plan P, list seg, Py_ssize_t template, bint want_secs, unsigned
                 else:
                     seen.add(key)
             if not found:
-                m = fbre_match(prx, <const char*>(p + dl), L - dl, 0, P.pref_nsub, sp)
+                m = 0
+                if P.headg is not None and e < L - dl:
+                    # the head leaves a non-empty rest without a line break: the full prefregex takes the
+                    # head's own (leftmost-first) way through [dl, dl + e) and its content is the rest
+                    # (PrefixProbe); that way's groups are those of the head matched over exactly that text
+                    m = fbre_match(P.headg.rx, <const char*>(p + dl), e, 2, P.pcontent_idx, sp)
+                    if m == 1:
+                        sp[2 * P.pcontent_idx] = e
+                        sp[2 * P.pcontent_idx + 1] = L - dl
+                if m != 1:
+                    m = fbre_match(prx, <const char*>(p + dl), L - dl, 0, P.pref_nsub, sp)
                 if m != 1:
                     pstate[r] = 2
                 else:

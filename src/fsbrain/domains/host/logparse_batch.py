@@ -218,7 +218,7 @@ def _re2_plan(flt: LogFilter, plan: BatchPlan, fast: Any) -> Any:
         fields = {base: [c.group_index(name) for name in names] for base, names in r.by_base.items()}
         return fast.Re2Rx(r.index, c, fields, r.first_flags, r.lits_b)
 
-    pref = None
+    pref = headg = None
     groups: list[list[int]] = []
     content = 0
     if plan.pref is not None and flt.prefregex is not None:
@@ -226,9 +226,18 @@ def _re2_plan(flt: LogFilter, plan: BatchPlan, fast: Any) -> Any:
         groups = [[pref_rx.group_index(name) for name in names] for _, names in plan.pref_names]
         content = pref_rx.group_index("content")
         pref = pref_rx.pattern
+        # the head with its groups, for lines whose head text is new (PrefixProbe's reasoning: the full regex
+        # takes the head's own way when it leaves content), if its groups keep their names and numbers
+        tail = "(?P<content>.+)$"
+        if flt.prefregex.pattern.endswith(tail) and content == pref_rx.groups:
+            head_rx = fast.Re2Regex(_rewrite_for_re2(flt.prefregex.pattern[:-len(tail)]))
+            if head_rx.groups == content - 1 and all(
+                    head_rx.group_index(name) == idx for name, idx in flt.prefregex.groupindex.items()
+                    if name != "content"):
+                headg = head_rx.pattern
     return fast.Re2Plan(plan.dates, plan.head or None, pref, groups, content,
                         [one(r, flt.failregex[r.index]) for r in plan.fail],
-                        [one(r, flt.successregex[r.index]) for r in plan.succ])
+                        [one(r, flt.successregex[r.index]) for r in plan.succ], headg)
 
 
 def _empty_everywhere(head: str) -> bool:
