@@ -81,11 +81,16 @@ class FeatureInputs:
         return len(self.strings) if self.n_codes < 0 else self.n_codes
 
 
-def _key_rows(keys: list[Any]) -> tuple[list[int], list[str], bool]:
+def _present(items: list[Any]) -> bytes:
+    """One byte per item: 1 where it is not None (a C-level pass)."""
+    return bytes(map(is_not, items, repeat(None)))
+
+
+def _key_rows(keys: list[Any], present: bytes) -> tuple[np.ndarray, list[str], bool]:
     """One row per (event, key): the event indexes, the keys, and whether any event fanned out."""
-    if not any(type(k) is list for k in keys):
-        ev = [i for i, k in enumerate(keys) if k is not None]
-        return ev, ([k for k in keys if k is not None] if len(ev) < len(keys) else keys), False
+    if list not in set(map(type, keys)):
+        ev = np.flatnonzero(np.frombuffer(present, dtype=np.uint8))
+        return ev, (list(compress(keys, present)) if len(ev) < len(keys) else keys), False
     evl: list[int] = []
     flat: list[str] = []
     for i, k in enumerate(keys):
@@ -98,7 +103,11 @@ def _key_rows(keys: list[Any]) -> tuple[list[int], list[str], bool]:
             for x in k:
                 evl.append(i)
                 flat.append(x)
-    return evl, flat, True
+    return np.asarray(evl, dtype=np.int64), flat, True
+
+
+def _and(a: bytes, b: bytes) -> bytearray:
+    return bytearray((np.frombuffer(a, dtype=np.uint8) & np.frombuffer(b, dtype=np.uint8)).tobytes())
 
 
 def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[float], fast: Any = None,
@@ -122,7 +131,8 @@ def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[floa
         kcols = [[fn(d) for d in datas] for fn in plan.key_fns]
         vcols = [[fn(d) for d in datas] for fn in plan.value_fns]
     errors: dict[int, list[dict[str, Any]]] = {}
-    rows = [_key_rows(k) for k in kcols]
+    kpresent = [_present(k) for k in kcols]
+    rows = [_key_rows(k, pr) for k, pr in zip(kcols, kpresent, strict=True)]
     dv: dict[int, list[str]] = {}
     for f, _ki, vi in plan.rows:
         if f.agg == "distinct" and vi >= 0 and vi not in dv:  # None never observes: any string will do
@@ -136,19 +146,21 @@ def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[floa
         return np.fromiter(map(code_of, items), dtype=np.int64, count=len(items))
 
     out = FeatureInputs(n=n, ts=np.asarray(ts, dtype=np.float64),
-                        keys=[KeyColumn(ev=np.asarray(ev, dtype=np.int64), code=codes(flat), fan=fan)
-                              for ev, flat, fan in rows],
+                        keys=[KeyColumn(ev=ev, code=codes(flat), fan=fan) for ev, flat, fan in rows],
                         obs=[], nums=[], dvals={vi: codes(v) for vi, v in dv.items()}, strings=strings,
                         errors=errors)
     del index, dv
+    vpresent: dict[int, bytes] = {}
+    matched: dict[tuple[str, bool, Any], bytes] = {}
     for f, ki, vi in plan.rows:
-        keys = kcols[ki]
-        obs = bytearray(k is not None for k in keys)
+        obs = bytearray(kpresent[ki])
         if f.when is not None:
             native = f.when_native
             if native is not None:
-                fld, sense, lit = native
-                obs = bytearray(p and (_matches(d.get(fld), lit) is sense) for p, d in zip(obs, datas, strict=True))
+                hit = matched.get(native)
+                if hit is None:
+                    hit = matched[native] = _native_matches(datas, native, _matches)
+                obs = _and(obs, hit)
             else:
                 for i, d in enumerate(datas):
                     if not obs[i]:
@@ -162,12 +174,23 @@ def extract_inputs(plan: Any, datas: Sequence[dict[str, Any]], ts: Sequence[floa
         if vi >= 0:
             raw = vcols[vi]
             if f.agg == "distinct":
-                obs = bytearray(o and v is not None for o, v in zip(obs, raw, strict=True))
+                if vi not in vpresent:
+                    vpresent[vi] = _present(raw)
+                obs = _and(obs, vpresent[vi])
             else:
                 nums = _numbers(f, raw, obs, errors)
         out.obs.append(bytes(obs))
         out.nums.append(nums)
     return out
+
+
+def _native_matches(datas: Sequence[dict[str, Any]], native: tuple[str, bool, Any], matches: Any) -> bytes:
+    """One byte per event: whether ``field ==/!= literal`` holds (the engine's ``_matches``)."""
+    fld, sense, lit = native
+    fv = [d.get(fld) for d in datas]
+    if lit is None or type(lit) is bool:  # matched by identity: a C-level pass
+        return bytes(map(is_ if sense else is_not, fv, repeat(lit)))
+    return bytes((matches(v, lit) is sense) for v in fv)
 
 
 def _numbers(f: CompiledFeature, raw: list[Any], obs: bytearray, errors: dict[int, list[dict[str, Any]]],
