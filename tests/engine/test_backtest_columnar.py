@@ -54,6 +54,10 @@ features:
   - {name: not_flagged, agg: distinct, key: [ent2], value: val, window: 60s, bucket: 10s, when: "flag != true"}
   - {name: big, agg: sum, key: [ent], value: num, window: 60s, bucket: 10s, when: "num > 3"}
   - {name: long, agg: count, key: [ent], window: 1h}
+  - {name: x_only, agg: count, key: [ent], window: 60s, bucket: 10s, when: "val == 'x'"}
+  - {name: two_only, agg: distinct, key: [ent2], value: val, window: 60s, bucket: 10s, when: "num == 2"}
+  - {name: null_only, agg: count, key: [ent], window: 60s, bucket: 10s, when: "flag == null"}
+  - {name: not_y, agg: count, key: [tags], window: 60s, bucket: 10s, when: "val != 'y'"}
 rules:
   - {id: R1, label: multi_lending, when: "f.c >= 2", weight: 100}
   - {id: R2, label: gang_fraud, when: "f.d >= 2 or f.tag_d >= 2", weight: 150}
