@@ -530,7 +530,8 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
                 i += 1
             rep.label_counts = {k: dict(v) for k, v in rep.label_counts.items()}  # picklable
             conn.send(("span", rep))
-        conn.send(("done", {"extract_cpu": cpu_extract, "rules_cpu": time.process_time() - cpu0}))
+        conn.send(("done", {"extract_cpu": cpu_extract, "rules_cpu": time.process_time() - cpu0,
+                            "worker_max_rss_mb": _max_rss_mb()}))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the main process stopped (it fell back, or failed): nothing to report
     except Unsupported as exc:
@@ -636,7 +637,7 @@ def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
                         progress(payload.events)
                 elif kind == "done":
                     for name, v in payload.items():
-                        cpu[name] = cpu.get(name, 0.0) + v
+                        cpu[name] = max(cpu.get(name, 0.0), v) if name.endswith("_mb") else cpu.get(name, 0.0) + v
                     pending.discard(k)
         for part in span_reps:
             if part is not None:
@@ -644,7 +645,8 @@ def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
         rep.phases = {"extract": round(t1 - t0, 3), "features": round(t2 - t1, 3),
                       "rules": round(time.perf_counter() - t2, 3),
                       **{k: round(v, 3) for k, v in cpu.items()},
-                      "main_cpu": round(time.process_time() - c0, 3), "features_cpu": round(c2 - c1, 3)}
+                      "main_cpu": round(time.process_time() - c0, 3), "features_cpu": round(c2 - c1, 3),
+                      "main_max_rss_mb": _max_rss_mb()}
     finally:
         for c in conns:
             with contextlib.suppress(OSError):
@@ -656,6 +658,16 @@ def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
                 pr.join()
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+def _max_rss_mb() -> float:
+    """Peak resident size of this process in MiB (Linux reports KiB; 0 where unknown)."""
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except (ImportError, OSError):
+        return 0.0
 
 
 def _py(a: Any, nullable: bool) -> list[Any]:
