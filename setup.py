@@ -29,7 +29,6 @@ def _fastlog_options() -> dict:
     import os
     import shlex
     import subprocess
-
     import tempfile
 
     plain = {"extra_compile_args": ["-O2"]}
@@ -50,8 +49,9 @@ def _fastlog_options() -> dict:
         with open(src, "w") as fh:
             fh.write('#include <re2/re2.h>\nint main() { RE2 r("a(b)"); return r.ok() ? 0 : 1; }\n')
         try:
-            ok = subprocess.run([os.environ.get("CXX", "c++"), "-std=c++17", *cflags, src, "-o", os.path.join(tmp, "t"),
-                                 *libs], capture_output=True, timeout=120).returncode == 0
+            cxx = shlex.split(os.environ.get("CXX", "c++"))
+            ok = subprocess.run([*cxx, "-std=c++17", *cflags, src, "-o", os.path.join(tmp, "t"), *libs],
+                                capture_output=True, timeout=120).returncode == 0
         except (OSError, subprocess.SubprocessError):
             ok = False
     if not ok:

@@ -219,7 +219,7 @@ def main() -> None:
     rows = [
         ("fail2ban-regex (Debian sshd.conf)", f2b["wall"], f2b["cpu"], f2b["matched"]),
         ("fail2ban-regex, its own 'processed in'", f2b["processed"], None, f2b["matched"]),
-        (f"fsbrain, own sshd filter, 1 process, batches of 16384 lines ("
+        ("fsbrain, own sshd filter, 1 process, batches of 16384 lines ("
          + ("compiled loop, RE2 called directly" if direct else "compiled loop, Arrow's kernels" if compiled
             else "pure-Python loop") + ")", own["wall"], own["cpu"], own["failure"]),
         ("fsbrain, own sshd filter, 1 process, batches, compiled loop on Arrow's kernels (FSBRAIN_RE2=0; "

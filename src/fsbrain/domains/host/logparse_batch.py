@@ -23,6 +23,11 @@ The results are those of :meth:`LogFilter.process` line by line, by construction
 * lines with bytes over 0x7F or a line break, or longer than ``MAX_LINE``, go through ``process``: Arrow
   reads binary columns as Latin-1 where fsbrain's RE2 reads UTF-8, which only agree on ASCII.
 
+With the compiled module (:mod:`._fastlog`) built against RE2 (Debian ``libre2-dev``), the same regex work
+is done by RE2 called per line from C++ instead (:func:`_segment_re2`; the same patterns as the line path's,
+no Arrow columns); ``FSBRAIN_RE2=0`` or ``BatchPlan(flt, re2=False)`` keeps Arrow's kernels. Both fill the
+same arrays for the same compiled per-line loop, and the pure-Python loop stays the reference.
+
 Filters this cannot run (multi-line, ``ignoreregex``, a regex on the Python fallback, a date template with
 epoch or TAI64N groups, a prefregex without a usable head, or one Arrow refuses) are processed line by line;
 :class:`BatchPlan` says why. Memory: one batch is copied once into a column (callers bound the batch).
