@@ -252,6 +252,10 @@ class Platform:
         state: a state backend to use instead of the configured one (tests, backtests).
     """
 
+    EVAL_THREADS_REMOTE_STATE = 4
+    """Threads that evaluate for :meth:`decide_async` when the state backend is remote (Redis); 0 keeps the
+    evaluation on the event loop. The in-process backend always evaluates on the loop (pure CPU work)."""
+
     def __init__(self, settings: Settings, *, state: StateBackend | None = None) -> None:
         from fsbrain.store import Store
 
@@ -280,6 +284,12 @@ class Platform:
         self._shadow_files: dict[str, list[tuple[Path, float]]] = {}
         self._event_locks = [threading.Lock() for _ in range(64)]
         self._pending: dict[tuple[str, str], Any] = {}
+        self._eval_pool: Any = None
+        if getattr(self.engine.state, "name", "") == "redis" and self.EVAL_THREADS_REMOTE_STATE:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._eval_pool = ThreadPoolExecutor(self.EVAL_THREADS_REMOTE_STATE,
+                                                 thread_name_prefix="fsbrain-evaluate")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.load_policies()
@@ -443,17 +453,43 @@ class Platform:
         existing = self._existing(event_type, prepared.event_id)
         if existing is not None:
             return existing, True
-        decision, shadows = self._evaluate(event_type, prepared)
-        fut = self.writer.submit_async(self._items(prepared, decision, shadows))
-        self._pending[key] = fut
-        try:
-            results = await fut
-        finally:
-            self._pending.pop(key, None)
+        if self._eval_pool is not None:
+            results, decision, shadows = await self._decide_off_loop(key, event_type, prepared)
+        else:
+            decision, shadows = self._evaluate(event_type, prepared)
+            fut = self.writer.submit_async(self._items(prepared, decision, shadows))
+            self._pending[key] = fut
+            try:
+                results = await fut
+            finally:
+                self._pending.pop(key, None)
         for r in results:
             if isinstance(r, BaseException):
                 raise r
         return self._account(event_type, decision, shadows, results[0], t0)
+
+    async def _decide_off_loop(self, key: tuple[str, str], event_type: str, prepared: Any,
+                               ) -> tuple[list[Any], Decision, list[Decision]]:
+        """Evaluate on the evaluation threads, then commit. A remote state backend answers each decision
+        after network round trips; waiting for them here would hold the loop (no other request could be
+        read, validated or answered meanwhile) and serialise every decision behind the slowest answer.
+        Copies of the event arriving meanwhile wait for this one's result."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._pending[key] = done
+        try:
+            decision, shadows = await loop.run_in_executor(self._eval_pool, self._evaluate, event_type, prepared)
+            results = await self.writer.submit_async(self._items(prepared, decision, shadows))
+            done.set_result(results)
+            return results, decision, shadows
+        except BaseException as exc:
+            done.set_exception(exc)
+            done.exception()  # retrieved: nobody may be waiting for it
+            raise
+        finally:
+            self._pending.pop(key, None)
 
     def _prepare(self, event_type: str, payload: Any) -> Any:
         self.engine.policy(event_type)  # unknown event type → 404 before validation
@@ -563,6 +599,8 @@ class Platform:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._eval_pool is not None:
+            self._eval_pool.shutdown(wait=True)
         self.writer.close()
         self.engine.state.close()
         self.store.close()

@@ -290,3 +290,42 @@ def test_real_server_answers_keep_alive_requests(tmp_path: Path) -> None:
         server.should_exit = True
         th.join(timeout=10)
         p.close()
+
+
+@pytest.mark.redis
+def test_redis_state_evaluates_off_the_loop_with_the_same_answers(tmp_path: Path, redis_url: str) -> None:
+    """With Redis state the server evaluates on threads (the loop is not held by Redis round trips): a
+    sequential stream gets the memory backend's answers, and concurrent copies of one event are decided
+    once, while other events are decided concurrently."""
+    import uuid
+
+    mem = Platform(load_settings(home=tmp_path / "m", decision_writer="loop"))
+    red = Platform(load_settings(home=tmp_path / "r", decision_writer="loop", state_type="redis",
+                                 redis_url=redis_url, state_prefix=f"t{uuid.uuid4().hex[:10]}"))
+    try:
+        assert mem._eval_pool is None and red._eval_pool is not None
+        apps = _apps(12)
+
+        async def sequential(p: Platform) -> list:
+            out = []
+            for a in apps:
+                d, _ = await p.decide_async("loan_application", copy.deepcopy(a))
+                out.append((d.outcome, d.score, d.labels, d.features))
+            return out
+
+        assert asyncio.run(sequential(mem)) == asyncio.run(sequential(red))
+
+        more = _apps(20)[12:]
+
+        async def concurrent() -> list:
+            copies = [red.decide_async("loan_application", copy.deepcopy(more[0])) for _ in range(6)]
+            return await asyncio.gather(*copies, *(red.decide_async("loan_application", a) for a in more[1:]))
+
+        results = asyncio.run(concurrent())
+        assert len({d.decision_id for d, _ in results[:6]}) == 1
+        assert sum(1 for _, replayed in results[:6] if not replayed) == 1
+        assert len({d.decision_id for d, _ in results}) == 8
+        assert red.store.get_decision_by_event("loan_application", more[3]["event_id"]) is not None
+    finally:
+        mem.close()
+        red.close()
