@@ -331,3 +331,39 @@ def test_new_prefregex_heads_four_ways(rows):
     lines = [stamp + b"".join(parts) + msg for parts, msg in rows]
     _four_ways("sshd", lines, batch=64)
     _four_ways("sshd[mode=aggressive]", lines, batch=100)
+
+
+def _setup_fastlog_options():
+    """``setup.py``'s ``_fastlog_options`` on its own (the file itself calls ``setup()`` when run)."""
+    import ast
+    from pathlib import Path
+
+    src = (Path(__file__).resolve().parents[2] / "setup.py").read_text()
+    fn = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name == "_fastlog_options")
+    ns: dict = {}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), "setup.py", "exec"), ns)
+    return ns["_fastlog_options"]
+
+
+def test_build_falls_back_to_plain_c_without_re2(monkeypatch):
+    """Without RE2 (disabled, or no C++ compiler/library that links a program using it) the extension is
+    built as plain C, as before; the batches then use Arrow's kernels."""
+    options = _setup_fastlog_options()
+    monkeypatch.setenv("FSBRAIN_RE2", "0")
+    assert options() == {"extra_compile_args": ["-O2"]}
+    monkeypatch.setenv("FSBRAIN_RE2", "1")
+    monkeypatch.setenv("CXX", "false")  # a compiler that always fails
+    assert options() == {"extra_compile_args": ["-O2"]}
+
+
+def test_build_uses_re2_where_it_links(monkeypatch):
+    import os
+    import shutil
+
+    if not os.path.isfile("/usr/include/re2/re2.h") or shutil.which("c++") is None:
+        pytest.skip("RE2's headers (libre2-dev) or a C++ compiler missing")
+    monkeypatch.delenv("FSBRAIN_RE2", raising=False)
+    monkeypatch.delenv("CXX", raising=False)
+    got = _setup_fastlog_options()()
+    assert got["language"] == "c++" and ("FSBRAIN_HAVE_RE2", "1") in got["define_macros"]
+    assert any("re2" in x for x in got["extra_link_args"])

@@ -117,7 +117,6 @@ cdef double MAX_AGE = MLFID_MAX_AGE
 cdef Py_ssize_t CACHE = MLFID_CACHE
 cdef object _LineResult = LineResult
 cdef str _S_FAILURE = "failure", _S_NOFAIL = "nofail", _S_MISSED = "missed", _S_SUCCESS = "success"
-cdef object _object_new = object.__new__
 
 
 cdef extern from *:
@@ -152,6 +151,8 @@ for _k, _name in enumerate(_SLOTS):
         _direct = False
 if type(LineResult).__new__ is not type.__new__ or LineResult.__new__ is not object.__new__:
     _direct = False
+if tuple(getattr(LineResult, "__slots__", ())) != _SLOTS:  # a field added or renamed: fill it the ordinary way
+    _direct = False
 cdef bint _untrack = _direct and fsb_is_gc(LineResult)
 DIRECT_RESULTS = _direct  # whether results are made by storing their slots directly (tests)
 
@@ -168,16 +169,8 @@ cdef inline object _result(str status, object host, object user, object ts, obje
     and the slot descriptors do, less the attribute look-ups)."""
     cdef PyObject* o
     cdef object r
-    if not _direct:
-        r = _object_new(_LineResult)
-        r.status = status
-        r.host = host
-        r.user = user
-        r.time = ts
-        r.regex = regex
-        r.fid = fid
-        r.attempts = attempts
-        return r
+    if not _direct:  # LineResult is not the plain slots class this expects: its own constructor
+        return _LineResult(status, host, user, ts, regex, fid, attempts)
     o = fsb_alloc(_LineResult)
     if o == NULL:
         raise MemoryError()
