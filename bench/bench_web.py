@@ -40,6 +40,14 @@ def _load() -> str:
         return "?"
 
 
+def _speedups_active() -> bool:
+    try:
+        from fsbrain.domains.web import speedups
+    except ImportError:  # code from before the compiled paths
+        return False
+    return speedups.active()
+
+
 def traffic(n: int, shared: Path) -> list[dict]:
     with gzip.open(ml.DATA_DIR / "benign_eval.jsonl.gz", "rt", encoding="utf-8") as f:
         benign = [json.loads(line) for line in f]
@@ -214,6 +222,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "web.md")
     ap.add_argument("--no-proxy", action="store_true", help="skip the loopback proxy-overhead measurement")
     args = ap.parse_args(argv)
+    load0 = _load()
     reqs = traffic(args.n, args.shared)
     from fsbrain.domains.web.request import HttpRequest
 
@@ -242,8 +251,10 @@ def main(argv: list[str]) -> int:
              f"Machine: {describe()}", "",
              f"Command: `python bench/bench_web.py --n {args.n}` (one process, one core, after a 200-request "
              "warm-up). Requests/s are per CPU-second and latencies are CPU time of the inspecting thread "
-             f"(`time.thread_time`), because the machine is shared (load average {_load()} at the end of the "
-             "run) and wall-clock numbers mostly measure the other work; contention still inflates CPU time. Traffic: the held-out benign corpus (`benign_eval.jsonl.gz`: form posts, JSON APIs, "
+             f"(`time.thread_time`), because the machine is shared (load average {load0} at the start, {_load()} at "
+             "the end of the run) and wall-clock numbers mostly measure the other work; contention still inflates "
+             "CPU time. Compiled hot paths (`fsbrain.domains.web._fastweb`): "
+             f"{'in use' if _speedups_active() else 'not built / off'}. Traffic: the held-out benign corpus (`benign_eval.jsonl.gz`: form posts, JSON APIs, "
              "Chinese/English searches, uploads, static files) with every 20th request an attack "
              "(libinjection held-out payload in `q`).", "",
              "| configuration | requests per CPU-second | p50 ms (CPU) | p99 ms (CPU) | max ms | share flagged |",

@@ -6,18 +6,25 @@ fallback (used when this extension is not built, with ``FSBRAIN_SPEEDUPS=0``, or
 ``WebRuleEngine(compiled=False)``); verdicts are the same either way:
 
 * :func:`run_phase` — :meth:`WebRuleEngine._run_phase` with ``_match_chain`` / ``_match_link`` /
-  ``Transaction.values`` / ``Transaction.transformed`` inlined: the per-phase rule loop. Prefilter bits are
-  tested on a byte copy of the request's candidate mask instead of Python big-int ``&``, and a variable's
-  name (``ARGS:id``) is only built when its value matches.
+  ``_fire``'s actions / ``Transaction.values`` / ``transformed`` / ``expand`` / ``setvar`` inlined: the
+  per-phase rule loop. It reads per-link descriptor tuples built once per engine (:func:`plan_entry`,
+  :func:`link_desc`) instead of the rule objects' attributes, tests prefilter bits on a byte copy of the
+  request's candidate mask instead of Python big-int ``&``, builds a variable's name (``ARGS:id``) only
+  when its value matches, and runs a plain ``@rx`` / ``@pm`` search with RE2 directly (captures only for
+  rules that capture). Log entries (``MatchedRule``) are still built by ``WebRuleEngine._log_match``.
 * :func:`scan` — :meth:`Prefilter._scan` and ``_value_mask``: the per-value cache lookups and RE2 set scans,
-  with the header / cookie / query-argument sources read straight from the request (no per-source lists).
-* :func:`url_decode`, :func:`plain_value`, :func:`parse_urlencoded`, :func:`cookies` — request parsing
-  (``transforms.url_decode``, ``transaction.plain_value``, ``request.parse_urlencoded``,
-  ``HttpRequest.cookies``).
-* :func:`is_plain` — ``ml.is_plain``.
+  with header / cookie / query-argument / collection / scalar sources read straight from the request and
+  the transaction (no per-source lists).
+* Request parsing: :func:`header_pairs`, :func:`cookies`, :func:`parse_urlencoded`, :func:`keyed`,
+  :func:`index` (``HttpRequest`` / ``Transaction`` helpers).
+* Transformations: :func:`url_decode`, :func:`url_decode_uni`, :func:`utf8_to_unicode`, and
+  :func:`plain_value` (``transaction.plain_value``).
+* :func:`sql_tokens` — the SQL lexer of ``@detectSQLi`` (``injection._tokens``).
+* The model: :func:`is_plain` (``ml.is_plain``) and :func:`ngram_weights` (the binary head's weight lookup).
 
 ``tests/web/test_fastweb.py`` compares each one with its Python original (hypothesis for the pure
-functions, whole verdicts for the engine).
+functions, whole verdicts for the engine), and ``bench/bench_web_verdicts.py --check`` compares ~120k
+verdicts with those saved from the code before.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
