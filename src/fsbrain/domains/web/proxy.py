@@ -1,6 +1,6 @@
 """``fsbrain web proxy``: an async reverse proxy with the WAF in front of an upstream site.
 
-The proxy is an ASGI app served by uvicorn (uvloop + httptools): the
+The proxy is an ASGI app served by uvicorn (httptools; uvloop when installed): the
 :class:`~fsbrain.domains.web.middleware.FsbrainWAFMiddleware` inspects each request; what passes is sent to
 the upstream over a pool of keep-alive HTTP/1.1 connections (plain asyncio streams, responses parsed by
 httptools, the C parser uvicorn itself uses) and the upstream's answer is streamed back chunk by chunk (no
