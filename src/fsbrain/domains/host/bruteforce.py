@@ -23,6 +23,7 @@ alerts carry ``action="ban"`` with ``details["ban_until"]`` (``None``: for ever)
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -60,8 +61,10 @@ class AuthEvent:
     where: str | None = None
 
 
+@functools.lru_cache(maxsize=65536)
 def subnet_of(host: str, v4: int, v6: int) -> str | None:
-    """The /v4 or /v6 network of an address, or ``None`` for names and junk."""
+    """The /v4 or /v6 network of an address, or ``None`` for names and junk (memoised: attackers repeat,
+    and parsing an address costs more than the rest of a failure's bookkeeping)."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
