@@ -263,3 +263,23 @@ def test_speedups_can_be_switched_off():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+_CRS_ENGINES: dict = {}
+
+
+@settings(max_examples=80, deadline=None)
+@given(value=st.lists(_bits, max_size=6), ua=st.lists(_bits, max_size=3), ct=_CT, body=st.binary(max_size=80),
+       method=st.sampled_from(["GET", "POST", "OPTIONS", "G\x00T", ""]),
+       extra=st.lists(st.tuples(st.text(max_size=8), st.text(max_size=20)), max_size=3))
+def test_crs_random_requests_compiled_equals_python_and_never_raise(shared_data, value, ua, ct, body, method, extra):
+    crs = shared_data("crs-regression")
+    if "e" not in _CRS_ENGINES:
+        _CRS_ENGINES["e"] = (WebRuleEngine.from_crs(crs, paranoia=4),
+                             WebRuleEngine.from_crs(crs, paranoia=4, compiled=False))
+    raw = "".join(value)
+    v = quote(raw.encode("utf-8", "surrogateescape"), safe="")
+    req = HttpRequest(method=method, uri=f"/x/{v}?a={v}&{raw}", headers=[
+        ("Host", "h"), ("User-Agent", "".join(ua)), ("Cookie", f"c={v}; {raw}"), ("Content-Type", ct), *extra],
+        body=body)
+    _same(list(_CRS_ENGINES["e"]), [req])
