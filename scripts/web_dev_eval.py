@@ -114,6 +114,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--pl", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--model-block", type=float, nargs="+", default=[None],
                     help="override the inspector's model_block (default: its per-paranoia setting)")
+    ap.add_argument("--model-clear", type=float, nargs="+", default=[None],
+                    help="override the inspector's model_clear (default: its per-paranoia setting)")
     ap.add_argument("--rules-only", action="store_true")
     ap.add_argument("--modsec", action="store_true", help="also run ModSecurity + Debian CRS")
     ap.add_argument("--misses", action="store_true", help="list missed attacks and false alarms")
@@ -131,10 +133,11 @@ def main(argv: list[str]) -> int:
             from bench_web_peer import ModSecurity
             evaluate(f"ModSecurity PL{pl}", ModSecurity(pl).blocked, sets, misses=args.misses)
         for mb in args.model_block:
-            kw = {} if mb is None else {"model_block": mb}
-            insp = WebInspector(paranoia=pl, model=model, **kw)
-            evaluate(f"fsbrain PL{pl}" + ("" if mb is None else f" model_block={mb}"),
-                     lambda r, i=insp: i.inspect(r)["attack"], sets, misses=args.misses)
+            for mc in args.model_clear:
+                kw = {k: v for k, v in (("model_block", mb), ("model_clear", mc)) if v is not None}
+                insp = WebInspector(paranoia=pl, model=model, **kw)
+                evaluate(f"fsbrain PL{pl}" + "".join(f" {k}={v}" for k, v in kw.items()),
+                         lambda r, i=insp: i.inspect(r)["attack"], sets, misses=args.misses)
     print(f"load average {open('/proc/loadavg').read().split()[0]}")
     return 0
 
