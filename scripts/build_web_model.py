@@ -42,8 +42,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from fsbrain.domains.web import ml  # noqa: E402
 
-
-FIXTURE_WEIGHT = 20.0
+FIXTURE_WEIGHT = 20.0  # sample weight of the CRS test fixtures trained as benign values
 
 
 def read_requests(path: Path) -> list[dict]:
