@@ -44,6 +44,9 @@ from fsbrain.domains.web.request import DEFAULT_LIMITS, HttpRequest, RequestLimi
 VERDICT_KEYS = ("attack", "score", "labels", "rules", "reasons")
 OPAQUE_PARAMS = ("password", "passwd", "pwd", "passcode", "secret", "captcha", "csrf", "token")
 _NEVER_CLEARED = frozenset({"web_protocol", "web_scanner", "bot", "cc_flood"})
+# Model probability that alone makes an attack, per paranoia level: paranoia is the sensitivity knob (as in CRS).
+# PL1 0.85 and PL2 0.7 were chosen on the dev fold of the training split (scripts/web_dev_eval.py).
+MODEL_BLOCK = {1: 0.85, 2: 0.7, 3: 0.6, 4: 0.5}
 _PARAM_COLLECTIONS = ("ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES", "ARGS_POST_NAMES",
                       "REQUEST_FILENAME", "REQUEST_BASENAME", "REQUEST_URI", "REQUEST_BODY", "FILES", "XML",
                       "QUERY_STRING", "REQUEST_LINE", "REQUEST_URI_RAW", "FILES_NAMES")
@@ -63,7 +66,7 @@ class WebInspector:
             own rules (``WebRuleEngine.default``).
         model: a :class:`~fsbrain.domains.web.ml.WebModel`, a path to a model file, ``None`` for the shipped
             model, or ``False`` for rules only.
-        model_block: model probability that alone makes an attack.
+        model_block: model probability that alone makes an attack (default: ``MODEL_BLOCK[paranoia]``).
         model_clear: model probability below which a weak rule hit on that parameter is cleared.
         strong_score: rule scores at or above this are never cleared.
         max_params: parameters scored by the model per request (highest-risk first is not known in
@@ -73,14 +76,16 @@ class WebInspector:
         strict: treat a rule-engine failure as an attack instead of failing open.
         model_headers: let the model also score cookie values and free-form headers (User-Agent,
             Referer, X-…), not only the path and arguments.
+        clear_plain: let the model clear weak rule hits on plain values (letters, digits, ``_.@,:-``), which it
+            does not score (default: at paranoia 1 only; from PL2 on, only values it scored are cleared).
         opaque_params: parameter-name fragments (case-insensitive) whose values are random by design
             (passwords, tokens, captchas): the model neither scores nor vouches for them; the rules still do.
     """
 
-    def __init__(self, paranoia: int = 1, *, rules: Any = None, model: Any = None, model_block: float = 0.85,
+    def __init__(self, paranoia: int = 1, *, rules: Any = None, model: Any = None, model_block: float | None = None,
                  model_clear: float = 0.2, strong_score: int = 10, max_params: int = 64,
                  limits: RequestLimits = DEFAULT_LIMITS, strict: bool = False, model_headers: bool = True,
-                 opaque_params: tuple[str, ...] = OPAQUE_PARAMS) -> None:
+                 opaque_params: tuple[str, ...] = OPAQUE_PARAMS, clear_plain: bool | None = None) -> None:
         from fsbrain.domains.web.seclang.engine import WebRuleEngine
 
         if not 1 <= int(paranoia) <= 4:
@@ -96,7 +101,9 @@ class WebInspector:
         elif isinstance(model, str | Path):
             model = ml.WebModel.load(model)
         self.model: ml.WebModel | None = model or None
-        self.model_block, self.model_clear = model_block, model_clear
+        self.model_block = MODEL_BLOCK[self.paranoia] if model_block is None else model_block
+        self.model_clear = model_clear
+        self.clear_plain = self.paranoia < 2 if clear_plain is None else clear_plain
         self.strong_score, self.max_params = strong_score, max_params
         self.limits, self.strict, self.model_headers = limits, strict, model_headers
         self.opaque_params = tuple(x.lower() for x in opaque_params)
@@ -144,7 +151,7 @@ class WebInspector:
                     continue
                 if v and not ml.is_plain(v):
                     params.append((n, v))
-                else:
+                elif self.clear_plain:
                     plain.add(_param_key(n))
             if len(params) > self.max_params:
                 limits_hit.append("max_model_params")
@@ -197,7 +204,7 @@ class WebInspector:
                                                             "REQUEST_URI_RAW", "REQUEST_BODY"):
                     p = max(by_key.values(), default=0.0)
                 if p is None:
-                    p = 0.0 if ml.is_plain(m.value) else None
+                    p = 0.0 if self.clear_plain and ml.is_plain(m.value) else None
                 if p is None or p >= self.model_clear:
                     clearable = []
                     break
