@@ -203,13 +203,17 @@ def test_generated_streams_give_the_same_report(tmp_path, monkeypatch, events):
 
     monkeypatch.setattr(bt, "_SPAN_BYTES", 1500)  # a few events per byte range
     pol = compile_policy(POLICY)
-    labels = ["normal", "multi_lending", "gang_fraud", "device_risk"]
-    recs = [{"event_type": "loan_application", "event_id": f"e{i}", "timestamp": t, "label": labels[i % 4],
+    labels = ["normal", "multi_lending", "gang_fraud", "device_risk", "promotion_abuse"]
+    recs = [{"event_type": "loan_application", "event_id": f"e{i}", "timestamp": t, "label": labels[i % 5],
              "data": d} for i, (t, d) in enumerate(events)]
+    for r in recs[3::7]:
+        del r["label"]  # no label: normal
     path = tmp_path / "gen.jsonl"
     _write(path, recs)
-    col = backtest_file(pol, path, method="columnar", workers=2)
+    seen = []
+    col = backtest_file(pol, path, method="columnar", workers=2, progress=seen.append)
     assert _text(col) == _text(run_backtest(pol, recs))
+    assert sum(seen) == len(recs)
 
 
 def test_falls_back_to_streaming_and_says_why(tmp_path, prepared):
@@ -243,6 +247,16 @@ def test_falls_back_to_streaming_and_says_why(tmp_path, prepared):
     assert runner.invoke(app, ["simulate", "credit", "--n", "50", "--seed", "4", "--out", str(csv)]).exit_code == 0
     rep = backtest_file(pol, csv, key=KEY, workers=1)
     assert rep.method == "streaming" and "JSON-lines" in rep.method_note
+
+
+def test_another_event_type_gives_the_streaming_error(tmp_path, prepared):
+    from fsbrain.core.errors import UnknownEventTypeError
+
+    _, recs = prepared
+    p = tmp_path / "types.jsonl"
+    _write(p, [*recs[:10], dict(recs[10], event_type="payment"), *recs[11:20]])
+    with pytest.raises(UnknownEventTypeError, match="payment"):
+        backtest_file(load_policy(default_policy_path()), p, workers=1)
 
 
 def test_an_invalid_line_gives_the_streaming_error(tmp_path, prepared):
