@@ -591,7 +591,12 @@ def run_columnar(policy: CompiledPolicy, path: Any, *, workers: int = 2,
             procs.append(pr)
 
         def recv(k: int) -> Any:
-            kind, payload = conns[k].recv()
+            try:
+                kind, payload = conns[k].recv()
+            except EOFError:
+                procs[k].join(timeout=5)
+                raise RuntimeError(f"backtest worker {k} exited unexpectedly (exit code {procs[k].exitcode}; "
+                                   "out of memory? `--method streaming` needs less)") from None
             if kind == "unsupported":
                 raise columnar.Unsupported(payload)
             if kind == "error":
