@@ -130,8 +130,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-redis", action="store_true")
-    ap.add_argument("--redis-workers", type=int, nargs="+", default=[2],
-                    help="worker counts for the Redis runs (default 2: the multi-worker set-up Redis is for)")
+    ap.add_argument("--redis-workers", type=int, nargs="+", default=[2, 1],
+                    help="worker counts for the Redis runs (default: 2, the multi-worker set-up Redis is for, then 1)")
     ap.add_argument("--writer", default=None, help="--writer for fsbrain serve (default: serve's own, auto)")
     ap.add_argument("--out", default="http", help="result name under docs/benchmarks (default http)")
     ap.add_argument("--postgres", default=None, metavar="URL",
