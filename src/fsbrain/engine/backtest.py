@@ -5,7 +5,13 @@ Input records are raw events (as the API receives them) or prepared ones (``{"ev
 ``fsbrain events prepare`` writes them), each with a ground-truth ``label`` field (``normal`` or a risk
 label); ``scenario`` and other ``_``-prefixed fields are ignored. Validation and
 pseudonymisation are stateless, so they run in worker processes; features and rules run in order in this
-process, on a fresh in-memory state, exactly as :meth:`Engine.decide` runs them for the API.
+process, on a fresh in-memory state, exactly as :meth:`Engine.decide` runs them for the API (the
+*streaming* backtest, :func:`run_backtest`, the reference).
+
+:func:`backtest_file` (what ``fsbrain backtest`` runs) takes the *columnar* path where it gives the same
+report: prepared events in a JSON-lines file, in time order. Every windowed feature of every event is then
+computed at once (:mod:`fsbrain.engine.columnar`), and worker processes run each event through
+``Engine._decide_policy`` (the API evaluator's rules, score and outcome) with its feature values.
 """
 
 from __future__ import annotations
