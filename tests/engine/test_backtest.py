@@ -117,3 +117,25 @@ def test_rule_workers_refuse_out_of_order_events(records):
     recs[30]["timestamp"] = "2001-01-01T00:00:00+08:00"
     with pytest.raises(InputError, match="not in time order"):
         run_backtest(load_policy(default_policy_path()), recs, key=KEY, rule_workers=1)
+
+
+def test_null_or_missing_label_counts_as_normal(records, tmp_path):
+    """A history whose label is null (unlabelled) or missing is scored as normal by both paths."""
+    from fsbrain.engine.backtest import backtest_file
+
+    pol = load_policy(default_policy_path())
+    prepared = [p for p in prepare_records(records[:300], KEY)]
+    for i, p in enumerate(prepared):
+        if p["label"] == "normal":
+            if i % 2:
+                p["label"] = None
+            else:
+                del p["label"]
+    want = run_backtest(pol, [dict(p, label=p.get("label") or "normal") for p in prepared]).to_dict()
+    got = run_backtest(pol, prepared).to_dict()
+    assert got["truth"] == want["truth"] and got["labels"] == want["labels"]
+    path = tmp_path / "ev.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in prepared))
+    for method in ("columnar", "streaming"):
+        rep = backtest_file(pol, path, method=method).to_dict()
+        assert rep["truth"] == want["truth"] and rep["labels"] == want["labels"]

@@ -126,3 +126,11 @@ def test_native_filters_agree_with_zen(expr, data):
     except RuntimeError:
         expected = False
     assert (_matches(data.get(field), lit) is eq) == expected
+
+
+def test_referenced_names_are_whole_identifiers():
+    """A keyword or function name before '(' is not read as a shorter field name ('and (' is not 'an')."""
+    from fsbrain.engine.policy import referenced_names
+
+    got = referenced_names('f.x > 3 and (id_age < 18 or startsWith(phone, "13")) and not (ip_type == "vpn")')
+    assert got == {"id_age", "phone", "ip_type"}

@@ -120,6 +120,12 @@ def is_prepared(rec: dict[str, Any]) -> bool:
     return isinstance(rec.get("data"), dict) and "event_type" in rec and "timestamp" in rec and "event_id" in rec
 
 
+def truth_label(rec: dict[str, Any]) -> str:
+    """A record's ground-truth label: ``normal`` when the field is missing or null, else its text."""
+    v = rec.get("label")
+    return NORMAL if v is None else str(v)
+
+
 def prepare_records(records: Iterable[dict[str, Any]], key: bytes, *, workers: int = 1,
                     ) -> Iterator[dict[str, Any]]:
     """Validate and pseudonymise raw records into prepared ones (identity values become keyed hashes).
@@ -138,7 +144,7 @@ def _prepare_chunk(args: tuple[list[dict[str, Any]], bytes, int]) -> list[tuple[
     ps = Pseudonymizer(key)
     out: list[tuple[Any, ...]] = []
     for i, rec in enumerate(records):
-        truth = rec.get("label", NORMAL)
+        truth = truth_label(rec)
         if is_prepared(rec):
             out.append((base + i, truth, rec["event_type"], str(rec["event_id"]), float(rec["timestamp"]),
                         rec["data"], None))
@@ -501,7 +507,7 @@ def _col_worker(conn: Any, text: str, source: str, path: Any, spans: list[tuple[
                 except KeyError:  # an event without some of them: the fields it has
                     part = {k: d[k] for k in common if k in d}
                 extra = {k: d[k] for k in rare if k in d} if rare else None
-                keep.append((str(rec["event_id"]), ts, rec.get("label", NORMAL), part, extra or None))
+                keep.append((str(rec["event_id"]), ts, truth_label(rec), part, extra or None))
             conn.send(("part", extract_inputs(plan, datas, tss, eng._fast)))
             kept.append(keep)
             del datas

@@ -39,7 +39,7 @@ MAX_FANOUT = 16
 
 
 _STRING_LIT = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
-_IDENT = re.compile(r"(?<![.\w#$])([A-Za-z_][A-Za-z0-9_]*)(?!\s*\()")
+_IDENT = re.compile(r"(?<![.\w#$])([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()")
 _KEYWORDS = {"and", "or", "not", "true", "false", "null", "in", "f", "l", "m"}
 
 
