@@ -52,6 +52,9 @@ _CLASS_MAP = bytes(0x31 if chr(b) in "0123456789+-()Xx \t\n\r\f\v" else (0x22 if
 _CANDIDATE_RUN = b'"' + b"1" * 11
 
 
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
 class _NotPlain(Exception):
     pass
 
@@ -231,6 +234,7 @@ class RawDecisionWriter:
             _enable_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA wal_autocheckpoint={int(self.autocheckpoint)}")
+            cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")  # the WAL file shrinks back on restart
             cur.close()
         else:
             import psycopg
@@ -250,12 +254,26 @@ class RawDecisionWriter:
     def close(self) -> None:
         self._drop()
 
-    def checkpoint(self) -> None:
-        """SQLite: copy the WAL back into the database file without blocking writers (``PASSIVE``)."""
+    def checkpoint(self, mode: str = "PASSIVE", busy_timeout_ms: int = 0) -> tuple[int, int, int]:
+        """SQLite: copy the WAL back into the database file; returns SQLite's ``(busy, log frames,
+        checkpointed frames)`` (``(0, 0, 0)`` elsewhere).
+
+        ``PASSIVE`` never waits for, nor blocks, writers and readers. ``RESTART`` also waits (up to
+        ``busy_timeout_ms``) for the write lock and for readers, so that the next commit starts the WAL
+        from its beginning; it holds the write lock while it copies what is left and syncs the file.
+        """
         if self.dialect != "sqlite":
-            return
+            return (0, 0, 0)
+        if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
+            raise InputError(f"checkpoint mode: {mode!r}")
         try:
-            self._connect(create=False).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            conn = self._connect(create=False)
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            try:
+                row = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            finally:
+                conn.execute("PRAGMA busy_timeout=0")
+            return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
         except sqlite3.Error as err:
             self._drop()
             raise BackendError(f"store: checkpoint failed on {_redact(self.url)}: {err}") from err
@@ -391,13 +409,20 @@ class RawDecisionWriter:
 
 
 class WalCheckpointer:
-    """A daemon thread that checkpoints a SQLite WAL every ``interval`` seconds (``PASSIVE``: it never
-    waits for, nor blocks, writers and readers), for writers that turned automatic checkpoints off.
+    """A daemon thread that keeps a SQLite WAL short for writers that turned automatic checkpoints off.
 
     SQLite's automatic checkpoint runs inside the commit that crosses 1000 WAL pages: that commit (and
-    every request waiting on it) pays for copying the pages back and syncing the database file. Here the
-    thread pays, with the GIL released while SQLite works.
+    every request waiting on it) pays for copying the pages back and syncing the database file. Here a
+    thread pays, with the GIL released while SQLite works. Every ``interval`` seconds it first copies the
+    WAL back with a ``PASSIVE`` checkpoint (no lock: writers go on appending meanwhile), then runs a
+    ``RESTART`` checkpoint, which takes the write lock only to copy the few frames appended since and sync
+    the file, so that the next commit writes the WAL from its start again. Without that second step a WAL
+    that is written to without pause is never found fully copied and grows without bound (measured: 480 MB
+    after 20 s at 500 decisions/s). While it holds the lock, the loop writer retries its commit from a
+    timer (see :class:`fsbrain.service.LoopCommitWriter`).
     """
+
+    RESTART_WAIT_MS = 200  # how long the restart may wait for the write lock and for readers
 
     def __init__(self, url: str, interval: float = 1.0) -> None:
         import threading
@@ -406,8 +431,16 @@ class WalCheckpointer:
         self._path = Path(self._writer.url.database or "").expanduser()
         self._interval = interval
         self._stop = threading.Event()
+        self.restarts = 0
         self._thread = threading.Thread(target=self._run, name="fsbrain-wal-checkpoint", daemon=True)
         self._thread.start()
+
+    def run_once(self) -> None:
+        """One passive copy, then the short restart (what the thread does every interval)."""
+        self._writer.checkpoint("PASSIVE")
+        busy, _, _ = self._writer.checkpoint("RESTART", busy_timeout_ms=self.RESTART_WAIT_MS)
+        if not busy:
+            self.restarts += 1
 
     def _run(self) -> None:
         import logging
@@ -416,7 +449,7 @@ class WalCheckpointer:
             if not self._path.exists():
                 continue  # nothing to checkpoint yet (the store creates the file)
             try:
-                self._writer.checkpoint()
+                self.run_once()
             except Exception as exc:  # keep trying; a failed checkpoint only lets the WAL grow
                 logging.getLogger(__name__).warning("WAL checkpoint failed: %s", exc)
 
