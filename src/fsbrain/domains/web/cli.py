@@ -124,29 +124,33 @@ def register(app: typer.Typer) -> None:
                   cc: bool = typer.Option(False, "--cc", help="Enable CC-flood decisions (in-process state)."),
                   redis: str | None = typer.Option(None, "--redis", help="CC state in Redis (shared by proxies)."),
                   workers: int = typer.Option(1, "--workers", help="Worker processes sharing the port "
-                                              "(about one per core; CC state is shared only with --redis).")
+                                              "(about one per core; CC state is shared only with --redis)."),
+                  server: str = typer.Option("fast", "--server", help="fast (raw asyncio + httptools, default) "
+                                             "or asgi (uvicorn + the ASGI middleware).")
                   ) -> None:
         """Run the reverse proxy with the WAF in front of --upstream."""
         from fsbrain.domains.web.cc import CCDetector
         from fsbrain.domains.web.middleware import MODES
-        from fsbrain.domains.web.proxy import ReverseProxyApp, parse_listen, serve
+        from fsbrain.domains.web.proxy import SERVERS, ReverseProxyApp, parse_listen, serve
 
         if mode not in MODES:
             raise InputError(f"--mode must be one of {MODES}, got {mode!r}")
+        if server not in SERVERS:
+            raise InputError(f"--server must be one of {SERVERS}, got {server!r}")
         parse_listen(listen)
         if not 1 <= workers <= 256:
             raise InputError(f"--workers must be 1..256, got {workers}")
         ReverseProxyApp(upstream)  # validates --upstream before anything starts
         typer.secho(f"fsbrain web proxy: http://{listen} -> {upstream} (mode {mode}, paranoia {paranoia}, "
-                    f"{workers} worker{'s' if workers > 1 else ''})", err=True)
+                    f"{workers} worker{'s' if workers > 1 else ''}, {server} server)", err=True)
         if workers > 1:
             serve(upstream, listen=listen, mode=mode, paranoia=paranoia, workers=workers,
                   worker_options={"crs": str(crs) if crs else None, "model": str(model) if model else None,
-                                  "no_model": no_model, "cc": cc, "redis": redis})
+                                  "no_model": no_model, "cc": cc, "redis": redis}, server=server)
             return
         detector = CCDetector.from_redis(redis) if redis else (CCDetector() if cc else None)
         insp = _inspector(paranoia, crs, model, no_model)
-        serve(upstream, listen=listen, mode=mode, inspector=insp, cc=detector)
+        serve(upstream, listen=listen, mode=mode, inspector=insp, cc=detector, server=server)
 
     @app.command("train")
     def train_cmd(benign: Path = typer.Option(..., "--benign", help="Your benign traffic: JSON-lines requests "

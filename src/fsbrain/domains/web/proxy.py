@@ -1,6 +1,8 @@
 """``fsbrain web proxy``: an async reverse proxy with the WAF in front of an upstream site.
 
-The proxy is an ASGI app served by uvicorn (httptools; uvloop when installed): the
+By default (``--server fast``) the proxy is served by :mod:`fsbrain.domains.web.proxy_server` (raw asyncio
+protocols and httptools on both sides, the same WAF configuration and answers). This module holds the
+upstream URL handling and the ASGI form (``--server asgi``): an ASGI app served by uvicorn (httptools; uvloop when installed): the
 :class:`~fsbrain.domains.web.middleware.FsbrainWAFMiddleware` inspects each request; what passes is sent to
 the upstream over a pool of keep-alive HTTP/1.1 connections (plain asyncio streams, responses parsed by
 httptools, the C parser uvicorn itself uses) and the upstream's answer is streamed back chunk by chunk (no
@@ -10,7 +12,7 @@ upstream answers 502 (JSON) with the request id. A pooled connection the upstrea
 retried once on a fresh one when the request body was already buffered.
 
 Run: ``fsbrain web proxy --upstream http://127.0.0.1:8000 --listen 127.0.0.1:8080 --mode block
-[--workers 4]`` (several worker processes share the listening socket; inspection is CPU-bound, so use
+[--workers 4] [--server fast|asgi]`` (several worker processes share the listening socket; inspection is CPU-bound, so use
 about one per core).
 """
 
@@ -347,35 +349,136 @@ def parse_listen(listen: str) -> tuple[str, int]:
 ENV_CONFIG = "FSBRAIN_WEB_PROXY"
 
 
-def worker_app() -> _Lifespan:
-    """The app of one ``--workers`` process, built from the JSON options in ``$FSBRAIN_WEB_PROXY``."""
+def _worker_waf(cfg: dict[str, Any]) -> FsbrainWAFMiddleware:
+    """The WAF + proxy of one ``--workers`` process, built from its JSON options."""
     from fsbrain.domains.web.cc import CCDetector
     from fsbrain.domains.web.inspector import WebInspector
 
-    cfg = json.loads(os.environ[ENV_CONFIG])
     model: Any = False if cfg.get("no_model") else cfg.get("model")
     insp = WebInspector(paranoia=cfg["paranoia"], rules=cfg.get("crs"), model=model)
     cc = CCDetector.from_redis(cfg["redis"]) if cfg.get("redis") else (CCDetector() if cfg.get("cc") else None)
-    return _Lifespan(make_proxy_app(cfg["upstream"], mode=cfg["mode"], inspector=insp, cc=cc))
+    return make_proxy_app(cfg["upstream"], mode=cfg["mode"], inspector=insp, cc=cc)
+
+
+def worker_app() -> _Lifespan:
+    """The app of one ``--workers`` process (``--server asgi``), built from the JSON options in
+    ``$FSBRAIN_WEB_PROXY``."""
+    return _Lifespan(_worker_waf(json.loads(os.environ[ENV_CONFIG])))
+
+
+SERVERS = ("fast", "asgi")
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _run_fast(waf: FsbrainWAFMiddleware, host: str | None, port: int | None, sock: Any = None) -> None:
+    """Serve ``waf`` with :class:`~fsbrain.domains.web.proxy_server.FastProxyServer` until SIGINT/SIGTERM."""
+    import signal
+
+    from fsbrain.domains.web.proxy_server import FastProxyServer
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await FastProxyServer(waf).serve_forever(host, port, sock=sock, stop=stop)
+
+    with asyncio.Runner(loop_factory=_new_loop) as runner:
+        runner.run(main())
+
+
+def _supervise(cfg: dict[str, Any], host: str, port: int, workers: int) -> None:
+    """Bind once, fork ``workers`` processes serving the socket, restart one that dies, stop all on
+    SIGINT/SIGTERM."""
+    import signal
+    import socket
+    import sys
+    import time
+    import traceback
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    children: dict[int, float] = {}
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                _run_fast(_worker_waf(cfg), None, None, sock=sock)
+            except BaseException:  # noqa: BLE001 - report and leave; the supervisor restarts the worker
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = time.monotonic()
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for _ in range(workers):
+        spawn()
+    try:
+        while children:
+            try:
+                pid, _status = os.wait()
+            except ChildProcessError:
+                break
+            started = children.pop(pid, None)
+            if not stopping and started is not None:
+                if time.monotonic() - started < 1.0:
+                    time.sleep(1.0)  # a worker that dies at once: do not spin
+                spawn()
+    finally:
+        sock.close()
 
 
 def serve(upstream: str, *, listen: str = "127.0.0.1:8080", mode: str = "detect", inspector: Any = None,
           paranoia: int = 1, cc: Any = None, log_level: str = "warning", workers: int = 1,
-          worker_options: dict[str, Any] | None = None) -> None:
-    """Run the proxy in the foreground with uvicorn until interrupted.
+          worker_options: dict[str, Any] | None = None, server: str = "fast") -> None:
+    """Run the proxy in the foreground until interrupted.
 
-    With ``workers > 1``, uvicorn starts that many processes sharing the socket; each builds its own
-    inspector from ``worker_options`` (``paranoia``, ``crs``, ``model``, ``no_model``, ``cc``, ``redis``):
-    in-process CC state is then per worker (use ``redis`` to share it).
+    ``server="fast"`` (default) serves it with the raw asyncio/httptools server of
+    :mod:`fsbrain.domains.web.proxy_server`; ``server="asgi"`` with uvicorn and the ASGI middleware. With
+    ``workers > 1``, that many processes share the listening socket; each builds its own inspector from
+    ``worker_options`` (``paranoia``, ``crs``, ``model``, ``no_model``, ``cc``, ``redis``): in-process CC
+    state is then per worker (use ``redis`` to share it).
     """
+    if server not in SERVERS:
+        raise InputError(f"--server must be one of {SERVERS}, got {server!r}")
+    host, port = parse_listen(listen)
+    cfg = {"upstream": upstream, "mode": mode, "paranoia": paranoia, **(worker_options or {})}
+    if server == "fast":
+        if workers > 1:
+            _supervise(cfg, host, port, workers)
+        else:
+            _run_fast(make_proxy_app(upstream, mode=mode, inspector=inspector, paranoia=paranoia, cc=cc), host, port)
+        return
     import uvicorn
 
-    host, port = parse_listen(listen)
     common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
                               "lifespan": "on", "server_header": False, "date_header": False}
     if workers > 1:
-        os.environ[ENV_CONFIG] = json.dumps({"upstream": upstream, "mode": mode, "paranoia": paranoia,
-                                             **(worker_options or {})})
+        os.environ[ENV_CONFIG] = json.dumps(cfg)
         uvicorn.run("fsbrain.domains.web.proxy:worker_app", factory=True, workers=workers, **common)
         return
     app = _Lifespan(make_proxy_app(upstream, mode=mode, inspector=inspector, paranoia=paranoia, cc=cc))

@@ -1,0 +1,238 @@
+"""Does ``fsbrain web proxy`` become the bottleneck of the site it protects? Loopback measurement.
+
+Two upstreams, each a uvicorn process with one worker (httptools):
+
+* ``trivial``: answers every request with a fixed 1 KiB HTML page (the proxy's worst case);
+* ``bank``: what an online-banking JSON API does per request: parses the query, builds an account
+  statement of 60 transactions (amounts as ``Decimal``, running balance, per-category totals, a filter on
+  the search term), renders it to JSON (~12 KiB) and computes an ETag (SHA-256) over it; about 1 ms of CPU
+  per request on the machine of the recorded run.
+
+For each upstream: ``wrk -t1 -c16`` for ``--seconds`` straight to the upstream, then through the proxy
+(``--workers 1``, rules + model, PL1) in detect-only and block mode, for each proxy ``--server`` given
+(``fast``: the raw asyncio/httptools server, the default; ``asgi``: uvicorn + the ASGI middleware, the
+previous implementation). The CPU time of the upstream and the proxy processes (user + system from
+``/proc/PID/stat``) over each run, divided by the requests served, gives CPU µs per request and requests
+per CPU-second — the numbers that stay meaningful on a shared machine; wall requests/s and latency are
+what wrk saw with upstream, proxy and wrk all sharing the machine's cores. The request: a browser's
+headers and a Chinese search query (the same as bench_web.py's proxy rows).
+
+Usage: ``python bench/bench_web_proxy.py [--seconds 8] [--servers fast,asgi] [--upstreams trivial,bank]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from _machine import describe  # noqa: E402
+
+WRK_PATH = "/search?q=%E4%BF%A1%E7%94%A8%E5%8D%A1%20%E8%BF%98%E6%AC%BE&page=2&sort=date"
+HEADERS = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0", "Accept": "text/html,*/*",
+           "Accept-Language": "zh-CN,zh;q=0.9", "Accept-Encoding": "gzip"}
+
+UPSTREAM = r'''
+import hashlib, json, sys
+from decimal import Decimal
+from urllib.parse import parse_qs
+import uvicorn
+
+KIND = sys.argv[2]
+PAGE = b"<html><body>" + b"x" * 1024 + b"</body></html>"
+CATS = ["groceries", "salary", "rent", "transfer", "utilities", "dining", "travel", "fees"]
+MERCHANTS = ["Carrefour", "Acme Payroll", "Landlord Ltd", "Zhang San", "City Power", "Noodle Bar", "Air China",
+             "Card fee", "Wang Wu", "Supermarket 88"]
+
+def statement(q, page):
+    balance = Decimal("12500.00")
+    rows, totals = [], {}
+    for i in range(100):
+        n = (page * 100 + i) * 2654435761 % 100000
+        amount = (Decimal(n % 50000) / 100 - 250).quantize(Decimal("0.01"))
+        cat = CATS[n % len(CATS)]
+        balance += amount
+        totals[cat] = totals.get(cat, Decimal(0)) + amount
+        rows.append({"id": f"tx-{page}-{i:04d}", "date": f"2026-11-{1 + i % 28:02d}", "amount": str(amount),
+                     "currency": "CNY", "category": cat, "merchant": MERCHANTS[n % len(MERCHANTS)],
+                     "balance": str(balance), "memo": f"{q} #{i}" if i % 7 == 0 else ""})
+    hits = [r for r in rows if q and q.split()[0] in r["memo"]]
+    return {"account": "6222 **** **** 1234", "page": page, "transactions": rows, "matches": len(hits),
+            "totals": {k: str(v) for k, v in sorted(totals.items())}, "closing_balance": str(balance),
+            "loan_offer": amortisation(Decimal("300000.00") + page, Decimal("0.0039"), 360)}
+
+def amortisation(principal, rate, months):
+    pay = (principal * rate / (1 - (1 + rate) ** -months)).quantize(Decimal("0.01"))
+    left, interest_total, sched = principal, Decimal(0), []
+    for m in range(1, months + 1):
+        interest = (left * rate).quantize(Decimal("0.01"))
+        left -= pay - interest
+        interest_total += interest
+        if m <= 12:
+            sched.append({"month": m, "payment": str(pay), "interest": str(interest), "left": str(left)})
+    return {"monthly_payment": str(pay), "interest_total": str(interest_total), "first_year": sched}
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    if KIND == "trivial":
+        body, ctype, extra = PAGE, b"text/html", []
+    else:
+        qs = parse_qs(scope["query_string"].decode("latin-1"))
+        q = qs.get("q", [""])[0]
+        page = int(qs.get("page", ["1"])[0]) if qs.get("page", ["1"])[0].isdigit() else 1
+        body = json.dumps(statement(q, page), ensure_ascii=False).encode()
+        ctype, extra = b"application/json", [(b"etag", hashlib.sha256(body).hexdigest()[:32].encode())]
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())] + extra})
+    await send({"type": "http.response.body", "body": body})
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (and its reaped children: none here)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load() -> str:
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
+
+
+def wrk(url: str, seconds: float, concurrency: int = 16) -> dict:
+    hdrs: list[str] = []
+    for k, v in HEADERS.items():
+        hdrs += ["-H", f"{k}: {v}"]
+    out = subprocess.run([shutil.which("wrk") or "wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency",
+                          *hdrs, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else float("nan")
+
+    total = re.search(r"(\d+) requests in", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"requests": int(total.group(1)) if total else 0, "rps": float(rps.group(1)) if rps else 0.0,
+            "p50": ms("50"), "p99": ms("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "errors": errors.group(1).strip() if errors else ""}
+
+
+def measured(url: str, seconds: float, pids: dict[str, int]) -> dict:
+    c0 = {k: _cpu(p) for k, p in pids.items()}
+    res = wrk(url, seconds)
+    for k, p in pids.items():
+        res[f"{k}_cpu_us"] = (_cpu(p) - c0[k]) * 1e6 / max(1, res["requests"])
+    return res
+
+
+def run(upstreams: list[str], servers: list[str], modes: list[str], seconds: float) -> list[tuple[str, str, dict]]:
+    rows = []
+    procs: list[subprocess.Popen] = []
+    try:
+        for kind in upstreams:
+            up_port = _free_port()
+            up = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(up_port), kind])
+            procs.append(up)
+            _wait_port(up_port)
+            wrk(f"http://127.0.0.1:{up_port}{WRK_PATH}", 2)  # warm-up
+            res = measured(f"http://127.0.0.1:{up_port}{WRK_PATH}", seconds, {"upstream": up.pid})
+            rows.append((kind, "direct to upstream", res))
+            print(kind, "direct", res, f"load {_load()}", flush=True)
+            for server in servers:
+                for mode in modes:
+                    port = _free_port()
+                    px = subprocess.Popen([sys.executable, "-c", "from fsbrain.cli import main; main()", "web",
+                                           "proxy", "--upstream", f"http://127.0.0.1:{up_port}", "--listen",
+                                           f"127.0.0.1:{port}", "--mode", mode, "--server", server],
+                                          cwd=str(REPO))
+                    procs.append(px)
+                    _wait_port(port)
+                    wrk(f"http://127.0.0.1:{port}{WRK_PATH}", 2)  # warm-up (connection pool, caches)
+                    res = measured(f"http://127.0.0.1:{port}{WRK_PATH}", seconds,
+                                   {"upstream": up.pid, "proxy": px.pid})
+                    name = f"through proxy ({server} server, {mode})"
+                    rows.append((kind, name, res))
+                    print(kind, name, res, f"load {_load()}", flush=True)
+                    px.terminate()
+                    px.wait(15)
+            up.terminate()
+            up.wait(15)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(15)
+    return rows
+
+
+def table(rows: list[tuple[str, str, dict]]) -> list[str]:
+    lines = ["| upstream | path | wall req/s | p50 ms | p99 ms | upstream CPU µs/req | proxy CPU µs/req | "
+             "upstream req per CPU-s | proxy req per CPU-s | non-2xx / errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for kind, name, r in rows:
+        up, px = r["upstream_cpu_us"], r.get("proxy_cpu_us")
+        lines.append(f"| {kind} | {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {up:.0f} | "
+                     f"{'—' if px is None else f'{px:.0f}'} | {1e6 / up:,.0f} | "
+                     f"{'—' if px is None else f'{1e6 / px:,.0f}'} | {r['non2xx']} {r['errors']} |")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--servers", default="fast,asgi")
+    ap.add_argument("--modes", default="detect,block")
+    ap.add_argument("--upstreams", default="trivial,bank")
+    ap.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    args = ap.parse_args(argv)
+    load0 = _load()
+    rows = run(args.upstreams.split(","), args.servers.split(","), args.modes.split(","), args.seconds)
+    lines = [f"Machine: {describe()}; load average {load0} at the start, {_load()} at the end.", "",
+             f"Command: `python bench/bench_web_proxy.py --seconds {args.seconds:g} --servers {args.servers} "
+             f"--modes {args.modes} --upstreams {args.upstreams}`", "", *table(rows)]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
