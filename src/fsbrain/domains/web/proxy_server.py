@@ -294,7 +294,6 @@ class _Exchange:
         if status < 200:  # 1xx interim answer: wait for the final one
             self.interim = True
             return
-        client = self.client
         req = self.req
         out = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
         length = None

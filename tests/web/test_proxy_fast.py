@@ -1,0 +1,356 @@
+"""The fast proxy server (raw asyncio + httptools) on loopback: same behaviour as the ASGI one, plus
+malformed requests, pipelining, HTTP/1.0, odd upstream answers, --workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_proxy import Server, free_port, upstream_app
+
+from fsbrain.domains.web.cc import CCConfig, CCDetector
+from fsbrain.domains.web.inspector import WebInspector
+from fsbrain.domains.web.proxy import make_proxy_app
+from fsbrain.domains.web.proxy_server import FastProxyServer
+
+INSPECTOR = WebInspector(paranoia=1)
+
+
+async def echo_headers_app(scope, receive, send):
+    """Answers with the request headers it got as JSON, and hop-by-hop junk in its own response."""
+    if scope["type"] != "http":
+        return
+    body, more = b"", True
+    while more:
+        msg = await receive()
+        body += msg.get("body", b"")
+        more = msg.get("more_body", False)
+    out = json.dumps({"headers": [[k.decode(), v.decode()] for k, v in scope["headers"]], "body": body.decode(),
+                      "path": scope["path"], "raw_path": scope["raw_path"].decode(),
+                      "qs": scope["query_string"].decode()}).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"keep-alive", b"timeout=5"),
+                            (b"x-request-id", b"upstream-made-this"), (b"content-length", str(len(out)).encode())]})
+    await send({"type": "http.response.body", "body": out})
+
+
+class FastProxy:
+    """The fast server in a thread with its own event loop."""
+
+    def __init__(self, waf, port: int):
+        self.waf, self.port = waf, port
+        self.loop = asyncio.new_event_loop()
+        self.stop: asyncio.Event | None = None
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.server: FastProxyServer | None = None
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+
+        async def main():
+            self.stop = asyncio.Event()
+            self.server = FastProxyServer(self.waf)
+            await self.server.start("127.0.0.1", self.port)
+            self.started.set()
+            await self.stop.wait()
+            self.server.server.close()
+            self.server.pool.close()
+
+        self.loop.run_until_complete(main())
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.started.wait(30)
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    up_port, px_port = free_port(), free_port()
+    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="block",
+                                                                 inspector=INSPECTOR), px_port) as px:
+        yield f"http://127.0.0.1:{px_port}", px
+
+
+@pytest.fixture(scope="module")
+def echo():
+    up_port, px_port = free_port(), free_port()
+    with Server(echo_headers_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}/app",
+                                                                     mode="detect", inspector=INSPECTOR), px_port):
+        yield f"http://127.0.0.1:{px_port}", px_port
+
+
+def raw(port: int, data: bytes, *, wait: float = 5.0) -> bytes:
+    """Send raw bytes, read until the server closes (or ``wait`` s of silence)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except TimeoutError:
+            pass
+        return out
+
+
+def test_benign_requests_pass_through(stack):
+    base, _ = stack
+    with httpx.Client(base_url=base) as c:
+        r = c.get("/search", params={"q": "信用卡 还款"}, headers={"X-Request-Id": "test-request-0001"})
+        assert r.status_code == 201 and r.headers["x-upstream"] == "yes"
+        method, path, qs, body, rid, xff = r.content.split(b"|")
+        assert (method, path, rid, xff) == (b"GET", b"/search", b"test-request-0001", b"127.0.0.1")
+        assert r.headers["x-request-id"] == "test-request-0001"
+        assert r.headers.get_list("set-cookie") == ["a=1", "b=2"]
+        r = c.post("/transfer", data={"payee": "张三", "memo": "rent for May"})
+        assert r.status_code == 201 and r.content.split(b"|")[3].startswith(b"payee=")
+        assert r.headers["x-request-id"].startswith("r")
+        r = c.get("/big")
+        assert r.status_code == 200 and len(r.content) == 500_000
+        r = c.head("/big")
+        assert r.status_code == 200 and r.content == b""
+        for i in range(5):  # keep-alive both ways
+            r = c.get(f"/page{i}")
+            assert r.content.split(b"|")[1] == f"/page{i}".encode()
+
+
+def test_attacks_are_blocked_before_the_upstream(stack):
+    base, _ = stack
+    with httpx.Client(base_url=base) as c:
+        r = c.get("/item?id=1%27%20union%20select%20password%20from%20users--")
+        assert r.status_code == 403 and "Request blocked" in r.text and "x-upstream" not in r.headers
+        assert r.headers["x-request-id"] in r.text
+        r = c.post("/api/v1/payments", json={"memo": "<script>alert(document.cookie)</script>"},
+                   headers={"Accept": "application/json"})
+        assert r.status_code == 403 and r.json()["error"] == "request_blocked" and "web_xss" in r.json()["labels"]
+        assert r.json()["request_id"] == r.headers["x-request-id"]
+        r = c.get("/after-a-block")  # the connection still works
+        assert r.status_code == 201
+
+
+def test_limits_are_named_in_block_mode(stack):
+    base, _ = stack
+    with httpx.Client(base_url=base, headers={"Accept": "application/json"}) as c:
+        r = c.post("/upload", content=b"a=" + b"x" * 1_200_000)
+        assert r.status_code == 413 and r.json()["limit"] == "max_body_bytes=1048576"
+        r = c.get("/", headers={"X-Pad": "y" * 70_000})
+        assert r.status_code == 431 and r.json()["limit"] == "max_header_bytes=65536"
+
+
+def test_headers_towards_the_upstream_and_back(echo):
+    base, _ = echo
+    with httpx.Client(base_url=base) as c:
+        r = c.get("/a%2Fb/c?x=1&y=%E4%BF%A1", headers={"Connection": "keep-alive, x-secret", "X-Secret": "s",
+                                                      "X-Forwarded-For": "10.0.0.1", "TE": "trailers",
+                                                      "X-Request-Id": "client-id-12345"})
+        got = r.json()
+        hs = dict((k, v) for k, v in got["headers"])
+        assert got["raw_path"] == "/app/a%2Fb/c" and got["qs"] == "x=1&y=%E4%BF%A1"
+        assert "x-secret" not in hs and "te" not in hs and "connection" not in hs
+        assert hs["x-forwarded-for"] == "10.0.0.1, 127.0.0.1" and hs["x-forwarded-proto"] == "http"
+        assert hs["x-forwarded-host"].startswith("127.0.0.1:") and hs["host"].startswith("127.0.0.1:")
+        assert [v for k, v in got["headers"] if k == "x-request-id"] == ["client-id-12345"]
+        assert r.headers["x-request-id"] == "client-id-12345" and "keep-alive" not in r.headers
+
+
+def test_streamed_request_bodies(echo):
+    base, _ = echo
+
+    def gen():
+        for i in range(30):
+            yield b"part%02d-" % i + b"z" * 50_000
+
+    with httpx.Client(base_url=base, timeout=30) as c:
+        r = c.post("/up", content=gen())  # no length: chunked to the proxy, chunked on to the upstream
+        assert r.status_code == 200 and len(r.json()["body"]) == 30 * 50_007 and r.json()["body"].startswith("part00-")
+        r = c.post("/up", content=b"k=" + b"v" * 1_300_000)  # detect mode: beyond the limit, streamed on
+        assert r.status_code == 200 and len(r.json()["body"]) == 1_300_002
+        hs = dict(r.json()["headers"])
+        assert hs["content-length"] == "1300002"
+
+
+def test_upstream_down_answers_502():
+    px_port = free_port()
+    with FastProxy(make_proxy_app(f"http://127.0.0.1:{free_port()}", mode="detect", inspector=INSPECTOR), px_port):
+        with httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
+            r = c.get("/anything", headers={"X-Request-Id": "down-test-0001"})
+            assert r.status_code == 502 and r.json()["error"] == "bad_gateway"
+            assert r.json()["request_id"] == "down-test-0001" == r.headers["x-request-id"]
+            assert c.get("/again").status_code == 502  # keep-alive after a 502
+
+
+def test_idle_upstream_connections_are_retried():
+    up_port, px_port = free_port(), free_port()
+    upstream = uvicorn.Server(uvicorn.Config(upstream_app, host="127.0.0.1", port=up_port, log_level="error",
+                                             timeout_keep_alive=1))
+    t = threading.Thread(target=upstream.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 20
+    while not upstream.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        with FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="detect", inspector=INSPECTOR),
+                       px_port) as px, httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
+            assert c.get("/one").status_code == 201
+            assert px.server.pool.idle
+            time.sleep(1.6)  # the upstream closes its idle keep-alive connection meanwhile
+            r = c.get("/again")
+            assert r.status_code == 201 and r.content.split(b"|")[1] == b"/again"
+    finally:
+        upstream.should_exit = True
+        t.join(10)
+
+
+def test_malformed_requests_get_a_clear_400(stack):
+    _, px = stack
+    port = px.port
+    for junk in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
+                 b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nabcde",
+                 b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n0\r\n\r\n",
+                 b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(64))):  # a TLS hello
+        out = raw(port, junk)
+        assert out.startswith(b"HTTP/1.1 400 "), (junk, out[:200])
+        body = json.loads(out.split(b"\r\n\r\n", 1)[1])
+        assert body["error"] == "bad_request" and body["request_id"]
+    out = raw(port, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 405 ")
+    out = raw(port, b"GET /" + b"a" * 1_100_000 + b" HTTP/1.1\r\n\r\n")  # beyond what is buffered
+    assert out.startswith(b"HTTP/1.1 431 ") and b"max_head_bytes" in out
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:  # the server is still fine
+        assert c.get("/still-alive").status_code == 201
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300) | st.builds(lambda a, b: b"GET /" + a + b" HTTP/1.1\r\n" + b + b"\r\n\r\n",
+                                           st.binary(max_size=40), st.binary(max_size=80)))
+def test_fuzzed_bytes_never_crash_the_server(stack, data):
+    _, px = stack
+    out = raw(px.port, data, wait=1.0)
+    if out:
+        assert out.startswith(b"HTTP/1.1 "), out[:100]
+        assert int(out[9:12]) in (100, 201, 400, 403, 405, 413, 431)
+
+
+def test_pipelining_and_http10(stack):
+    _, px = stack
+    out = raw(px.port, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /item?id=1%27%20or%201=1-- HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert out.count(b"HTTP/1.1 ") == 3
+    a, blocked, b = (out.index(m) for m in (b"GET|/a|", b"Request blocked", b"GET|/b|"))
+    assert a < blocked < b
+    out = raw(px.port, b"GET /old HTTP/1.0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 201 ") and b"\r\n\r\nGET|/old|||r" in out and out.endswith(b"|127.0.0.1")  # closed, no chunks
+    assert b"transfer-encoding" not in out.lower()
+
+
+class RawUpstream:
+    """An upstream answering every request with fixed bytes, then closing."""
+
+    def __init__(self, answer: bytes):
+        self.answer = answer
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(self.answer)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("answer,status,body", [
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhello until eof", 200,
+     b"hello until eof"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 200,
+     b"hello world"),
+    (b"HTTP/1.0 404 Not Found\r\nContent-Length: 4\r\n\r\nnope", 404, b"nope"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\ncut short", None, None),
+    (b"this is not http at all\r\n\r\n", 502, None),
+    (b"", 502, None),
+])
+def test_odd_upstream_answers(answer, status, body):
+    px_port = free_port()
+    with RawUpstream(answer) as up, FastProxy(make_proxy_app(f"http://127.0.0.1:{up.port}", mode="detect",
+                                                             inspector=INSPECTOR), px_port):
+        with httpx.Client(base_url=f"http://127.0.0.1:{px_port}", timeout=10) as c:
+            if status is None:  # truncated body: the client sees the connection cut
+                with pytest.raises(httpx.HTTPError):
+                    c.get("/x")
+                return
+            r = c.get("/x")
+            assert r.status_code == status
+            if body is not None:
+                assert r.content == body
+            else:
+                assert r.json()["error"] == "bad_gateway"
+
+
+def test_cc_decisions_in_block_mode():
+    up_port, px_port = free_port(), free_port()
+    cc = CCDetector(config=CCConfig(ip_rate=1, ip_burst=5))
+    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="block",
+                                                                 inspector=INSPECTOR, cc=cc), px_port):
+        with httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
+            codes = [c.get(f"/p/{i}").status_code for i in range(12)]
+            assert codes[0] == 201 and 429 in codes
+
+
+def test_cli_workers_serve_and_stop():
+    up_port, px_port = free_port(), free_port()
+    with Server(upstream_app, up_port):
+        px = subprocess.Popen([sys.executable, "-c", "from fsbrain.cli import main; main()", "web", "proxy",
+                               "--upstream", f"http://127.0.0.1:{up_port}", "--listen", f"127.0.0.1:{px_port}",
+                               "--mode", "block", "--workers", "2", "--no-model"],
+                              stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    r = httpx.get(f"http://127.0.0.1:{px_port}/hello", timeout=5)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and px.poll() is None
+                    time.sleep(0.3)
+            assert r.status_code == 201
+            with httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
+                assert c.get("/x?id=1%27%20union%20select%20password%20from%20users--").status_code == 403
+        finally:
+            px.send_signal(signal.SIGTERM)
+            assert px.wait(30) == 0 or px.returncode in (-signal.SIGTERM,)
