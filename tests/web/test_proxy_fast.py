@@ -49,8 +49,8 @@ async def echo_headers_app(scope, receive, send):
 class FastProxy:
     """The fast server in a thread with its own event loop."""
 
-    def __init__(self, waf, port: int):
-        self.waf, self.port = waf, port
+    def __init__(self, waf, port: int, **options):
+        self.waf, self.port, self.options = waf, port, options
         self.loop = asyncio.new_event_loop()
         self.stop: asyncio.Event | None = None
         self.started = threading.Event()
@@ -62,12 +62,11 @@ class FastProxy:
 
         async def main():
             self.stop = asyncio.Event()
-            self.server = FastProxyServer(self.waf)
+            self.server = FastProxyServer(self.waf, **self.options)
             await self.server.start("127.0.0.1", self.port)
             self.started.set()
             await self.stop.wait()
-            self.server.server.close()
-            self.server.pool.close()
+            self.server.close()
 
         self.loop.run_until_complete(main())
 
@@ -354,3 +353,16 @@ def test_cli_workers_serve_and_stop():
         finally:
             px.send_signal(signal.SIGTERM)
             assert px.wait(30) == 0 or px.returncode in (-signal.SIGTERM,)
+
+
+def test_slow_and_idle_clients_are_let_go():
+    up_port, px_port = free_port(), free_port()
+    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="detect",
+                                                                 inspector=INSPECTOR), px_port,
+                                                  keep_alive_timeout=0.5, request_timeout=0.8):
+        t0 = time.monotonic()
+        out = raw(px_port, b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Partial: ", wait=10)
+        assert out.startswith(b"HTTP/1.1 408 ") and time.monotonic() - t0 < 5
+        t0 = time.monotonic()
+        out = raw(px_port, b"GET /fine HTTP/1.1\r\nHost: x\r\n\r\n", wait=10)  # answered, then idle: closed
+        assert out.startswith(b"HTTP/1.1 201 ") and time.monotonic() - t0 < 5

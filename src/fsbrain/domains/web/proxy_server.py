@@ -22,7 +22,9 @@ streamed on in detect mode (``Content-Length`` kept, else chunked) and refused w
 hop-by-hop headers dropped both ways (with the ones the ``Connection`` header names),
 ``X-Forwarded-For/Proto/Host`` added, ``Expect: 100-continue`` answered, 502 JSON when the upstream fails
 before answering, one retry on a fresh connection when a pooled idle connection turns out closed and the
-body was buffered, an inactivity timeout on the upstream, pipelined requests answered in order.
+body was buffered, an inactivity timeout on the upstream, pipelined requests answered in order, idle
+keep-alive client connections closed after ``keep_alive_timeout`` (5 s, as uvicorn) and 408 for a request
+that has not fully arrived within ``request_timeout`` (30 s).
 Malformed requests get 400 (JSON) and the connection is closed; request heads beyond
 ``max_head_bytes`` (default 16 × the middleware's ``max_header_bytes``) get 431 in both modes, since they
 cannot be buffered; ``CONNECT`` and protocol upgrades are not proxied (405 / upgrade headers dropped).
@@ -447,15 +449,39 @@ class _Client(asyncio.Protocol):
         self.active: _Request | None = None
         self.closed = self.reading_paused = self.write_paused = self.upgraded = self.too_large = False
         self.in_next = False
+        self.last = 0.0
+
+    def check_idle(self, now: float) -> None:
+        """Close a keep-alive connection idle for ``keep_alive_timeout``; answer 408 to a request whose
+        head or body has not arrived within ``request_timeout`` (slow clients hold no connection forever)."""
+        if self.closed or self.active is not None or self.queue:
+            return
+        cur = self.cur
+        partial = cur is not None and not cur.done
+        if partial and now - self.last > self.server.request_timeout:
+            rid = _clean_request_id(None)
+            body = json.dumps({"error": "request_timeout", "message": "the request did not arrive in time",
+                               "request_id": rid}).encode()
+            self.write(_response_bytes(408, [(b"content-type", b"application/json"),
+                                             (b"content-length", str(len(body)).encode()),
+                                             (b"x-request-id", rid.encode())], body, False))
+            self.closed = True
+            self.transport.close()
+        elif not partial and now - self.last > self.server.keep_alive_timeout:
+            self.closed = True
+            self.transport.close()
 
     # -- transport
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.ip = str(peer[0]) if peer else ""
+        self.last = self.server.loop.time()
+        self.server.clients.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.server.clients.discard(self)
         if self.active is not None and self.active.exchange is not None:
             self.active.exchange.abort()
         self.queue.clear()
@@ -496,6 +522,7 @@ class _Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.upgraded or self.closed:
             return  # bytes after an upgrade request: not HTTP any more, ignored until the answer closes
+        self.last = self.server.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -778,7 +805,8 @@ class FastProxyServer:
             beyond it the request is refused with 431 in both modes.
     """
 
-    def __init__(self, waf: FsbrainWAFMiddleware, *, max_head_bytes: int | None = None) -> None:
+    def __init__(self, waf: FsbrainWAFMiddleware, *, max_head_bytes: int | None = None,
+                 keep_alive_timeout: float = 5.0, request_timeout: float = 30.0) -> None:
         app = waf.app
         if not isinstance(app, ReverseProxyApp):
             raise InputError("FastProxyServer needs make_proxy_app(...) (the WAF around a ReverseProxyApp)")
@@ -786,6 +814,9 @@ class FastProxyServer:
         self.upstream, self.prefix, self.host_header, self.timeout = app.upstream, app.prefix, app.host_header, \
             app.timeout
         self.max_head_bytes = max_head_bytes or 16 * waf.max_header_bytes
+        self.keep_alive_timeout, self.request_timeout = keep_alive_timeout, request_timeout
+        self.clients: set[_Client] = set()
+        self._sweeper: Any = None
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.pool: _Pool = None  # type: ignore[assignment]
         self.server: asyncio.base_events.Server | None = None
@@ -799,6 +830,7 @@ class FastProxyServer:
         self.loop = asyncio.get_running_loop()
         self.pool = _Pool(self.app, self.loop)
         _ = self.waf.inspector  # build the default inspector before the first request
+        self._sweeper = self.loop.call_later(1.0, self._sweep)
         if sock is not None:
             self.server = await self.loop.create_server(self._protocol, sock=sock, backlog=backlog)
         else:
@@ -806,14 +838,30 @@ class FastProxyServer:
                                                         reuse_address=True)
         return self.server
 
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for client in list(self.clients):
+            client.check_idle(now)
+        self._sweeper = self.loop.call_later(min(1.0, self.keep_alive_timeout / 2, self.request_timeout / 2),
+                                             self._sweep)
+
+    def close(self) -> None:
+        """Stop listening, drop idle upstream connections and the idle sweep."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self.server is not None:
+            self.server.close()
+        if self.pool is not None:
+            self.pool.close()
+
     async def serve_forever(self, host: str | None = None, port: int | None = None, *, sock: Any = None,
                             stop: asyncio.Event | None = None) -> None:
-        server = await self.start(host, port, sock=sock)
+        await self.start(host, port, sock=sock)
         try:
             if stop is None:
                 await asyncio.Future()
             else:
                 await stop.wait()
         finally:
-            server.close()
-            self.pool.close()
+            self.close()
