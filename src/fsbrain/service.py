@@ -192,7 +192,7 @@ class LoopCommitWriter:
             now = time.monotonic()
             busy_since = busy_since or now
             if now - busy_since < self.BUSY_TIMEOUT:
-                self._retry = (batch, flat, rows, out, busy_since, min(delay * 2, 0.01))
+                self._retry = (batch, flat, rows, out, busy_since, min(delay * 2, 0.002))
                 self._scheduled = True
                 asyncio.get_running_loop().call_later(delay, self._flush)
                 return

@@ -423,6 +423,8 @@ class WalCheckpointer:
     """
 
     RESTART_WAIT_MS = 200  # how long the restart may wait for the write lock and for readers
+    RESTART_FRAMES = 16384  # restart once the WAL holds this many frames (64 MB of 4 KB pages) ...
+    RESTART_EVERY = 30.0  # ... or this many seconds after the last restart
 
     def __init__(self, url: str, interval: float = 1.0) -> None:
         import threading
@@ -432,15 +434,23 @@ class WalCheckpointer:
         self._interval = interval
         self._stop = threading.Event()
         self.restarts = 0
+        self.last_restart_seconds = 0.0  # how long the last restart held things up (lock wait included)
+        self._last_restart = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="fsbrain-wal-checkpoint", daemon=True)
         self._thread.start()
 
-    def run_once(self) -> None:
-        """One passive copy, then the short restart (what the thread does every interval)."""
-        self._writer.checkpoint("PASSIVE")
+    def run_once(self, *, force: bool = False) -> None:
+        """One passive copy, then — when the WAL has grown past :data:`RESTART_FRAMES` frames, or
+        :data:`RESTART_EVERY` seconds after the last one, or ``force`` — the short restart."""
+        _, frames, _ = self._writer.checkpoint("PASSIVE")
+        now = time.monotonic()
+        if not (force or frames >= self.RESTART_FRAMES or now - self._last_restart >= self.RESTART_EVERY):
+            return
         busy, _, _ = self._writer.checkpoint("RESTART", busy_timeout_ms=self.RESTART_WAIT_MS)
+        self.last_restart_seconds = time.monotonic() - now
         if not busy:
             self.restarts += 1
+            self._last_restart = now
 
     def _run(self) -> None:
         import logging
