@@ -269,8 +269,9 @@ def main(argv: list[str]) -> int:
 
         prox = proxy_overhead(reqs)
         lines += ["", "## Proxy overhead on loopback", "",
-                  "`fsbrain web proxy --mode block` (uvicorn with httptools; upstream keep-alive connection pool on "
-                  "asyncio streams; `--workers 1` and `--workers 2`) in front of a "
+                  "`fsbrain web proxy --mode block` (the default fast server: raw asyncio protocols with httptools "
+                  "on both sides and a keep-alive upstream pool; `--workers 1` and `--workers 2`; "
+                  "`bench/bench_web_proxy.py` measures it against a realistic upstream) in front of a "
                   "minimal uvicorn upstream (1 KiB page), driven with 16 concurrent keep-alive connections for "
                   "8 s by " + ("`wrk -t1 -c16` with a browser's headers and a Chinese search query "
                                f"(`{WRK_PATH}`)" if shutil.which("wrk") else

@@ -366,3 +366,19 @@ def test_slow_and_idle_clients_are_let_go():
         t0 = time.monotonic()
         out = raw(px_port, b"GET /fine HTTP/1.1\r\nHost: x\r\n\r\n", wait=10)  # answered, then idle: closed
         assert out.startswith(b"HTTP/1.1 201 ") and time.monotonic() - t0 < 5
+
+
+def test_an_internal_error_answers_500_and_the_server_goes_on():
+    class Broken:
+        def inspect(self, req):
+            if "boom" in req["uri"]:
+                raise RuntimeError("inspector bug")
+            return {"attack": False, "score": 0, "labels": [], "rules": [], "reasons": []}
+
+    up_port, px_port = free_port(), free_port()
+    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="block",
+                                                                 inspector=Broken()), px_port):
+        out = raw(px_port, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 500 ") and b'"internal_error"' in out and b"x-request-id: r" in out
+        with httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
+            assert c.get("/fine").status_code == 201

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import deque
 from http import HTTPStatus
 from typing import Any
@@ -44,6 +45,7 @@ from fsbrain.core.errors import InputError
 from fsbrain.domains.web.middleware import FsbrainWAFMiddleware, _clean_request_id, block_response
 from fsbrain.domains.web.proxy import HOP_BY_HOP, ReverseProxyApp, UpstreamError, _keep_alive
 
+log = logging.getLogger("fsbrain.web.proxy")
 _REASONS = {int(s): s.phrase.encode() for s in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
@@ -663,9 +665,28 @@ class _Client(asyncio.Protocol):
         self.write(_response_bytes(status, headers, body, req.keep_alive))
 
     def _dispatch(self, req: _Request) -> None:
-        """Inspect ``req`` (as FsbrainWAFMiddleware does) and answer it or forward it."""
+        """Inspect ``req`` (as FsbrainWAFMiddleware does) and answer it or forward it; an unexpected error
+        (a bug, a CC backend down) answers 500 with a request id and closes the connection, like uvicorn."""
         req.dispatched = True
         self.active = req
+        try:
+            self._decide(req)
+        except Exception as exc:  # noqa: BLE001 - one request's failure must not take the server down
+            log.exception("fsbrain web proxy: internal error on a request")
+            if req.exchange is not None:
+                req.exchange.abort()
+            if self.closed:
+                return
+            rid = _clean_request_id(None)
+            body = json.dumps({"error": "internal_error", "message": f"proxy error: {type(exc).__name__}",
+                               "request_id": rid}).encode()
+            self.write(_response_bytes(500, [(b"content-type", b"application/json"),
+                                             (b"content-length", str(len(body)).encode()),
+                                             (b"x-request-id", rid.encode())], body, False))
+            self.closed = True
+            self.transport.close()
+
+    def _decide(self, req: _Request) -> None:
         waf = self.waf
         url = req.url
         if req.method == b"CONNECT":
