@@ -284,6 +284,9 @@ class RawUpstream:
                     if not chunk:
                         break
                     data += chunk
+                if self.answer is None:  # never answers
+                    time.sleep(3)
+                    continue
                 conn.sendall(self.answer)
 
     def __enter__(self):
@@ -382,3 +385,14 @@ def test_an_internal_error_answers_500_and_the_server_goes_on():
         assert out.startswith(b"HTTP/1.1 500 ") and b'"internal_error"' in out and b"x-request-id: r" in out
         with httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
             assert c.get("/fine").status_code == 201
+
+
+def test_a_silent_upstream_times_out_with_502():
+    px_port = free_port()
+    with RawUpstream(None) as up:
+        waf = make_proxy_app(f"http://127.0.0.1:{up.port}", mode="detect", inspector=INSPECTOR)
+        waf.app.timeout = waf.app.pool.timeout = 0.5
+        with FastProxy(waf, px_port), httpx.Client(base_url=f"http://127.0.0.1:{px_port}", timeout=10) as c:
+            t0 = time.monotonic()
+            r = c.get("/slow")
+            assert r.status_code == 502 and "TimeoutError" in r.json()["message"] and time.monotonic() - t0 < 5

@@ -456,7 +456,13 @@ class _Client(asyncio.Protocol):
     def check_idle(self, now: float) -> None:
         """Close a keep-alive connection idle for ``keep_alive_timeout``; answer 408 to a request whose
         head or body has not arrived within ``request_timeout`` (slow clients hold no connection forever)."""
-        if self.closed or self.active is not None or self.queue:
+        if self.closed:
+            return
+        if self.active is not None and self.active.discard and now - self.last > self.server.request_timeout:
+            self.closed = True  # answered early, and the rest of the body never came
+            self.transport.close()
+            return
+        if self.active is not None or self.queue:
             return
         cur = self.cur
         partial = cur is not None and not cur.done
