@@ -396,3 +396,45 @@ def test_a_silent_upstream_times_out_with_502():
             t0 = time.monotonic()
             r = c.get("/slow")
             assert r.status_code == 502 and "TimeoutError" in r.json()["message"] and time.monotonic() - t0 < 5
+
+
+def _ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6(), reason="no IPv6 loopback")
+def test_ipv6_listen_and_upstream():
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        up_port = s.getsockname()[1]
+    px_port = free_port()
+    upstream = uvicorn.Server(uvicorn.Config(echo_headers_app, host="::1", port=up_port, log_level="error"))
+    t = threading.Thread(target=upstream.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 20
+    while not upstream.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        with FastProxy(make_proxy_app(f"http://[::1]:{up_port}", mode="block", inspector=INSPECTOR), px_port):
+            r = httpx.get(f"http://127.0.0.1:{px_port}/v6?x=1")
+            hs = dict(r.json()["headers"])
+            assert r.status_code == 200 and hs["host"] == f"[::1]:{up_port}"
+    finally:
+        upstream.should_exit = True
+        t.join(10)
+
+
+def test_cli_refuses_an_unknown_server():
+    from typer.testing import CliRunner
+
+    from fsbrain.cli import _register, app
+    from fsbrain.core.errors import InputError
+
+    _register()
+    res = CliRunner().invoke(app, ["web", "proxy", "--upstream", "http://127.0.0.1:9", "--server", "nginx"])
+    assert isinstance(res.exception, InputError) and "--server" in res.exception.message
