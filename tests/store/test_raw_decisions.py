@@ -43,6 +43,7 @@ def _batches() -> list[list[tuple[Decision, dict[str, Any]]]]:
     same = _d("twice", labels=[])
     clash = _d("other", decision_id=dup_a.decision_id)
     g = _d("g")
+    x_id = _d("unused").decision_id
     sh = [_d("e1", shadow=True, policy="cand@1"), _d("e1", shadow=True, policy="cand@1"),
           _d("e1", shadow=True, policy="cand@2")]
     return [
@@ -63,6 +64,9 @@ def _batches() -> list[list[tuple[Decision, dict[str, Any]]]]:
         # a reused decision id whose event a later row of the same batch decides: resolved after every insert
         [(_d("f", decision_id=g.decision_id), _event(41)), (_d("f"), _event(41)), (_d("h"), _event(42)),
          (_d("h", shadow=True, policy="cand@1"), _event(42))],
+        # an item for an already decided event whose (unused) decision id a later item, for a new event,
+        # stores: the first is a replay of the stored decision, not taken for stored itself
+        [(_d("g", decision_id=x_id), _event(40)), (_d("k", decision_id=x_id), _event(43))],
     ]
 
 

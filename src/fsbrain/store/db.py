@@ -157,19 +157,20 @@ class Database:
         with self._guard(), self._writer.begin() as conn:
             yield conn
 
-    def insert_ignore(self, table: sa.Table, returning: sa.Column[Any]) -> Any:
-        """``INSERT … ON CONFLICT DO NOTHING RETURNING returning`` for ``table`` (built once, then reused).
+    def insert_ignore(self, table: sa.Table, returning: sa.Column[Any], *more: sa.Column[Any]) -> Any:
+        """``INSERT … ON CONFLICT DO NOTHING RETURNING returning[, more…]`` for ``table`` (built once, then
+        reused).
 
         Execute it with a dict of values; a returned row means the insert happened, none means a unique
         constraint already held an equal row (race-safe: the database decides, not a prior SELECT).
         """
-        key = (table.name, returning.name)
+        key = (table.name, returning.name, *(c.name for c in more))
         stmt = self._insert_cache.get(key)
         if stmt is None:
             from sqlalchemy.dialects import postgresql, sqlite
 
             base = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
-            stmt = base.on_conflict_do_nothing().returning(returning)
+            stmt = base.on_conflict_do_nothing().returning(returning, *more)
             self._insert_cache[key] = stmt
         return stmt
 

@@ -140,13 +140,16 @@ class DecisionRepository:
                      out: list[Any]) -> None:
         """One multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING decision_id`` for a batch; rows the
         database skipped (the event is already decided) get the stored decision, or a conflict error."""
-        inserted = {r[0] for r in conn.execute(self._db.insert_ignore(table, table.c.decision_id),
-                                               [values for _, values in part])}
+        # a returned row names the decision id *and* the event it was stored for, so an item whose id was
+        # stored by another row of the batch (for another event) is not taken for stored itself
+        inserted = {tuple(r) for r in conn.execute(
+            self._db.insert_ignore(table, table.c.decision_id, table.c.event_type, table.c.event_id),
+            [values for _, values in part])}
         labels: list[dict[str, Any]] = []
         claimed: set[str] = set()
         for i, values in part:
             decision, did = items[i][0], values["decision_id"]
-            if did in inserted and did not in claimed:
+            if (did, values["event_type"], values["event_id"]) in inserted and did not in claimed:
                 claimed.add(did)
                 if not shadow:
                     labels += [{"decision_id": did, "label": lb} for lb in dict.fromkeys(decision.labels)]
