@@ -11,10 +11,11 @@ True
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 OUTCOMES_DEFAULT = ("approve", "review", "reject")
@@ -67,11 +68,20 @@ class Reason:
     message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The fields that are set (``None`` left out); container values are copied, as ``asdict`` would."""
+        out: dict[str, Any] = {}
+        for k in _REASON_FIELDS:
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = copy.deepcopy(v) if type(v) in (dict, list) else v
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reason:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+
+
+_REASON_FIELDS = tuple(Reason.__dataclass_fields__)
 
 
 @dataclass(slots=True, kw_only=True)
