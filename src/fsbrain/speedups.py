@@ -7,25 +7,39 @@ install time) or ``FSBRAIN_SPEEDUPS=0`` is set, the same results come from Pytho
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
 
-def load(enabled: bool | None = None) -> ModuleType | None:
-    """The compiled module, or ``None`` when it is disabled or not built.
+def enabled_by_env() -> bool:
+    """``FSBRAIN_SPEEDUPS`` (default on): ``0``, ``false``, ``no`` or ``off`` turns every compiled path off."""
+    return os.environ.get("FSBRAIN_SPEEDUPS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def load_module(name: str, enabled: bool | None = None) -> ModuleType | None:
+    """The compiled module ``name`` (e.g. ``fsbrain._speedups``), or ``None`` when it is disabled or not built.
 
     Args:
         enabled: ``True``/``False`` to force; ``None`` follows ``FSBRAIN_SPEEDUPS`` (default on).
     """
     if enabled is None:
-        enabled = os.environ.get("FSBRAIN_SPEEDUPS", "1").strip().lower() not in ("0", "false", "no", "off")
+        enabled = enabled_by_env()
     if not enabled:
         return None
     try:
-        from fsbrain import _speedups
+        return importlib.import_module(name)
     except ImportError:
         return None
-    return _speedups
+
+
+def load(enabled: bool | None = None) -> ModuleType | None:
+    """The engine's compiled module (:mod:`fsbrain._speedups`), or ``None`` when it is disabled or not built.
+
+    Args:
+        enabled: ``True``/``False`` to force; ``None`` follows ``FSBRAIN_SPEEDUPS`` (default on).
+    """
+    return load_module("fsbrain._speedups", enabled)
 
 
 def active() -> bool:

@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 from fsbrain.domains.host.fail2ban_literals import first_bytes
 from fsbrain.domains.host.fail2ban_regex import _rewrite_for_re2, strip_groups
 from fsbrain.domains.host.logparse import MAX_LINE, LineResult, LogFilter
+from fsbrain.speedups import load_module
 
 _USED = ("mlfid", "mlfgained", "mlfforget", "nofail", "ip4", "ip6", "dns", "fid", "user", "alt_user")
 _FIELD = {name: k for k, name in enumerate(_USED)}  # row in the gpos/glen arrays of the compiled loop
@@ -56,13 +57,8 @@ def load_fastlog(enabled: bool | None = None) -> Any:
     """The compiled per-line loop (:mod:`fsbrain.domains.host._fastlog`), or ``None`` when it is disabled
     (``enabled=False``, or ``FSBRAIN_SPEEDUPS=0`` when ``enabled`` is ``None``) or not built. The pure-Python
     loop in :func:`_segment` is the reference and gives the same results."""
-    if enabled is None:
-        enabled = os.environ.get("FSBRAIN_SPEEDUPS", "1").strip().lower() not in ("0", "false", "no", "off")
-    if not enabled:
-        return None
-    try:
-        from fsbrain.domains.host import _fastlog
-    except ImportError:
+    _fastlog = load_module("fsbrain.domains.host._fastlog", enabled)
+    if _fastlog is None:
         return None
     if tuple(_fastlog.FIELDS) != _USED:  # pragma: no cover - a stale build
         return None

@@ -9,8 +9,9 @@ Python whatever this says.
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
+
+from fsbrain.speedups import load_module
 
 
 def load(enabled: bool | None = None) -> ModuleType | None:
@@ -19,15 +20,7 @@ def load(enabled: bool | None = None) -> ModuleType | None:
     Args:
         enabled: ``True``/``False`` to force; ``None`` follows ``FSBRAIN_SPEEDUPS`` (default on).
     """
-    if enabled is None:
-        enabled = os.environ.get("FSBRAIN_SPEEDUPS", "1").strip().lower() not in ("0", "false", "no", "off")
-    if not enabled:
-        return None
-    try:
-        from fsbrain.domains.web import _fastweb
-    except ImportError:
-        return None
-    return _fastweb
+    return load_module("fsbrain.domains.web._fastweb", enabled)
 
 
 def active() -> bool:
