@@ -164,3 +164,24 @@ def test_values_the_expression_engine_cannot_convert_are_rule_errors(engine):
     d = engine.decide("loan_application", ev(0, id_age=4e306), event_id="huge", timestamp=1.0)[0]
     assert d.errors and all("rule" in e for e in d.errors)
     assert d.outcome in ("approve", "review", "reject")
+
+
+def test_engine_stats_count_every_error_from_many_threads():
+    """The server decides on several threads with remote state: no counted error may be lost."""
+    import threading
+
+    from fsbrain.engine.evaluator import EngineStats
+
+    st = EngineStats()
+
+    def work() -> None:
+        for _ in range(20_000):
+            st.add("rule_errors")
+            st.add("feature_errors", 2)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (st.rule_errors, st.feature_errors, st.state_errors) == (80_000, 160_000, 0)

@@ -38,12 +38,19 @@ class _Plan:
 
 
 class EngineStats:
-    """Counters exported on /metrics."""
+    """Counters exported on /metrics. Decisions may run on several threads (the server does so with remote
+    state), so counting goes through :meth:`add`, which holds a lock."""
 
     def __init__(self) -> None:
         self.rule_errors = 0
         self.state_errors = 0
         self.feature_errors = 0
+        self._lock = threading.Lock()
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the counter ``name`` (``rule_errors``, ``state_errors`` or ``feature_errors``)."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
 
 
 class Engine:
@@ -171,7 +178,7 @@ class Engine:
                     return f.when.evaluate({n: data.get(n) for n in f.when_names}) is True
                 except Exception as exc:  # zen raises RuntimeError, or Exception for unconvertible values
                     errors.append({"feature": f.name, "error": _zen_msg(exc)})
-                    self.stats.feature_errors += 1
+                    self.stats.add("feature_errors")
                     return False
             try:
                 if type(value) is bool:
@@ -179,7 +186,7 @@ class Engine:
                 return float(value)
             except (TypeError, ValueError):
                 errors.append({"feature": f.name, "error": f"value {value!r} is not a number"})
-                self.stats.feature_errors += 1
+                self.stats.add("feature_errors")
                 return slow
 
         return slow
@@ -199,10 +206,10 @@ class Engine:
                 fast.merge_max(values, r_names, self.state.get(
                     [WindowRead(s, k) for s, k in zip(r_specs, r_keys, strict=True)], ts))
         except BackendError:
-            self.stats.state_errors += 1
+            self.stats.add("state_errors")
             raise
         except Exception as exc:  # a backend bug must surface as a clear 503, not a crash
-            self.stats.state_errors += 1
+            self.stats.add("state_errors")
             raise BackendError(f"state backend {self.state.name} failed: {exc}") from exc
         return values, errors
 
@@ -234,7 +241,7 @@ class Engine:
                         observe = f.when.evaluate({n: data.get(n) for n in f.when_names}) is True
                     except Exception as exc:  # zen raises RuntimeError, or Exception for unconvertible values
                         errors.append({"feature": f.name, "error": _zen_msg(exc)})
-                        self.stats.feature_errors += 1
+                        self.stats.add("feature_errors")
                         observe = False
             value: Any = 1
             if observe and vi >= 0:
@@ -251,7 +258,7 @@ class Engine:
                         value = float(value)
                     except (TypeError, ValueError):
                         errors.append({"feature": f.name, "error": f"value {value!r} is not a number"})
-                        self.stats.feature_errors += 1
+                        self.stats.add("feature_errors")
                         observe = False
             if type(key) is str:
                 if observe:
@@ -278,10 +285,10 @@ class Engine:
                     old = values.get(n, _MISSING)
                     values[n] = v if old is _MISSING or old is None or (v is not None and v > old) else old
         except BackendError:
-            self.stats.state_errors += 1
+            self.stats.add("state_errors")
             raise
         except Exception as exc:  # a backend bug must surface as a clear 503, not a crash
-            self.stats.state_errors += 1
+            self.stats.add("state_errors")
             raise BackendError(f"state backend {self.state.name} failed: {exc}") from exc
         return values, errors
 
@@ -349,7 +356,7 @@ class Engine:
                 if "Unsupported type" in msg:
                     msg += " (a field or feature the rule reads is missing, null or of another type; use `x ?? default`)"
                 errors.append({"rule": rule.id, "error": msg})
-                self.stats.rule_errors += 1
+                self.stats.add("rule_errors")
                 if self.on_rule_error is not None:
                     self.on_rule_error(pol.ref, rule.id)
                 out.append(False)
