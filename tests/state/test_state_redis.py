@@ -160,3 +160,28 @@ def test_config_object_and_registry(redis_url: str, prefix: str) -> None:
     assert isinstance(b, RedisStateBackend) and b.config.prefix == prefix
     stats = b.stats()
     assert stats["backend"] == "redis" and stats["layout_version"] == 1 and stats["used_memory"] > 0
+
+
+def test_update_get_read_is_update_get_then_get_in_one_call(redis_url: str, raw: Any) -> None:
+    """One event's observations and read-only windows in one script call give what update_get then get
+    give (a read of a count window is not counted), on a replayed stream with time steps and expiry."""
+    one = RedisStateBackend(url=redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
+    two = RedisStateBackend(url=redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
+    calls = []
+    script = one._ug
+    one._ug = lambda **kw: calls.append(1) or script(**kw)
+    values = [3, 1.5, "x", 0, -2, "y", 7]
+    for i in range(40):
+        ts = 1_000.0 + i * 7.5
+        ops = [WindowOp(SPECS[a], f"k{i % 3}", values[(i + j) % len(values)] if a != "count" else None)
+               for j, a in enumerate(AGGREGATES) if (i + j) % 2 == 0]
+        ops = [o for o in ops if o.spec.agg == "distinct" or not isinstance(o.value, str)]
+        reads = [WindowRead(SPECS[a], f"k{(i + 1) % 3}") for a in AGGREGATES]
+        calls.clear()
+        got = one.update_get_read(ops, reads, ts)
+        assert len(calls) == 1
+        want = (two.update_get(ops, ts) if ops else []), two.get(reads, ts)
+        assert got == want, i
+    for b in (one, two):
+        b.clear()
+        b.close()

@@ -200,11 +200,14 @@ class Engine:
         ops, op_names, r_specs, r_keys, r_names = fast.collect(
             plan.fast_rows, keys, vals, data, self._slow_row(errors), WindowOp, values)
         try:
-            if ops:
+            if r_specs:  # observations and read-only windows in one call (one round trip on Redis)
+                got, read = self.state.update_get_read(
+                    ops, [WindowRead(s, k) for s, k in zip(r_specs, r_keys, strict=True)], ts)
+                if ops:
+                    fast.merge_max(values, op_names, got)
+                fast.merge_max(values, r_names, read)
+            elif ops:
                 fast.merge_max(values, op_names, self.state.update_get(ops, ts))
-            if r_specs:
-                fast.merge_max(values, r_names, self.state.get(
-                    [WindowRead(s, k) for s, k in zip(r_specs, r_keys, strict=True)], ts))
         except BackendError:
             self.stats.add("state_errors")
             raise
@@ -276,12 +279,13 @@ class Engine:
                     reads.append(WindowRead(spec, k))
                     read_names.append(spec.name)
         try:
+            got, read = self.state.update_get_read(ops, reads, ts)
             if ops:
-                for n, v in zip(op_names, self.state.update_get(ops, ts), strict=True):
+                for n, v in zip(op_names, got, strict=True):
                     old = values.get(n, _MISSING)
                     values[n] = v if old is _MISSING or old is None or (v is not None and v > old) else old
             if reads:
-                for n, v in zip(read_names, self.state.get(reads, ts), strict=True):
+                for n, v in zip(read_names, read, strict=True):
                     old = values.get(n, _MISSING)
                     values[n] = v if old is _MISSING or old is None or (v is not None and v > old) else old
         except BackendError:

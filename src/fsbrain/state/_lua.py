@@ -21,7 +21,8 @@ on them is on integers below 2^53, so Lua's doubles are exact and both backends 
 from __future__ import annotations
 
 # KEYS[1] = clock key; KEYS[2..] = one entity hash per op.
-# ARGV[1] = mode ("ug" update+get, "u" update, "g" get); ARGV[2] = ts ("" in get mode);
+# ARGV[1] = mode ("ug" update+get, "u" update, "g" get; "ug:R": update+get whose last R ops are only read,
+# as a get at the same ts after the updates would read them); ARGV[2] = ts ("" in get mode);
 # ARGV[3] = allowed lateness; then 3 per op: the spec's meta "<agg code> <n_buckets> <bucket width>
 # <ttl ms>" (parsed once per call), the bucket index, and the value ("" = no observation; distinct
 # values come as "=" + value, so that an empty string is a value).
@@ -29,7 +30,10 @@ from __future__ import annotations
 # mean -> {units, count} or nil.
 UPDATE_GET = r"""
 local tonumber, sub, find, format, floor, rcall = tonumber, string.sub, string.find, string.format, math.floor, redis.call
-local mode = ARGV[1]
+local mode, nreads = ARGV[1], 0
+local colon = find(mode, ':', 1, true)
+if colon then nreads = tonumber(sub(mode, colon + 1)); mode = sub(mode, 1, colon - 1) end
+local firstread = #KEYS - nreads + 1
 local T = tonumber(rcall('GET', KEYS[1]))
 if mode ~= 'g' then
   local ts = tonumber(ARGV[2])
@@ -52,7 +56,7 @@ for i = 2, #KEYS do
   local agg, n, bw, ttl = md[1], md[2], md[3], md[4]
   local bs, v = ARGV[j + 1], ARGV[j + 2]
   j = j + 3
-  local present = agg == 'c' or v ~= ''
+  local present = (agg == 'c' or v ~= '') and i < firstread
   if agg == 'd' and present then v = sub(v, 2) end
   local b = tonumber(bs)
   local flat = rcall('HGETALL', key)

@@ -141,6 +141,12 @@ class StateBackend(ABC):
         self.update(ops, ts)
         return self.get([WindowRead(op.spec, op.key) for op in ops], ts)
 
+    def update_get_read(self, ops: Sequence[WindowOp], reads: Sequence[WindowRead], ts: float,
+                        ) -> tuple[list[Any], list[Any]]:
+        """``update_get(ops, ts)``, then ``get(reads, ts)``: one event's observations and its read-only windows
+        (backends that talk to a server override it to do both in one round trip)."""
+        return (self.update_get(ops, ts) if ops else []), (self.get(reads, ts) if reads else [])
+
     @abstractmethod
     def clear(self) -> None:
         """Forget everything (tests, backtests)."""

@@ -153,9 +153,11 @@ class RedisStateBackend(StateBackend):
         mode: str,
         items: Sequence[WindowOp] | Sequence[WindowRead],
         ts: float,
+        reads: Sequence[WindowRead] = (),
     ) -> list[Any]:
         keys = [self._clock_key]
-        args: list[Any] = [mode, "" if mode == "g" else repr(float(ts)), self._lateness]
+        args: list[Any] = [f"{mode}:{len(reads)}" if reads else mode, "" if mode == "g" else repr(float(ts)),
+                           self._lateness]
         codes = []
         for it in items:
             spec = it.spec
@@ -164,6 +166,13 @@ class RedisStateBackend(StateBackend):
             keys.append(pre + (key if type(key) is str else str(key)))
             value = self._encode(spec, code, it.value) if mode != "g" else ""  # type: ignore[union-attr]
             args += (meta, str(_floor(ts / spec.bucket)), value)
+            codes.append(code)
+        for it in reads:
+            spec = it.spec
+            pre, code, meta = self._meta(spec)
+            key = it.key
+            keys.append(pre + (key if type(key) is str else str(key)))
+            args += (meta, str(_floor(ts / spec.bucket)), "")
             codes.append(code)
         try:
             raw = self._ug(keys=keys, args=args)
@@ -206,6 +215,14 @@ class RedisStateBackend(StateBackend):
     def get(self, reads: Sequence[WindowRead], as_of: float) -> list[Any]:
         """Values of each read as of ``as_of`` (one round trip)."""
         return self._call("g", reads, as_of) if reads else []
+
+    def update_get_read(self, ops: Sequence[WindowOp], reads: Sequence[WindowRead], ts: float,
+                        ) -> tuple[list[Any], list[Any]]:
+        """``update_get(ops, ts)`` then ``get(reads, ts)`` in one script call (one round trip, atomic)."""
+        if not ops or not reads:
+            return super().update_get_read(ops, reads, ts)
+        out = self._call("ug", ops, ts, reads)
+        return out[: len(ops)], out[len(ops) :]
 
     def expire(self, now: float) -> int:
         """Prune every entity hash against ``min(now, clock) - allowed_lateness``; return buckets freed.
