@@ -171,13 +171,18 @@ cdef object _noexpand(object _text):
 
 
 cdef object _value_mask(bytes v, list stages, object pas):
-    """``Prefilter._value_mask``."""
+    """``Prefilter._value_mask``: the stages that produce the same text share scans (``_Pass.union``)."""
     m = 0
     cdef dict by_names = {(): v}
     cdef dict tested = {}
+    cdef dict groups = {}
+    cdef dict unions = pas.unions
+    cdef list pending = []
     cdef list sets = pas.sets
-    cdef tuple names, funcs, got, st, ops
-    cdef object t, parent, f, hits, bits, op, negated, bit, done
+    cdef list g
+    cdef tuple names, funcs, got, st, ops, key
+    cdef object t, parent, f, hits, bits, op, negated, bit, done, idx, u, one
+    cdef PyObject* hit
     cdef Py_ssize_t i
     for st in stages:
         names = st[0]
@@ -192,23 +197,47 @@ cdef object _value_mask(bytes v, list stages, object pas):
                 for f in funcs:
                     t = f(t)
             by_names[names] = t
-        got = sets[st[2]]
-        if got is not None:
+        idx = st[2]
+        if sets[<Py_ssize_t>idx] is not None:
+            hit = PyDict_GetItem(groups, t)
+            if hit is NULL:
+                groups[t] = [idx]
+            else:
+                (<list>hit).append(idx)
+        ops = st[3]
+        if ops:
+            pending.append((t, ops))
+    for t, gobj in groups.items():
+        g = <list>gobj
+        if len(g) == 1:
+            got = <tuple>sets[<Py_ssize_t>g[0]]
             hits = got[0](t)
             if hits:
                 bits = got[1]
                 for i in hits:
                     m |= bits[i]
-        ops = st[3]
-        if ops:
-            done = tested.get(t, 0)
-            for op, negated, bit in ops:
-                if m & bit or done & bit:
-                    continue
-                done |= bit
-                if (op(t, _noexpand) is None) is negated:
-                    m |= bit
-            tested[t] = done
+            continue
+        key = tuple(g)
+        hit = PyDict_GetItem(unions, key)
+        u = <object>hit if hit is not NULL else pas.union(key)
+        for one in <tuple>u:
+            got = <tuple>one
+            hits = got[0](t)
+            if hits:
+                bits = got[1]
+                for i in hits:
+                    m |= bits[i]
+    for pair in pending:
+        t = (<tuple>pair)[0]
+        ops = (<tuple>pair)[1]
+        done = tested.get(t, 0)
+        for op, negated, bit in ops:
+            if m & bit or done & bit:
+                continue
+            done |= bit
+            if (op(t, _noexpand) is None) is negated:
+                m |= bit
+        tested[t] = done
     return m
 
 

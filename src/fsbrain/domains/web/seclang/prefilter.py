@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 MAX_CACHED_VALUE = 2048
 #: total bytes of cached values before the per-value caches start over
 CACHE_BYTES = 16 << 20
+#: union sets (stages sharing one text) built per pass at most
+MAX_UNIONS = 64
+#: stages with more patterns than this are never merged into a union set
+UNION_STAGE_MAX = 32
 
 # collection -> the sources feeding it
 _FEEDS: dict[str, tuple[str, ...]] = {
@@ -101,14 +105,18 @@ class _Pass:
     read it. One set per stage keeps each set's automaton small: a single set over every CRS pattern
     builds DFA states so large that fresh text costs hundreds of milliseconds."""
 
-    __slots__ = ("sets", "failed")
+    __slots__ = ("sets", "failed", "pats", "unions", "built")
 
     def __init__(self, entries: list[tuple[int, bytes, int]], n_stages: int) -> None:
         self.failed = False
         self.sets: list[tuple | None] = [None] * n_stages  # type: ignore[type-arg]
+        # stages whose texts come out identical for a value share scans (see :meth:`union`)
+        self.unions: dict[tuple[int, ...], tuple] = {}  # type: ignore[type-arg]
+        self.built = 0  # union sets built (or tried)
         by_stage: dict[int, list[tuple[bytes, int]]] = {}
         for st, pattern, bit in entries:
             by_stage.setdefault(st, []).append((pattern, bit))
+        self.pats = by_stage
         for st, pats in by_stage.items():
             try:
                 s = re2.Set.SearchSet(re2_options())
@@ -120,6 +128,39 @@ class _Pass:
                 return
             # the C++ object's method: the Python wrapper costs an extra call per scan
             self.sets[st] = (s._set.Match, [bit for _, bit in pats])
+
+    def union(self, key: tuple[int, ...]) -> tuple:  # type: ignore[type-arg]
+        """The sets to scan a text that the stages ``key`` (each with a set) all produced: a stage with
+        more than :data:`UNION_STAGE_MAX` patterns keeps its own set (a large union's automaton is slow
+        on varied text), the others are merged into one set, so a hit is exactly a hit of one of those
+        stages' sets on that text. Built on first use, at most :data:`MAX_UNIONS` per pass; past that, or
+        when RE2 refuses a union, the stages' own sets."""
+        got = self.unions.get(key)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+        own = tuple([self.sets[st] for st in key])
+        small = [st for st in key if len(self.pats[st]) <= UNION_STAGE_MAX]
+        if len(small) < 2:
+            if len(self.unions) < 4 * MAX_UNIONS:
+                self.unions[key] = own
+            return own
+        self.built += 1
+        if self.built > MAX_UNIONS:
+            return own
+        try:
+            s = re2.Set.SearchSet(re2_options())
+            bits: list[int] = []
+            for st in small:
+                for pattern, bit in self.pats[st]:
+                    s.Add(pattern)
+                    bits.append(bit)
+            s.Compile()
+        except (re2.error, ValueError, TypeError):
+            got = own
+        else:
+            got = tuple([self.sets[st] for st in key if st not in small] + [(s._set.Match, bits)])
+        self.unions[key] = got
+        return got
 
 
 class _ChainSet:
@@ -294,12 +335,14 @@ class Prefilter:
     @staticmethod
     def _value_mask(v: bytes, stages: list[_Stage], pas: _Pass) -> int:
         """Rules (bits) that match value ``v`` through one of ``stages``: each stage's text is computed
-        (from its prefix's when there is one) and scanned by the stage's set; the other operators run once
-        per (rule, text)."""
+        (from its prefix's when there is one); each distinct text is scanned once, by the union of the sets
+        of the stages that produced it; the other operators run once per (rule, text)."""
         m = 0
         by_names: dict[tuple[str, ...], bytes] = {(): v}
         tested: dict[bytes, int] = {}  # text -> operator bits already run on it
         sets = pas.sets
+        groups: dict[bytes, list[int]] = {}  # text -> the sets to scan it with
+        pending: list[tuple[bytes, tuple]] = []  # type: ignore[type-arg]
         for st in stages:
             names = st.names
             t = by_names.get(names)
@@ -312,22 +355,26 @@ class Prefilter:
                     for f in st.funcs:
                         t = f(t)
                 by_names[names] = t
-            got = sets[st.index]
-            if got is not None:
-                hits = got[0](t)
+            if sets[st.index] is not None:
+                groups.setdefault(t, []).append(st.index)
+            if st.ops:
+                pending.append((t, st.ops))
+        for t, g in groups.items():
+            for one in (pas.union(tuple(g)) if len(g) > 1 else (sets[g[0]],)):
+                hits = one[0](t)
                 if hits:
-                    bits = got[1]
+                    bits = one[1]
                     for i in hits:
                         m |= bits[i]
-            if st.ops:
-                done = tested.get(t, 0)
-                for op, negated, bit in st.ops:
-                    if m & bit or done & bit:
-                        continue
-                    done |= bit
-                    if (op(t, _noexpand) is None) is negated:
-                        m |= bit
-                tested[t] = done
+        for t, ops in pending:
+            done = tested.get(t, 0)
+            for op, negated, bit in ops:
+                if m & bit or done & bit:
+                    continue
+                done |= bit
+                if (op(t, _noexpand) is None) is negated:
+                    m |= bit
+            tested[t] = done
         return m
 
 

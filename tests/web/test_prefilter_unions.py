@@ -1,0 +1,62 @@
+"""Stages of a value that produce the same text are scanned together (``_Pass.union``): the value masks are
+exactly those of scanning every stage with its own set, for plain and other values."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from fsbrain.domains.web import WebRuleEngine
+from fsbrain.domains.web.seclang import prefilter as P
+from fsbrain.domains.web.seclang.transaction import plain_value
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from bench_web_rules import ATTACKS  # noqa: E402
+
+VALUES = [b"269e0d37f2a74de4", b"GA1.2.423938500.1700000000", b"1828.44", b"user7054", b"on", b"72",
+          b"/products/72", b"zh-CN", b"Mozilla/5.0 (X11; Linux)", b"a b  c", b"SELECT", b"PHNjcmlwdD4=",
+          b"%3Cscript%3E", b"/etc/passwd", b"..\\..\\win.ini", b"x' OR 1=1 --", b""] + [a.encode() for a in ATTACKS]
+
+
+def per_stage_mask(v: bytes, stages, pas) -> int:
+    m = 0
+    for st in stages:
+        t = v
+        for f in st.funcs:
+            t = f(t)
+        got = pas.sets[st.index]
+        if got is not None:
+            for i in got[0](t):
+                m |= got[1][i]
+        for op, negated, bit in st.ops:
+            if (op(t, P._noexpand) is None) is negated:
+                m |= bit
+    return m
+
+
+def check(pf) -> None:
+    for cs in pf.chain_sets:
+        for v in VALUES:
+            stages, pas = (cs.plain, pf.plain_pass) if plain_value(v) else (cs.full, pf.full_pass)
+            assert P.Prefilter._value_mask(v, stages, pas) == per_stage_mask(v, stages, pas), v
+
+
+def test_union_scans_equal_per_stage_scans():
+    pf = WebRuleEngine.default(paranoia=4).prefilter
+    check(pf)
+    assert pf.plain_pass.built + pf.full_pass.built > 0  # unions were built and used
+
+
+def test_union_scans_equal_per_stage_scans_crs(shared_data):
+    pf = WebRuleEngine.from_crs(shared_data("crs-regression"), paranoia=2).prefilter
+    check(pf)
+    assert pf.plain_pass.built + pf.full_pass.built > 0
+
+
+def test_union_falls_back_to_own_sets_past_the_limit(monkeypatch):
+    monkeypatch.setattr(P, "MAX_UNIONS", 0)
+    pf = WebRuleEngine.default(paranoia=4).prefilter
+    for cs in pf.chain_sets:
+        for v in VALUES:
+            stages, pas = (cs.plain, pf.plain_pass) if plain_value(v) else (cs.full, pf.full_pass)
+            assert P.Prefilter._value_mask(v, stages, pas) == per_stage_mask(v, stages, pas), v
