@@ -79,6 +79,17 @@ def block_response(status: int, request_id: str, *, accept: str = "", labels: li
     return status, headers + (extra_headers or []), body
 
 
+def fold_headers(raw: Any) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Raw ``(name, value)`` byte pairs as text pairs, and one value per name: repeats joined with ``, ``
+    (cookies with ``; ``)."""
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+    hdict: dict[str, str] = {}
+    for k, v in headers:
+        hdict[k] = f"{hdict[k]}, {v}" if k in hdict and k != "cookie" else (
+            f"{hdict[k]}; {v}" if k in hdict else v)
+    return headers, hdict
+
+
 def _clean_request_id(value: str | None) -> str:
     if value and 8 <= len(value) <= 64 and all(c.isalnum() or c in "-_." for c in value):
         return value
@@ -134,11 +145,7 @@ class FsbrainWAFMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
-        hdict: dict[str, str] = {}
-        for k, v in headers:
-            hdict[k] = f"{hdict[k]}, {v}" if k in hdict and k != "cookie" else (
-                f"{hdict[k]}; {v}" if k in hdict else v)
+        headers, hdict = fold_headers(scope.get("headers", []))
         request_id = _clean_request_id(hdict.get("x-request-id"))
         accept = hdict.get("accept", "")
         limits: list[str] = []

@@ -42,7 +42,12 @@ from typing import Any
 import httptools
 
 from fsbrain.core.errors import InputError
-from fsbrain.domains.web.middleware import FsbrainWAFMiddleware, _clean_request_id, block_response
+from fsbrain.domains.web.middleware import (
+    FsbrainWAFMiddleware,
+    _clean_request_id,
+    block_response,
+    fold_headers,
+)
 from fsbrain.domains.web.proxy import HOP_BY_HOP, ReverseProxyApp, UpstreamError, _keep_alive
 
 log = logging.getLogger("fsbrain.web.proxy")
@@ -719,11 +724,7 @@ class _Client(asyncio.Protocol):
                     return
             else:
                 raw_path, qs = parsed.path, parsed.query or b""
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in req.headers]
-        hdict: dict[str, str] = {}
-        for k, v in headers:
-            hdict[k] = f"{hdict[k]}, {v}" if k in hdict and k != "cookie" else (
-                f"{hdict[k]}; {v}" if k in hdict else v)
+        headers, hdict = fold_headers(req.headers)
         request_id = _clean_request_id(hdict.get("x-request-id"))
         accept = hdict.get("accept", "")
         limits: list[str] = []
