@@ -283,3 +283,46 @@ def test_crs_random_requests_compiled_equals_python_and_never_raise(shared_data,
         ("Host", "h"), ("User-Agent", "".join(ua)), ("Cookie", f"c={v}; {raw}"), ("Content-Type", ct), *extra],
         body=body)
     _same(list(_CRS_ENGINES["e"]), [req])
+
+
+_cmd_bits = st.sampled_from([b" ", b"\t", b"\n", b"\x0b", b"\x0c", b"\r", b"\xa0", b"/", b"(", b",", b";", b"\\",
+                             b'"', b"'", b"^", b".", b"..", b"//", b"-", b"--", b"#", b"*", b"<!--", b"-->", b"&",
+                             b"&lt;", b"\x00", b"0x41", b"A", b"z", b"=", b"QUJD", b"+", b"%u0041"])
+_cmd_values = st.one_of(st.binary(max_size=40), st.lists(_cmd_bits, max_size=16).map(b"".join))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(v=_cmd_values)
+def test_every_compiled_transformation_equals_its_python_reference(v):
+    """``TRANSFORMS`` holds compiled functions where they exist (the rule engine's chains use them); each
+    gives exactly what the Python reference in ``PY_TRANSFORMS`` gives."""
+    compiled = [k for k, f in transforms.TRANSFORMS.items() if f is not transforms.PY_TRANSFORMS[k]]
+    assert {"cmdline", "jsdecode", "normalizepath", "base64decode", "lowercase"} <= set(compiled)
+    for name in compiled:
+        assert transforms.TRANSFORMS[name](v) == transforms.PY_TRANSFORMS[name](v), name
+
+
+def test_compiled_transformations_take_other_types_through_python_and_survive_deepcopy():
+    import copy
+
+    t = transforms.TRANSFORMS["jsdecode"]
+    assert t(bytearray(b"a\\x41")) == transforms.PY_TRANSFORMS["jsdecode"](bytearray(b"a\\x41"))
+    assert copy.deepcopy(t) is t and "jsdecode" in repr(t)
+
+
+@settings(max_examples=800, deadline=None)
+@given(v=st.one_of(st.binary(max_size=24), st.from_regex(rb"\A[ \t]*[+-]?[0-9_]{0,22}[ \t\r\n]*[a-z]?\Z")),
+       param=st.sampled_from(["0", "1", "-3", "20", "99999999999999999999", "abc", "", "ab", "5 "]),
+       op=st.sampled_from(["eq", "ge", "gt", "le", "lt", "streq", "beginsWith", "endsWith", "contains", "within",
+                           "strmatch"]))
+def test_constant_comparisons_in_the_compiled_loop_equal_the_operators(v, param, op):
+    """The compiled loop runs ``@eq``... and ``@streq``... with a constant parameter itself (``c_code``);
+    its answer is the operator's."""
+    from fsbrain.domains.web.seclang.operators import compile_operator
+
+    fn = compile_operator(op, param)
+    d = F.link_desc(type("L", (), {"operator": fn, "transforms": (), "tfuncs": (), "fast_tx": None,
+                                   "op_negated": False, "capture": False, "setvars": [], "multi_match": False,
+                                   "id": 1, "targets": [], "exclusions": [], "tags": []})())
+    assert d[13] >= 0
+    assert F.run_op_for_tests(d, v) == fn(v, lambda _t: b"")

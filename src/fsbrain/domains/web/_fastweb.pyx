@@ -263,6 +263,23 @@ DEF S_SCALAR = 9
 
 
 cdef list EMPTY = []
+cdef object _REQ_SCALARS = None
+
+
+cdef object _scalar(object tr, object name):
+    """``tr.scalar(name)``, read once per request for the scalars of ``transaction.REQUEST_SCALARS``."""
+    global _REQ_SCALARS
+    cdef dict cache = tr.scal
+    cdef PyObject* hit = PyDict_GetItem(cache, name)
+    if hit is not NULL:
+        return <object>hit
+    v = tr.scalar(name)
+    if _REQ_SCALARS is None:
+        from fsbrain.domains.web.seclang.transaction import REQUEST_SCALARS
+        _REQ_SCALARS = REQUEST_SCALARS
+    if name in _REQ_SCALARS:
+        cache[name] = v
+    return v
 
 
 def scan(object pf, object tr, bint body_only, Py_ssize_t max_cached, object cache_bytes):
@@ -297,7 +314,7 @@ def scan(object pf, object tr, bint body_only, Py_ssize_t max_cached, object cac
         acc = 0
         if kind >= S_COLLECTION:
             if kind == S_SCALAR:
-                sv = tr.scalar(src[4])
+                sv = _scalar(tr, src[4])
                 values = [] if sv is None else [(None, sv)]
             elif kind == S_KEYED:
                 values = tr.index(src[4]).get(src[5], EMPTY)
@@ -505,6 +522,8 @@ DEF L_TARGETS = 9
 DEF L_EXCL = 10
 DEF L_TAGS = 11
 DEF L_RXMATCH = 12
+DEF L_CODE = 13
+DEF L_CARG = 14
 
 cdef object _ANCHOR = None
 
@@ -519,7 +538,7 @@ def link_desc(object r):
     return (r.operator, r.transforms, r.tfuncs, r.fast_tx, bool(r.op_negated), bool(r.capture),
             tuple((sv.collection, sv.name, sv.op, sv.value) for sv in r.setvars), bool(r.multi_match), r.id,
             tuple((t.collection, t.key, t.key_rx, bool(t.count), t) for t in r.targets), r.exclusions, r.tags,
-            rx_match)
+            rx_match, getattr(r.operator, "c_code", -1), getattr(r.operator, "c_arg", None))
 
 
 cdef inline object _captures(bytes value, list spans):
@@ -538,9 +557,72 @@ cdef inline object _captures(bytes value, list spans):
 cdef object _MATCHED = (b"",)
 
 
+cdef object _py_int = None
+cdef tuple _NO = ()
+
+
+cdef object _num(bytes v):
+    """``operators._int``: ``[+-]digits`` (ASCII whitespace around) read here, anything else in Python."""
+    global _py_int
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(v)
+    cdef Py_ssize_t a = 0, b = PyBytes_GET_SIZE(v), i
+    cdef long long x = 0
+    cdef bint neg = False
+    while a < b and (s[a] == 32 or 9 <= s[a] <= 13):
+        a += 1
+    while b > a and (s[b - 1] == 32 or 9 <= s[b - 1] <= 13):
+        b -= 1
+    if a < b and (s[a] == 43 or s[a] == 45):
+        neg = s[a] == 45
+        a += 1
+    if a < b and b - a <= 18:
+        for i in range(a, b):
+            if not 48 <= s[i] <= 57:
+                break
+            x = x * 10 + (s[i] - 48)
+        else:
+            return -x if neg else x
+    if _py_int is None:
+        from fsbrain.domains.web.seclang.operators import _int
+        _py_int = _int
+    return _py_int(v)
+
+
+cdef object _const_op(int code, object arg, bytes v):
+    """The constant-parameter comparisons of ``operators._numeric`` / ``_string`` (``C_CODES``)."""
+    cdef object x
+    cdef bint ok
+    if code < 10:
+        x = _num(v)
+        if code == 0:
+            ok = x == arg
+        elif code == 1:
+            ok = x >= arg
+        elif code == 2:
+            ok = x > arg
+        elif code == 3:
+            ok = x <= arg
+        else:
+            ok = x < arg
+    elif code == 10:
+        ok = v == arg
+    elif code == 11:
+        ok = v.startswith(arg)
+    elif code == 12:
+        ok = v.endswith(arg)
+    elif code == 13:
+        ok = v.find(arg) >= 0
+    else:
+        ok = (<bytes>arg).find(v) >= 0
+    return _NO if ok else None
+
+
 cdef object _run_op(tuple d, object cand, object expand, bint want_captures):
     """The link's operator on one value (negation not applied): None or the captures tuple; with
     ``want_captures`` false a plain regex match returns a placeholder tuple instead of its captures."""
+    cdef int code = d[L_CODE]
+    if code >= 0 and type(cand) is bytes:
+        return _const_op(code, d[L_CARG], <bytes>cand)
     rxm = d[L_RXMATCH]
     if rxm is not None and type(cand) is bytes:
         spans = rxm(_ANCHOR, cand, 0, len(<bytes>cand))
@@ -598,7 +680,7 @@ cdef list _entries(object tr, tuple d, object collections):
         else:
             if filt and _excluded(coll, None, excl, extra):
                 continue
-            v = tr.scalar(coll)
+            v = _scalar(tr, coll)
             if v is None:
                 if td[3]:
                     out.append(("&" + coll, None, b"0"))
@@ -883,6 +965,17 @@ cdef inline int _cont(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, unsign
 
 def utf8_to_unicode(bytes v not None):
     """``transforms.utf8_to_unicode``: valid UTF-8 multi-byte sequences become ``%uHHHH``."""
+    return _utf8_to_unicode(v)
+
+
+def utf8_to_unicode_any(v):
+    """:func:`utf8_to_unicode` of bytes, the Python function of anything else."""
+    if type(v) is not bytes:
+        return _PY["utf8tounicode"](v)
+    return _utf8_to_unicode(<bytes>v)
+
+
+cdef object _utf8_to_unicode(bytes v):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(v), i = 0, size
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(v)
     cdef unsigned char c
@@ -947,6 +1040,24 @@ def utf8_to_unicode(bytes v not None):
 def url_decode_uni(bytes v not None):
     """``transforms.url_decode_uni``: ``%uHHHH`` (full-width forms to ASCII, others to the low byte), then
     :func:`url_decode`."""
+    return _url_decode_uni(v)
+
+
+def url_decode_uni_any(v):
+    """:func:`url_decode_uni` of bytes, the Python function of anything else."""
+    if type(v) is not bytes:
+        return _PY["urldecodeuni"](v)
+    return _url_decode_uni(<bytes>v)
+
+
+def url_decode_any(v):
+    """:func:`url_decode` of bytes, the Python function of anything else."""
+    if type(v) is not bytes:
+        return _PY["urldecode"](v)
+    return _url_decode(<bytes>v)
+
+
+cdef object _url_decode_uni(bytes v):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(v), i = 0, j = 0
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(v)
     cdef unsigned char* o
@@ -1122,3 +1233,207 @@ def ngram_weights(str norm not None, dict weights not None, Py_ssize_t lo, Py_ss
             seen.add(g)
             ws.append(<object>hit)
     return ws
+
+
+# ---- more transformations (``transforms.py`` stays the reference) -------------------------------------
+# Each takes any object: bytes run here, anything else goes to the Python function (registered by
+# ``transforms.py`` with :func:`set_python`). The common case — nothing to decode — returns the value itself
+# without running Python code.
+
+cdef dict _PY = {}
+
+
+def set_python(dict funcs not None):
+    """Register the Python reference functions (by ``TRANSFORMS`` name) the compiled ones fall back to."""
+    _PY.update(funcs)
+
+
+cdef class _Guarded:
+    """A transformation that returns the value unchanged unless it holds one of ``marks``, in which case
+    the Python function runs (``jsDecode``: a backslash, ``htmlEntityDecode``: ``&``...)."""
+    cdef object py
+    cdef unsigned char m[8]
+    cdef int nm
+    cdef public str name
+
+    def __init__(self, py, bytes marks not None, str name):
+        cdef Py_ssize_t i
+        if not 1 <= len(marks) <= 8:
+            raise ValueError("1 to 8 marks")
+        self.py = py
+        self.nm = len(marks)
+        for i in range(self.nm):
+            self.m[i] = marks[i]
+        self.name = name
+
+    def __call__(self, v):
+        if type(v) is not bytes:
+            return self.py(v)
+        cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(<bytes>v)
+        cdef Py_ssize_t i, n = PyBytes_GET_SIZE(<bytes>v)
+        cdef int k
+        cdef unsigned char c
+        for i in range(n):
+            c = s[i]
+            for k in range(self.nm):
+                if c == self.m[k]:
+                    return self.py(v)
+        return v
+
+    def __repr__(self):
+        return f"<compiled transformation {self.name}>"
+
+    def __reduce__(self):
+        return (guarded, (self.py, bytes([self.m[i] for i in range(self.nm)]), self.name))
+
+    def __copy__(self):
+        return self  # immutable
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def guarded(py, bytes marks not None, str name):
+    """A :class:`_Guarded` transformation: ``py(v)`` when ``v`` holds a byte of ``marks``, else ``v``."""
+    return _Guarded(py, marks, name)
+
+
+def lowercase(v):
+    """``transforms.lowercase``."""
+    if type(v) is not bytes:
+        return _PY["lowercase"](v)
+    return (<bytes>v).lower()
+
+
+cdef inline bint _cmd_ws(unsigned char c):
+    return c == 32 or c == 9 or c == 10 or c == 13 or c == 11 or c == 12
+
+
+def cmd_line(v):
+    """``transforms.cmd_line``: drop ``\\ " ' ^``, ``,;`` to space, runs of whitespace to one space, no
+    space before ``/`` or ``(``, ASCII lower case."""
+    if type(v) is not bytes:
+        return _PY["cmdline"](v)
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(<bytes>v)
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(<bytes>v), j = 0
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+    cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+    cdef unsigned char c
+    cdef bint pending = False
+    for i in range(n):
+        c = s[i]
+        if c == 92 or c == 34 or c == 39 or c == 94:  # \ " ' ^
+            continue
+        if c == 44 or c == 59:  # , ;
+            c = 32
+        if _cmd_ws(c):
+            pending = True
+            continue
+        if pending:
+            if c != 47 and c != 40:  # / (
+                o[j] = 32
+                j += 1
+            pending = False
+        if 65 <= c <= 90:
+            c += 32
+        o[j] = c
+        j += 1
+    if pending:
+        o[j] = 32
+        j += 1
+    if j == n:
+        return out
+    return out[:j]
+
+
+def compress_whitespace(v):
+    """``transforms.compress_whitespace``: every run of whitespace (0xA0 included) becomes one space."""
+    if type(v) is not bytes:
+        return _PY["compresswhitespace"](v)
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(<bytes>v)
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(<bytes>v), j = 0
+    cdef unsigned char c
+    cdef bint ws, changed = False, prev = False
+    for i in range(n):  # unchanged unless a whitespace other than a lone space occurs
+        c = s[i]
+        ws = _cmd_ws(c) or c == 0xA0
+        if ws and (c != 32 or prev):
+            changed = True
+            break
+        prev = ws
+    if not changed:
+        return v
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+    cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+    prev = False
+    for i in range(n):
+        c = s[i]
+        if _cmd_ws(c) or c == 0xA0:
+            if not prev:
+                o[j] = 32
+                j += 1
+            prev = True
+        else:
+            o[j] = c
+            j += 1
+            prev = False
+    return out[:j]
+
+
+def normalize_path(v):
+    """``transforms.normalize_path``: the value itself when that is the result (no empty inner segment,
+    no ``.`` or ``..`` segment), otherwise the Python function."""
+    if type(v) is not bytes:
+        return _PY["normalizepath"](v)
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(<bytes>v)
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(<bytes>v), start = 0, L
+    for i in range(n + 1):
+        if i == n or s[i] == 47:
+            L = i - start
+            if L == 0:
+                if not (start == 0 or i == n):  # an empty segment inside: "//"
+                    return _PY["normalizepath"](v)
+            elif L == 1 and s[start] == 46:
+                return _PY["normalizepath"](v)
+            elif L == 2 and s[start] == 46 and s[start + 1] == 46:
+                return _PY["normalizepath"](v)
+            start = i + 1
+    return v
+
+
+cdef object _a2b = None
+
+
+def base64_decode(v):
+    """``transforms.base64_decode``: the leading run of base64 characters decoded (a lone last character
+    dropped, ``=`` padding added)."""
+    global _a2b
+    if type(v) is not bytes:
+        return _PY["base64decode"](v)
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(<bytes>v)
+    cdef Py_ssize_t i = 0, n = PyBytes_GET_SIZE(<bytes>v)
+    cdef unsigned char c
+    while i < n:
+        c = s[i]
+        if not ((65 <= c <= 90) or (97 <= c <= 122) or (48 <= c <= 57) or c == 43 or c == 47):
+            break
+        i += 1
+    if i % 4 == 1:
+        i -= 1
+    if i == 0:
+        return b""
+    if _a2b is None:
+        import binascii
+        _a2b = binascii.a2b_base64
+    data = (<bytes>v)[:i]
+    if i % 4:
+        data += b"=" * (4 - i % 4)
+    try:
+        return _a2b(data)
+    except ValueError:  # binascii.Error
+        return b""
+
+
+def run_op_for_tests(tuple d, object value):
+    """``_run_op`` on one value (tests compare it with the operator itself)."""
+    return _run_op(d, value, None, True)

@@ -204,7 +204,7 @@ class HttpRequest:
     def filename(self) -> bytes:
         """``REQUEST_FILENAME``: the percent-decoded path."""
         p = self.path
-        return url_decode(p.replace(b"+", b"%2B")) if b"%" in p else p
+        return url_decode(p.replace(b"+", b"%2B")) if 37 in p else p
 
     @property
     def basename(self) -> bytes:

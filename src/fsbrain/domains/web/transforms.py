@@ -62,9 +62,9 @@ def url_decode(v: bytes) -> bytes:
 
 def _url_decode_py(v: bytes) -> bytes:
     """:func:`url_decode` in Python (the reference of the compiled one)."""
-    if b"+" in v:
+    if 43 in v:  # "+"
         v = v.replace(b"+", b" ")
-    if b"%" not in v:
+    if 37 not in v:  # "%"
         return v
     return unquote_to_bytes(v)
 
@@ -87,7 +87,7 @@ def url_decode_uni(v: bytes) -> bytes:
 
 def _url_decode_uni_py(v: bytes) -> bytes:
     """:func:`url_decode_uni` in Python (the reference of the compiled one)."""
-    if b"%u" in v or b"%U" in v:
+    if v.find(b"%u") >= 0 or v.find(b"%U") >= 0:
         v = _UNI_RE.sub(lambda m: _uni_byte(int(m.group(1), 16)), v)
     return url_decode(v)
 
@@ -112,7 +112,7 @@ def _entity(m: re.Match[bytes]) -> bytes:
 
 def html_entity_decode(v: bytes) -> bytes:
     """Decode ``&#xHH;``, ``&#DDD;`` and common named entities (semicolon optional, low byte kept)."""
-    if b"&" not in v:
+    if 38 not in v:  # "&"
         return v
     return _ENTITY_RE.sub(_entity, v)
 
@@ -134,7 +134,7 @@ def _js(m: re.Match[bytes]) -> bytes:
 
 def js_decode(v: bytes) -> bytes:
     """JavaScript escapes: ``\\uHHHH``, ``\\xHH``, octal, C escapes, ``\\c`` -> ``c``."""
-    if b"\\" not in v:
+    if 92 not in v:  # backslash
         return v
     return _JS_RE.sub(_js, v)
 
@@ -154,7 +154,7 @@ def _css(m: re.Match[bytes]) -> bytes:
 
 def css_decode(v: bytes) -> bytes:
     """CSS 2 escapes: ``\\H..H`` (1-6 hex digits, one optional trailing space), ``\\c`` and escaped newlines."""
-    if b"\\" not in v:
+    if 92 not in v:  # backslash
         return v
     return _CSS_RE.sub(_css, v)
 
@@ -169,7 +169,7 @@ def cmd_line(v: bytes) -> bytes:
     """ModSecurity ``cmdLine``: drop ``\\ " ' ^``, ``,;`` to space, squeeze spaces, no space before ``/(``, lower."""
     v = v.translate(_CMD_DEL, b"\\\"'^").replace(b",", b" ").replace(b";", b" ")
     v = _WS_RUN.sub(b" ", v)
-    if b" /" in v or b" (" in v:
+    if v.find(b" /") >= 0 or v.find(b" (") >= 0:
         v = _CMD_SPACE_BEFORE.sub(b"", v)
     return v.lower()
 
@@ -186,12 +186,12 @@ def remove_whitespace(v: bytes) -> bytes:
 
 def remove_nulls(v: bytes) -> bytes:
     """Remove NUL bytes."""
-    return v.replace(b"\x00", b"") if b"\x00" in v else v
+    return v.replace(b"\x00", b"") if 0 in v else v
 
 
 def replace_nulls(v: bytes) -> bytes:
     """NUL bytes become spaces."""
-    return v.replace(b"\x00", b" ") if b"\x00" in v else v
+    return v.replace(b"\x00", b" ") if 0 in v else v
 
 
 _C_COMMENT = re.compile(rb"/\*(?:[^*]|\*(?!/))*(?:\*/|$)")
@@ -201,18 +201,18 @@ _LINE_COMMENT = re.compile(rb"(?:--|#)[^\n]*")
 
 def remove_comments(v: bytes) -> bytes:
     """Remove ``/* */`` and ``<!-- -->`` comments (unterminated ones to the end) and ``--``/``#`` line comments."""
-    if b"/*" in v:
+    if v.find(b"/*") >= 0:
         v = _C_COMMENT.sub(b"", v)
-    if b"<!--" in v:
+    if v.find(b"<!--") >= 0:
         v = _HTML_COMMENT.sub(b"", v)
-    if b"--" in v or b"#" in v:
+    if v.find(b"--") >= 0 or 35 in v:  # "#"
         v = _LINE_COMMENT.sub(b"", v)
     return v
 
 
 def replace_comments(v: bytes) -> bytes:
     """Each ``/* ... */`` comment (unterminated included) becomes one space."""
-    if b"/*" not in v:
+    if v.find(b"/*") < 0:
         return v
     return _C_COMMENT.sub(b" ", v)
 
@@ -220,14 +220,14 @@ def replace_comments(v: bytes) -> bytes:
 def remove_comments_char(v: bytes) -> bytes:
     """Remove the comment markers ``/*``, ``*/``, ``--``, ``#``, ``<!--`` and ``-->``."""
     for mark in (b"<!--", b"-->", b"/*", b"*/", b"--", b"#"):
-        if mark in v:
+        if v.find(mark) >= 0:
             v = v.replace(mark, b"")
     return v
 
 
 def normalize_path(v: bytes) -> bytes:
     """Collapse ``//``, drop ``./`` segments and resolve ``../`` (never above the start)."""
-    if b"/" not in v and b"." not in v:
+    if 47 not in v and 46 not in v:  # "/" "."
         return v
     absolute = v.startswith(b"/")
     trailing = v.endswith(b"/") or v.endswith(b"/.") or v.endswith(b"/..")
@@ -306,7 +306,7 @@ _SQL_HEX = re.compile(rb"0x((?:[0-9a-fA-F]{2})+)")
 
 def sql_hex_decode(v: bytes) -> bytes:
     """Decode SQL hex literals ``0xHHHH``."""
-    if b"0x" not in v:
+    if v.find(b"0x") < 0:
         return v
     return _SQL_HEX.sub(lambda m: binascii.unhexlify(m.group(1)), v)
 
@@ -415,6 +415,34 @@ TRANSFORMS: dict[str, Transform] = {
     "trimleft": trim_left,
     "trimright": trim_right,
 }
+
+#: the Python functions (the reference; :data:`TRANSFORMS` holds compiled ones where they are built)
+PY_TRANSFORMS: dict[str, Transform] = dict(TRANSFORMS)
+
+
+def _compiled_transforms(fast) -> dict[str, Transform]:  # type: ignore[no-untyped-def]
+    """The compiled equivalents of the Python functions (same results; values other than ``bytes`` go
+    to the Python ones). Those with a guard return the value itself, without running Python code, when
+    it holds none of the bytes that the transformation changes."""
+    py = PY_TRANSFORMS
+    fast.set_python(py)
+    out: dict[str, Transform] = {
+        "lowercase": fast.lowercase, "urldecode": fast.url_decode_any,
+        "urldecodeuni": fast.url_decode_uni_any, "utf8tounicode": fast.utf8_to_unicode_any,
+        "cmdline": fast.cmd_line, "compresswhitespace": fast.compress_whitespace,
+        "normalizepath": fast.normalize_path, "normalisepath": fast.normalize_path,
+        "base64decode": fast.base64_decode,
+    }
+    for name, marks in (("htmlentitydecode", b"&"), ("jsdecode", b"\\"), ("escapeseqdecode", b"\\"),
+                        ("cssdecode", b"\\"), ("removenulls", b"\x00"), ("replacenulls", b"\x00"),
+                        ("removecomments", b"/<-#"), ("replacecomments", b"/"), ("removecommentschar", b"-/*#"),
+                        ("sqlhexdecode", b"0")):
+        out[name] = fast.guarded(py[name], marks, name)
+    return out
+
+
+if _fast is not None and hasattr(_fast, "set_python"):
+    TRANSFORMS.update(_compiled_transforms(_fast))
 
 
 def get_transform(name: str) -> Transform:

@@ -30,6 +30,12 @@ _STATIC = frozenset({"ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NA
                      "REQUEST_PROTOCOL", "QUERY_STRING", "REQUEST_BODY", "REMOTE_ADDR"})
 
 
+#: scalar variables whose value depends on the request alone (the compiled loop reads each once per request)
+REQUEST_SCALARS = frozenset({"REQUEST_METHOD", "REQUEST_URI", "REQUEST_URI_RAW", "REQUEST_FILENAME",
+                             "REQUEST_BASENAME", "REQUEST_LINE", "REQUEST_PROTOCOL", "QUERY_STRING",
+                             "REQUEST_BODY_LENGTH", "REMOTE_ADDR", "REMOTE_HOST", "HTTP_HOST",
+                             "FULL_REQUEST_LENGTH"})
+
 _DECODABLE = re.compile(rb"[%+&\\\x00]|/\*")
 # Transformations that are the identity on a "plain" value (ASCII, none of % + & \ NUL, no "/*").
 _IDENTITY_ON_PLAIN = frozenset(x.lower() for x in (
@@ -116,6 +122,8 @@ class Transaction:
         self.unique_id = ""
         self._body = None
         self._body_proc: str | None = None
+        # scalars that depend on the request only (:data:`REQUEST_SCALARS`), as the compiled loop caches them
+        self.scal: dict[str, bytes | None] = {}
 
     # ---- phases ----------------------------------------------------------------------------------------
     def transformed(self, value: bytes, names: tuple[str, ...], funcs: tuple) -> bytes:  # type: ignore[type-arg]
@@ -351,9 +359,17 @@ class Transaction:
             self.removed_tags.append(value)
         elif name in ("ruleremovetargetbyid", "ruleremovetargetbytag"):
             ident, _, spec = value.partition(";")
-            try:
-                t = parse_target(self.expand(spec).decode("utf-8", "surrogateescape"))
-            except ValueError:
+            spec = self.expand(spec).decode("utf-8", "surrogateescape")
+            t = _CTL_TARGETS.get(spec, False)
+            if t is False:  # parsed once per distinct text (CRS's exclusions repeat on every request)
+                try:
+                    t = parse_target(spec)
+                except ValueError:
+                    t = None
+                if len(_CTL_TARGETS) >= 4096:
+                    _CTL_TARGETS.clear()
+                _CTL_TARGETS[spec] = t
+            if t is None:
                 return
             if name == "ruleremovetargetbyid" and ident.strip().isdigit():
                 self.removed_targets.setdefault(int(ident), []).append(t)
@@ -417,6 +433,9 @@ class Transaction:
         self.tx[key] = b"%d" % (cur + delta)
         if key.startswith("inbound_anomaly_score_pl"):
             self.score_added += delta
+
+
+_CTL_TARGETS: dict[str, Target | None] = {}
 
 
 def _to_int(v: bytes) -> int:
