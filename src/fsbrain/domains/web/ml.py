@@ -411,11 +411,38 @@ def _multipart(body: str, ctype: str, out: list[tuple[str, str]]) -> None:
             out.append((f"ARGS_POST:{name}", content.rstrip("\r\n")))
 
 
-def request_params(req: dict[str, Any], *, headers: bool = False) -> list[tuple[str, str]]:
+_NO_DOC = object()
+
+
+def _reused_json_doc(http: Any, body: str) -> Any:
+    """The JSON document the request parser already decoded for ``http`` (an
+    :class:`~fsbrain.domains.web.request.HttpRequest` of the same request), or ``_NO_DOC`` when there is none
+    to reuse: no JSON body processor, a parse error, a body cut at ``max_body_bytes`` (the model reads the
+    whole body), a body that is not the same text, or a parser that does not keep the decoded document
+    (``ParsedBody.doc``)."""
+    if http.default_processor != "JSON" or len(http.body) > http.limits.max_body_bytes:
+        return _NO_DOC
+    try:  # the same text: strict UTF-8 (no surrogates) round-trips exactly through the parser's decoding
+        if body.encode("utf-8") != http.body:
+            return _NO_DOC
+    except UnicodeEncodeError:
+        return _NO_DOC
+    pb = http.parsed_body()
+    doc = getattr(pb, "doc", _NO_DOC)
+    if pb.error is not None or doc is None:  # None: a parser that has the field but did not fill it
+        return _NO_DOC
+    return doc
+
+
+def request_params(req: dict[str, Any], *, headers: bool = False, http: Any = None) -> list[tuple[str, str]]:
     """The ``(name, raw_value)`` pairs of a request dict ``{"method","uri","headers","body"}`` that the model
     scores: the path, query arguments, body arguments (urlencoded, JSON leaves and keys, multipart fields and
     file names, or the raw body) and, with ``headers=True``, cookie values and free-form headers
     (User-Agent, Referer, X-…). Headers are left to the rules by default: the model was trained on values.
+
+    ``http`` is the :class:`~fsbrain.domains.web.request.HttpRequest` built from the same request, when the
+    caller has one (the inspector does): a JSON body its parser already decoded is not decoded a second time
+    here (see :func:`_reused_json_doc`); the pairs are the same either way.
 
     >>> request_params({"uri": "/a?q=1%27", "headers": {"Cookie": "s=x"}, "body": ""}, headers=True)
     [('REQUEST_FILENAME', '/a'), ('ARGS_GET:q', '1%27'), ('REQUEST_COOKIES:s', 'x')]
@@ -448,10 +475,14 @@ def request_params(req: dict[str, Any], *, headers: bool = False) -> list[tuple[
         body = body.decode("utf-8", "replace")
     if body:
         if "json" in ctype or (not ctype and body.lstrip()[:1] in ("{", "[")):
-            try:
-                _json_leaves(json.loads(body), "json", out)
-            except ValueError:
-                out.append(("REQUEST_BODY", body))
+            doc = _NO_DOC if http is None else _reused_json_doc(http, body)
+            if doc is not _NO_DOC:
+                _json_leaves(doc, "json", out)
+            else:
+                try:
+                    _json_leaves(json.loads(body), "json", out)
+                except ValueError:
+                    out.append(("REQUEST_BODY", body))
         elif "multipart/form-data" in ctype:
             _multipart(body, ctype_raw, out)
         elif "x-www-form-urlencoded" in ctype or (not ctype and "=" in body):
