@@ -1,29 +1,36 @@
 """Does ``fsbrain web proxy`` become the bottleneck of the site it protects? Loopback measurement.
 
-Two upstreams, each a uvicorn process with one worker (httptools):
+Two upstreams, each a uvicorn process (httptools):
 
 * ``trivial``: answers every request with a fixed 1 KiB HTML page (the proxy's worst case);
 * ``bank``: what an online-banking JSON API does per request: parses the query, builds an account
   statement of 100 transactions (amounts as ``Decimal``, running balance, per-category totals, a filter on
   the search term) and a 360-month loan amortisation offer (``Decimal``), renders it to JSON (~18 KiB) and
-  computes an ETag (SHA-256) over it; about 0.5 ms of CPU per request (0.52 ms for the app code alone,
-  ~0.54–0.58 ms with uvicorn, on the machine of the recorded run).
+  computes an ETag (SHA-256) over it; about 0.5 ms of CPU per request.
 
-For each upstream: ``wrk -t1 -c16`` for ``--seconds`` straight to the upstream, then through the proxy
-(``--workers 1``, rules + model, PL1) in detect-only and block mode, for each proxy ``--server`` given
-(``fast``: the raw asyncio/httptools server, the default; ``asgi``: uvicorn + the ASGI middleware, the
-previous implementation). The CPU time of the upstream and the proxy processes (user + system from
-``/proc/PID/stat``) over each run, divided by the requests served, gives CPU µs per request and requests
-per CPU-second — the numbers that stay meaningful on a shared machine; wall requests/s and latency are
-what wrk saw with upstream, proxy and wrk all sharing the machine's cores. The request: a browser's
-headers and a Chinese search query (the same as bench_web.py's proxy rows).
+``bank2`` / ``trivial2`` are the same apps with two uvicorn worker processes (a site that uses both cores,
+as it would in production).
 
-``bank2`` is the bank app with two uvicorn worker processes (a site that uses both cores, as it would in
-production); ``forward-only`` (trivial upstream only) replaces inspection with a stub verdict, to show what
-the forwarding itself costs.
+For each upstream, in one run: ``wrk -t1 -c16`` for ``--seconds`` (a) straight to the upstream, then
+through ``fsbrain web proxy --mode block`` (rules + model, PL1) with (b) ``--workers 1`` and (c)
+``--workers 2``. Two kinds of traffic (``--traffic``):
 
-Usage: ``python bench/bench_web_proxy.py [--seconds 8] [--servers fast,asgi] [--modes detect,block,forward-only]
-[--upstreams trivial,bank,bank2]``
+* ``unique``: every request differs (a counter in the query, by a wrk Lua script), so the proxy's verdict
+  cache never hits: every request is inspected (the honest worst case);
+* ``repeat``: the same request again and again (a browser's headers and a Chinese search query), which the
+  verdict cache answers after the first time (static assets, polling: the best case).
+
+Per row: wall requests/s, the site throughput lost against (a) with the same traffic, latency, and the CPU
+time of each process (upstream, proxy with its worker processes, wrk; user + system from ``/proc/PID/stat``
+over the run) divided by the requests served: CPU µs per request, the number that stays meaningful on a
+shared machine. ``proxy/upstream`` is the proxy's CPU per request over the upstream's: the cores of proxy
+needed per core of the site. ``--baseline-src DIR`` adds the proxy rows run from another source tree (a
+checkout of an earlier commit's ``src``) in the same run, for a before/after on the same machine.
+``--modes`` adds ``detect`` and ``forward-only`` (inspection replaced by a constant verdict: what the
+forwarding alone costs) rows with one worker; ``--servers asgi`` adds the uvicorn/ASGI server.
+
+Usage: ``python bench/bench_web_proxy.py [--seconds 8] [--upstreams trivial,bank,bank2] [--traffic unique,repeat]
+[--workers 1,2] [--modes block] [--servers fast] [--baseline-src DIR] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -126,6 +133,15 @@ else:
                 lifespan="on", server_header=False, date_header=False)
 '''
 
+UNIQUE_LUA = '''
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, wrk.path .. "&r=" .. counter)
+end
+'''
+
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -165,12 +181,18 @@ def _load() -> str:
         return "?"
 
 
-def wrk(url: str, seconds: float, concurrency: int = 16) -> dict:
+def wrk(url: str, seconds: float, concurrency: int = 16, script: Path | None = None) -> dict:
     hdrs: list[str] = []
     for k, v in HEADERS.items():
         hdrs += ["-H", f"{k}: {v}"]
-    out = subprocess.run([shutil.which("wrk") or "wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency",
-                          *hdrs, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    cmd = [shutil.which("wrk") or "wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", *hdrs]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    proc = subprocess.Popen([*cmd, url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    _, _, ru = os.wait4(proc.pid, 0)
+    proc.returncode = 0
+    wrk_cpu = ru.ru_utime + ru.ru_stime
 
     def ms(label: str) -> float:
         m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
@@ -180,16 +202,18 @@ def wrk(url: str, seconds: float, concurrency: int = 16) -> dict:
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"requests": int(total.group(1)) if total else 0, "rps": float(rps.group(1)) if rps else 0.0,
+    n = int(total.group(1)) if total else 0
+    return {"requests": n, "rps": float(rps.group(1)) if rps else 0.0,
             "p50": ms("50"), "p99": ms("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "errors": errors.group(1).strip() if errors else ""}
+            "errors": errors.group(1).strip() if errors else "", "wrk_cpu_us": wrk_cpu * 1e6 / max(1, n)}
 
 
-def measured(url: str, seconds: float, pids: dict[str, int]) -> dict:
+def measured(url: str, seconds: float, pids: dict[str, int], script: Path | None) -> dict:
     c0 = {k: _cpu(p) for k, p in pids.items()}
-    res = wrk(url, seconds)
+    res = wrk(url, seconds, script=script)
     for k, p in pids.items():
         res[f"{k}_cpu_us"] = (_cpu(p) - c0[k]) * 1e6 / max(1, res["requests"])
+    res["load"] = _load()
     return res
 
 
@@ -204,12 +228,26 @@ def _upstream(kind: str, port: int, tmp: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env)
 
 
-def run(upstreams: list[str], servers: list[str], modes: list[str], seconds: float) -> list[tuple[str, str, dict]]:
+def _proxy(up_port: int, port: int, *, mode: str, server: str, workers: int, src: Path) -> subprocess.Popen:
+    if mode == "forward-only":
+        cmd = [sys.executable, "-c", STUB, str(up_port), str(port), server]
+    else:
+        cmd = [sys.executable, "-c", "from fsbrain.cli import main; main()", "web", "proxy",
+               "--upstream", f"http://127.0.0.1:{up_port}", "--listen", f"127.0.0.1:{port}",
+               "--mode", mode, "--server", server, "--workers", str(workers)]
+    return subprocess.Popen(cmd, cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(src)})
+
+
+def run(upstreams: list[str], traffics: list[str], workers: list[int], modes: list[str], servers: list[str],
+        seconds: float, baseline: Path | None) -> list[dict]:
     import tempfile
 
-    rows = []
+    rows: list[dict] = []
     procs: list[subprocess.Popen] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench_web_proxy_"))
+    lua = tmp / "unique.lua"
+    lua.write_text(UNIQUE_LUA, encoding="utf-8")
+    trees = [("", REPO / "src")] + ([("before: ", baseline)] if baseline else [])
     try:
         for kind in upstreams:
             up_port = _free_port()
@@ -218,32 +256,41 @@ def run(upstreams: list[str], servers: list[str], modes: list[str], seconds: flo
             _wait_port(up_port)
             time.sleep(1.0)  # every worker up
             wrk(f"http://127.0.0.1:{up_port}{WRK_PATH}", 2)  # warm-up
-            res = measured(f"http://127.0.0.1:{up_port}{WRK_PATH}", seconds, {"upstream": up.pid})
-            rows.append((kind, "direct to upstream", res))
-            print(kind, "direct", res, f"load {_load()}", flush=True)
+            direct: dict[str, float] = {}
+            for traffic in traffics:
+                script = lua if traffic == "unique" else None
+                res = measured(f"http://127.0.0.1:{up_port}{WRK_PATH}", seconds, {"upstream": up.pid}, script)
+                direct[traffic] = res["rps"]
+                rows.append({"upstream": kind, "traffic": traffic, "path": "(a) upstream alone", **res})
+                print(rows[-1], flush=True)
+            setups: list[tuple[str, str, str, int, Path]] = []
             for server in servers:
+                for label, src in trees:
+                    for w in workers:
+                        setups.append((f"{label}({'b' if w == 1 else 'c'}) proxy, {w} worker{'s' * (w > 1)}"
+                                       + (f", {server} server" if server != "fast" else ""), "block", server, w, src))
                 for mode in modes:
-                    if mode == "forward-only" and kind != "trivial":
+                    if mode == "block" or (mode == "forward-only" and not kind.startswith("trivial")):
                         continue
-                    port = _free_port()
-                    if mode == "forward-only":
-                        cmd = [sys.executable, "-c", STUB, str(up_port), str(port), server]
-                    else:
-                        cmd = [sys.executable, "-c", "from fsbrain.cli import main; main()", "web", "proxy",
-                               "--upstream", f"http://127.0.0.1:{up_port}", "--listen", f"127.0.0.1:{port}",
-                               "--mode", mode, "--server", server]
-                    px = subprocess.Popen(cmd, cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-                    procs.append(px)
-                    _wait_port(port)
-                    wrk(f"http://127.0.0.1:{port}{WRK_PATH}", 2)  # warm-up (connection pool, caches)
+                    setups.append((f"proxy, 1 worker, {mode}" + ("" if mode != "forward-only" else
+                                   " (inspection stubbed)") + (f", {server} server" if server != "fast" else ""),
+                                   mode, server, 1, REPO / "src"))
+            for name, mode, server, w, src in setups:
+                port = _free_port()
+                px = _proxy(up_port, port, mode=mode, server=server, workers=w, src=src)
+                procs.append(px)
+                _wait_port(port)
+                time.sleep(0.5 * w)  # every worker up
+                for traffic in traffics:
+                    script = lua if traffic == "unique" else None
+                    wrk(f"http://127.0.0.1:{port}{WRK_PATH}", 2, script=script)  # warm-up: pool, caches
                     res = measured(f"http://127.0.0.1:{port}{WRK_PATH}", seconds,
-                                   {"upstream": up.pid, "proxy": px.pid})
-                    name = (f"through proxy ({server} server, {mode})" if mode != "forward-only" else
-                            f"through proxy ({server} server, inspection stubbed: forwarding only)")
-                    rows.append((kind, name, res))
-                    print(kind, name, res, f"load {_load()}", flush=True)
-                    px.terminate()
-                    px.wait(15)
+                                   {"upstream": up.pid, "proxy": px.pid}, script)
+                    res["lost"] = 1 - res["rps"] / direct[traffic] if direct.get(traffic) else float("nan")
+                    rows.append({"upstream": kind, "traffic": traffic, "path": name, **res})
+                    print(rows[-1], flush=True)
+                px.terminate()
+                px.wait(15)
             up.terminate()
             up.wait(15)
     finally:
@@ -254,31 +301,38 @@ def run(upstreams: list[str], servers: list[str], modes: list[str], seconds: flo
     return rows
 
 
-def table(rows: list[tuple[str, str, dict]]) -> list[str]:
-    lines = ["| upstream | path | wall req/s | p50 ms | p99 ms | upstream CPU µs/req | proxy CPU µs/req | "
-             "upstream req per CPU-s | proxy req per CPU-s | non-2xx / errors |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for kind, name, r in rows:
+def table(rows: list[dict]) -> list[str]:
+    lines = ["| upstream | traffic | path | wall req/s | site throughput lost | p50 ms | p99 ms | upstream CPU µs/req "
+             "| proxy CPU µs/req | wrk CPU µs/req | proxy / upstream CPU | load | non-2xx / errors |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
         up, px = r["upstream_cpu_us"], r.get("proxy_cpu_us")
-        lines.append(f"| {kind} | {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {up:.0f} | "
-                     f"{'—' if px is None else f'{px:.0f}'} | {1e6 / up:,.0f} | "
-                     f"{'—' if px is None else f'{1e6 / px:,.0f}'} | {r['non2xx']} {r['errors']} |")
+        lost = r.get("lost")
+        lines.append(f"| {r['upstream']} | {r['traffic']} | {r['path']} | {r['rps']:,.0f} | "
+                     f"{'—' if lost is None else f'{lost:.0%}'} | {r['p50']:.2f} | {r['p99']:.2f} | {up:.0f} | "
+                     f"{'—' if px is None else f'{px:.0f}'} | {r['wrk_cpu_us']:.0f} | "
+                     f"{'—' if px is None else f'{px / up:.2f}'} | {r['load']} | {r['non2xx']} {r['errors']} |")
     return lines
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--servers", default="fast,asgi")
-    ap.add_argument("--modes", default="detect,block,forward-only")
     ap.add_argument("--upstreams", default="trivial,bank,bank2")
+    ap.add_argument("--traffic", default="unique,repeat")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--modes", default="block", help="block (always), detect, forward-only")
+    ap.add_argument("--servers", default="fast")
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="also run the proxy rows from this source tree (an earlier commit's src/)")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
     args = ap.parse_args(argv)
     load0 = _load()
-    rows = run(args.upstreams.split(","), args.servers.split(","), args.modes.split(","), args.seconds)
+    rows = run(args.upstreams.split(","), args.traffic.split(","), [int(w) for w in args.workers.split(",")],
+               args.modes.split(","), args.servers.split(","), args.seconds, args.baseline_src)
+    cmd = " ".join(["python bench/bench_web_proxy.py", *argv])
     lines = [f"Machine: {describe()}; load average {load0} at the start, {_load()} at the end.", "",
-             f"Command: `python bench/bench_web_proxy.py --seconds {args.seconds:g} --servers {args.servers} "
-             f"--modes {args.modes} --upstreams {args.upstreams}`", "", *table(rows)]
+             f"Command: `{cmd}`", "", *table(rows)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -103,3 +103,123 @@ def test_cc_rate_limit_and_challenge(inspector):
 def test_bad_mode_refused():
     with pytest.raises(InputError, match="mode"):
         FsbrainWAFMiddleware(echo_app, mode="prevent")
+
+
+# -- the verdict cache ------------------------------------------------------------------------------------
+
+def _same(a: dict, b: dict) -> bool:
+    return {k: v for k, v in a.items() if k != "latency_ms"} == {k: v for k, v in b.items() if k != "latency_ms"}
+
+
+def test_verdict_cache_gives_exactly_the_inspectors_verdicts(inspector):
+    import gzip
+    import json
+
+    from fsbrain.domains.web import ml
+    from fsbrain.domains.web.inspector import VerdictCache
+
+    with gzip.open(ml.DATA_DIR / "benign_eval.jsonl.gz", "rt", encoding="utf-8") as f:
+        reqs = [json.loads(line) for _, line in zip(range(300), f, strict=False)]
+    reqs += [{"method": "GET", "uri": ATTACK, "headers": [("user-agent", "Mozilla/5.0")], "body": b""},
+             {"method": "POST", "uri": "/login", "headers": [("content-type", "application/x-www-form-urlencoded")],
+              "body": b"user=admin'--&password=x<script>alert(1)</script>"}]
+    cache = VerdictCache(inspector, max_entries=10_000, max_key_bytes=1 << 20)
+    for r in reqs:
+        first = cache.inspect(r)
+        second = cache.inspect(r)  # cached when the key covers the request
+        fresh = inspector.inspect(r)
+        assert _same(first, fresh) and _same(second, fresh), r
+        second["labels"].append("mutated")  # a caller changing its copy does not change the cache
+        second.setdefault("reasons", []).append({"x": 1})
+        assert _same(cache.inspect(r), fresh)
+    assert cache.hits >= len(reqs) and any(v["attack"] for v in map(inspector.inspect, reqs))
+
+
+def test_verdict_cache_is_bounded_and_keys_only_what_it_covers(inspector):
+    from fsbrain.domains.web.inspector import VerdictCache
+
+    cache = VerdictCache(inspector, max_entries=3, max_key_bytes=200)
+    for i in range(10):
+        cache.inspect({"method": "GET", "uri": f"/p{i}", "headers": [("accept", "*/*")], "body": b""})
+    assert len(cache) == 3 and cache.misses == 10
+    cache.inspect({"method": "GET", "uri": "/p9", "headers": [("accept", "*/*")], "body": b""})
+    assert cache.hits == 1
+    big = {"method": "POST", "uri": "/x", "headers": [], "body": b"a=" + b"b" * 300}
+    other = [big, {"method": "GET", "uri": "/p9", "headers": {"accept": 1}},  # not a str: never keyed
+             {"method": "GET", "uri": "/p9", "headers": [("accept", "*/*")], "body": b"", "remote_addr": "1.2.3.4"},
+             {"method": "GET", "uri": "/p9", "headers": [["accept", "*/*"]], "body": b""}]
+    for r in other:
+        cache.inspect(r)
+    assert cache.uncached == len(other) and len(cache) == 3
+    # str and bytes bodies, dict and list headers never share an entry with something that differs
+    assert cache._key({"method": "GET", "uri": "/", "body": "x"}) != cache._key({"method": "GET", "uri": "/",
+                                                                                 "body": b"x"})
+
+
+def test_nondeterministic_rules_turn_the_cache_off():
+    from fsbrain.domains.web.inspector import deterministic_rules
+    from fsbrain.domains.web.seclang.engine import WebRuleEngine
+
+    setup = 'SecAction "id:1,phase:1,pass,nolog,setvar:tx.critical_anomaly_score=5"\n'
+    plain = WebRuleEngine.from_text(setup + 'SecRule ARGS "@rx evil" "id:10,phase:2,block,'
+                                    'setvar:tx.anomaly_score_pl1=+5"\n')
+    uid = WebRuleEngine.from_text(setup + 'SecRule UNIQUE_ID "@rx ^a" "id:11,phase:1,block,'
+                                  'setvar:tx.anomaly_score_pl1=+5"\n')
+    macro = WebRuleEngine.from_text(setup + 'SecRule ARGS "@rx evil" "id:12,phase:2,pass,'
+                                    'msg:\'seen in %{UNIQUE_ID}\',chain"\n  SecRule ARGS "@rx x" "t:none"\n')
+    assert deterministic_rules(plain) and not deterministic_rules(uid) and not deterministic_rules(macro)
+    insp = WebInspector(paranoia=1, rules=uid, model=False)
+    assert insp.cacheable is False
+    assert FsbrainWAFMiddleware(echo_app, inspector=insp).verdicts is None
+    assert FsbrainWAFMiddleware(echo_app, inspector=WebInspector(paranoia=1, rules=plain)).verdicts is not None
+
+    class Custom:  # an inspector that does not declare itself cacheable is never cached
+        def inspect(self, req):
+            return {"attack": False, "score": 0, "labels": [], "rules": [], "reasons": []}
+
+    assert FsbrainWAFMiddleware(echo_app, inspector=Custom()).verdicts is None
+    assert FsbrainWAFMiddleware(echo_app, inspector=WebInspector(paranoia=1), verdict_cache=0).verdicts is None
+
+
+def test_crs_v4_verdicts_are_cacheable():
+    from pathlib import Path
+
+    from fsbrain.domains.web.inspector import deterministic_rules
+    from fsbrain.domains.web.seclang.engine import WebRuleEngine
+
+    crs = Path(__file__).resolve().parents[3] / "shared" / "data" / "crs-regression"
+    if not crs.is_dir():
+        pytest.skip("no CRS checkout")
+    assert deterministic_rules(WebRuleEngine.from_crs(crs, paranoia=1))
+
+
+def test_cached_verdicts_still_update_bots_and_cc_every_request(inspector):
+    from fsbrain.domains.web.bots import BotDetector
+
+    cc = CCDetector(config=CCConfig(ip_rate=1, ip_burst=5))
+    seen: list[dict] = []
+    app = FsbrainWAFMiddleware(echo_app, mode="block", inspector=inspector, cc=cc, bots=BotDetector(),
+                               on_verdict=lambda rid, v: seen.append(v))
+    codes = [call(app, "GET", "/same/page").status_code for _ in range(12)]
+    assert codes[0] == 200 and 429 in codes  # the same request each time: CC still counts every one
+    assert app.verdicts is not None and app.verdicts.hits >= 10
+    assert all("bot" in v for v in seen) and any("cc" in v for v in seen)
+    blocked = [call(app, "GET", ATTACK).status_code for _ in range(2)]
+    assert set(blocked) <= {403, 429}
+
+
+def test_crs_with_sampling_is_not_cacheable(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from fsbrain.domains.web.inspector import deterministic_rules
+    from fsbrain.domains.web.seclang.engine import WebRuleEngine
+
+    crs = Path(__file__).resolve().parents[3] / "shared" / "data" / "crs-regression"
+    if not crs.is_dir():
+        pytest.skip("no CRS checkout")
+    shutil.copytree(crs / "rules", tmp_path / "rules")
+    init = tmp_path / "rules" / "REQUEST-901-INITIALIZATION.conf"
+    init.write_text('SecAction "id:900400,phase:1,pass,nolog,setvar:tx.sampling_percentage=50"\n'
+                    + init.read_text(encoding="utf-8"), encoding="utf-8")
+    assert not deterministic_rules(WebRuleEngine.from_crs(tmp_path, paranoia=1))

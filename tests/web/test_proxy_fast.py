@@ -438,3 +438,77 @@ def test_cli_refuses_an_unknown_server():
     _register()
     res = CliRunner().invoke(app, ["web", "proxy", "--upstream", "http://127.0.0.1:9", "--server", "nginx"])
     assert isinstance(res.exception, InputError) and "--server" in res.exception.message
+
+
+class KeepAliveUpstream:
+    """Answers every request on a connection with ``head`` + a 2-byte body, for as long as the proxy keeps
+    the connection; counts connections."""
+
+    def __init__(self, head: bytes):
+        self.head, self.connections = head, 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                data = data.split(b"\r\n\r\n", 1)[1]
+                conn.sendall(self.head + b"Content-Length: 2\r\n\r\nok")
+                if b"close" in self.head.lower():
+                    return
+
+
+@pytest.mark.parametrize("head,reused", [
+    (b"HTTP/1.1 200 OK\r\nX-Internal: secret\r\nConnection: x-internal\r\n", True),
+    (b"HTTP/1.1 200 OK\r\nConnection: close, X-Internal\r\nX-Internal: secret\r\n", False),
+    (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n", True),
+    (b"HTTP/1.0 200 OK\r\nX-Other: 1\r\n", False),
+])
+def test_upstream_connection_header_and_reuse(head, reused):
+    """Headers the upstream's Connection header names never reach the client; the upstream connection is
+    reused exactly when the upstream keeps it alive (HTTP/1.1 unless close; HTTP/1.0 only with keep-alive)."""
+    up = KeepAliveUpstream(head)
+    px_port = free_port()
+    try:
+        with FastProxy(make_proxy_app(f"http://127.0.0.1:{up.port}", mode="detect", inspector=INSPECTOR), px_port):
+            with httpx.Client(base_url=f"http://127.0.0.1:{px_port}", timeout=10) as c:
+                for i in range(3):
+                    r = c.get(f"/k{i}")
+                    assert r.status_code == 200 and r.content == b"ok"
+                    assert "x-internal" not in r.headers and "keep-alive" not in r.headers
+                    assert r.headers["x-request-id"].startswith("r")
+                    time.sleep(0.05)  # the upstream's close (when it closes) reaches the proxy first
+        assert up.connections == (1 if reused else 3)
+    finally:
+        up.sock.close()
+
+
+def test_repeated_requests_hit_the_verdict_cache_and_keep_their_answers(stack):
+    base, px = stack
+    cache = px.server.waf.verdicts
+    assert cache is not None
+    hits = cache.hits
+    with httpx.Client(base_url=base, headers={"Accept": "application/json"}) as c:
+        for _ in range(3):
+            r = c.get("/static/app.js")
+            assert r.status_code == 201 and r.headers["x-request-id"].startswith("r")
+            r = c.get("/item?id=1%27%20union%20select%20password%20from%20users--")
+            assert r.status_code == 403 and r.json()["request_id"] == r.headers["x-request-id"]
+            assert "web_sqli" in r.json()["labels"]
+    assert cache.hits >= hits + 3  # the upstream sets cookies: the second request differs from the first

@@ -57,6 +57,128 @@ def _param_key(name: str) -> str:
     return name.split(":", 1)[1] if ":" in name else name
 
 
+_NONDETERMINISTIC = ("UNIQUE_ID",)  # the only SecLang variable whose value is not a function of the request
+
+
+def _rule_strings(rule: Any) -> list[str]:
+    out = [t.collection for t in list(rule.targets) + list(rule.exclusions)]
+    out += [rule.op_param or "", rule.msg or "", rule.logdata or ""]
+    out += [f"{sv.collection}.{sv.name}={sv.value}" for sv in rule.setvars]
+    out += [f"{k}:{v}" for k, v in rule.ctls]
+    return out
+
+
+def deterministic_rules(engine: Any) -> bool:
+    """Whether the verdict of ``engine`` (a ``WebRuleEngine``) is a function of the request alone: no rule
+    (chains included) reads or expands a variable that changes between identical requests (``UNIQUE_ID``).
+    The engine keeps no state between requests (only the ``tx`` collection persists, per transaction;
+    ``initcol``/``ip``/``session`` collections are accepted and dropped), ``TIME*`` variables are not
+    supported (empty) and ``DURATION`` is a constant; ``REMOTE_ADDR`` comes from the request dict.
+
+    Only the rules a request can reach are checked, by the engine's own analysis (the one its prefilter
+    relies on): CRS's sampling rule reads ``UNIQUE_ID`` but is always skipped at the default
+    ``tx.sampling_percentage=100`` (rule 901400); set a lower percentage and CRS verdicts are not cached."""
+    from fsbrain.domains.web.seclang.engine import WebRuleEngine
+
+    if type(engine) is not WebRuleEngine:
+        return False
+    reachable = getattr(engine, "_reachable_rules", None)
+    rules = reachable() if callable(reachable) else engine.rules
+    for rule in rules:
+        r = rule
+        while r is not None:
+            for text in _rule_strings(r):
+                up = text.upper()
+                if any(v in up for v in _NONDETERMINISTIC):
+                    return False
+            r = r.chain
+    return True
+
+
+def _copy(v: Any) -> Any:
+    """A copy of a verdict: dicts and lists copied all the way down, scalars shared."""
+    t = type(v)
+    if t is dict:
+        return {k: _copy(x) for k, x in v.items()}
+    if t is list:
+        return [_copy(x) for x in v]
+    return v
+
+
+class VerdictCache:
+    """Exact memo of ``inspector.inspect`` for repeated identical requests (static assets, polling, a
+    client retrying the same call): many requests give the inspector identical input, and inspection is a
+    pure function of that input (see :meth:`WebInspector.cacheable`).
+
+    The key is everything the inspector reads: method, URI, every header pair in order and the body (the
+    proxy and the middleware pass exactly these; a dict with any other field, or a value that is not a
+    ``str`` — ``bytes`` for the body — is inspected uncached, so that ``1`` and ``True`` can never share a
+    key). A hit returns a fresh copy of the stored verdict (callers add ``bot``/``cc``/``limits_hit`` to
+    it); only ``latency_ms`` differs: it is the time of the look-up. Per-client state (bot behaviour, CC
+    rates) is never cached: the middleware and the proxy run it on every request after inspection.
+    Exceptions (bad input) are not cached. Bounded: at most ``max_entries`` verdicts (oldest dropped first)
+    and only requests of at most ``max_key_bytes`` (URI + headers + body) are stored.
+    The cache is bound to the inspector's configuration when created: call :meth:`clear` after changing
+    the inspector (rules, model, thresholds) in place.
+    """
+
+    def __init__(self, inspector: Any, *, max_entries: int = 4096, max_key_bytes: int = 4096) -> None:
+        self.inspector = inspector
+        self.max_entries, self.max_key_bytes = int(max_entries), int(max_key_bytes)
+        self._verdicts: dict[Any, dict[str, Any]] = {}
+        self.hits = self.misses = self.uncached = 0
+
+    def __len__(self) -> int:
+        return len(self._verdicts)
+
+    def clear(self) -> None:
+        self._verdicts.clear()
+
+    def _key(self, req: Any) -> Any:
+        if type(req) is not dict or len(req) > 4:
+            return None
+        method, uri, headers, body = req.get("method"), req.get("uri"), req.get("headers", ()), req.get("body", b"")
+        if type(method) is not str or type(uri) is not str or type(body) not in (bytes, str):
+            return None
+        if len(req) != 2 + ("headers" in req) + ("body" in req):
+            return None  # a field the key does not cover
+        size = len(uri) + len(body)
+        if type(headers) is dict:
+            headers = tuple(headers.items())
+        elif type(headers) in (list, tuple):
+            headers = tuple(headers)
+        else:
+            return None
+        for h in headers:
+            if type(h) is not tuple or len(h) != 2 or type(h[0]) is not str or type(h[1]) is not str:
+                return None
+            size += len(h[0]) + len(h[1])
+        if size > self.max_key_bytes:
+            return None
+        return (method, uri, headers, body)
+
+    def inspect(self, req: Any) -> dict[str, Any]:
+        """``inspector.inspect(req)``, from the cache when this exact request was inspected before."""
+        t0 = time.perf_counter()
+        key = self._key(req)
+        if key is None:
+            self.uncached += 1
+            return self.inspector.inspect(req)
+        hit = self._verdicts.get(key)
+        if hit is not None:
+            self.hits += 1
+            out = _copy(hit)
+            out["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+            return out
+        self.misses += 1
+        verdict = self.inspector.inspect(req)
+        d = self._verdicts
+        if len(d) >= self.max_entries:
+            del d[next(iter(d))]
+        d[key] = _copy(verdict)
+        return verdict
+
+
 class WebInspector:
     """Rules + model over one request (see the module docstring).
 
@@ -108,6 +230,19 @@ class WebInspector:
         self.limits, self.strict, self.model_headers = limits, strict, model_headers
         self.opaque_params = tuple(x.lower() for x in opaque_params)
         self._opaque: dict[str, bool] = {}  # parameter name -> opaque (names repeat across requests)
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether a verdict is a function of the request dict alone, so that :class:`VerdictCache` is exact:
+        the rules are a ``WebRuleEngine`` with no rule reading ``UNIQUE_ID`` (:func:`deterministic_rules`);
+        the model is a pure function of the values (its score cache only memoises it), and this
+        inspector's own parameter-name cache likewise."""
+        rules = self.rules
+        memo = getattr(self, "_cacheable", None)
+        if memo is None or memo[0] is not rules:
+            memo = (rules, deterministic_rules(rules))
+            self._cacheable = memo
+        return memo[1] and (self.model is None or isinstance(self.model, ml.WebModel))
 
     def inspect(self, req: dict[str, Any] | HttpRequest) -> dict[str, Any]:
         """Inspect one request dict ``{"method","uri","headers","body"}`` (or an ``HttpRequest``).

@@ -110,12 +110,17 @@ class FsbrainWAFMiddleware:
         max_header_bytes: total header bytes allowed.
         on_verdict: called with ``(request_id, verdict)`` for every inspected request (default: log attacks).
         challenge_secret: key of the challenge cookie (default: random per process).
+        verdict_cache: verdicts remembered for repeated identical requests (0: off). Used only when the
+            inspector says its verdicts are a function of the request alone (``inspector.cacheable``, true
+            for a :class:`~fsbrain.domains.web.inspector.WebInspector` whose rules read no ``UNIQUE_ID``),
+            so a cached verdict is exactly what inspection would give; bot and CC state are still
+            updated on every request (see :class:`~fsbrain.domains.web.inspector.VerdictCache`).
     """
 
     def __init__(self, app: ASGIApp, *, mode: str = "detect", inspector: Any = None, paranoia: int = 1,
                  cc: Any = None, bots: Any = None, max_body_bytes: int = 1_048_576, max_header_bytes: int = 65536,
                  on_verdict: Callable[[str, dict[str, Any]], None] | None = None,
-                 challenge_secret: bytes | None = None) -> None:
+                 challenge_secret: bytes | None = None, verdict_cache: int = 4096) -> None:
         if mode not in MODES:
             raise InputError(f"WAF mode must be one of {MODES}, got {mode!r}")
         self.app, self.mode, self.paranoia = app, mode, paranoia
@@ -124,6 +129,30 @@ class FsbrainWAFMiddleware:
         self.max_body_bytes, self.max_header_bytes = max_body_bytes, max_header_bytes
         self.on_verdict = on_verdict or self._log_verdict
         self.challenge_secret = challenge_secret or os.urandom(16)
+        self.verdict_cache = int(verdict_cache)
+        self._verdicts: Any = None  # the VerdictCache once built; False when not used
+
+    @property
+    def verdicts(self) -> Any:
+        """The :class:`~fsbrain.domains.web.inspector.VerdictCache` in use, or ``None``."""
+        if self._verdicts is None:
+            insp = self.inspector
+            if self.verdict_cache > 0 and getattr(insp, "cacheable", False) is True:
+                from fsbrain.domains.web.inspector import VerdictCache
+
+                self._verdicts = VerdictCache(insp, max_entries=self.verdict_cache)
+            else:
+                self._verdicts = False
+        return self._verdicts if self._verdicts is not False else None
+
+    def inspect(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The inspector's verdict on ``req`` (through the verdict cache when it is in use)."""
+        cache = self._verdicts
+        if cache is None:
+            cache = self.verdicts
+        if cache is None or cache is False:
+            return self.inspector.inspect(req)
+        return cache.inspect(req)
 
     @property
     def inspector(self) -> Any:
@@ -175,7 +204,7 @@ class FsbrainWAFMiddleware:
         req = {"method": scope.get("method", "GET"), "uri": uri, "headers": headers,
                "body": body[: self.max_body_bytes]}
         try:
-            verdict = self.inspector.inspect(req)
+            verdict = self.inspect(req)
         except InputError as exc:
             verdict = {"attack": True, "score": 0, "labels": ["web_protocol"], "rules": [], "reasons": [],
                        "errors": [exc.message]}

@@ -347,6 +347,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 ENV_CONFIG = "FSBRAIN_WEB_PROXY"
+ENV_VERDICT_CACHE = "FSBRAIN_WEB_VERDICT_CACHE"
 
 
 def _worker_waf(cfg: dict[str, Any]) -> FsbrainWAFMiddleware:
@@ -357,7 +358,8 @@ def _worker_waf(cfg: dict[str, Any]) -> FsbrainWAFMiddleware:
     model: Any = False if cfg.get("no_model") else cfg.get("model")
     insp = WebInspector(paranoia=cfg["paranoia"], rules=cfg.get("crs"), model=model)
     cc = CCDetector.from_redis(cfg["redis"]) if cfg.get("redis") else (CCDetector() if cfg.get("cc") else None)
-    return make_proxy_app(cfg["upstream"], mode=cfg["mode"], inspector=insp, cc=cc)
+    return make_proxy_app(cfg["upstream"], mode=cfg["mode"], inspector=insp, cc=cc,
+                          verdict_cache=int(cfg.get("verdict_cache", 4096)))
 
 
 def worker_app() -> _Lifespan:
@@ -454,24 +456,33 @@ def _supervise(cfg: dict[str, Any], host: str, port: int, workers: int) -> None:
 
 def serve(upstream: str, *, listen: str = "127.0.0.1:8080", mode: str = "detect", inspector: Any = None,
           paranoia: int = 1, cc: Any = None, log_level: str = "warning", workers: int = 1,
-          worker_options: dict[str, Any] | None = None, server: str = "fast") -> None:
+          worker_options: dict[str, Any] | None = None, server: str = "fast", verdict_cache: int | None = None) -> None:
     """Run the proxy in the foreground until interrupted.
 
     ``server="fast"`` (default) serves it with the raw asyncio/httptools server of
     :mod:`fsbrain.domains.web.proxy_server`; ``server="asgi"`` with uvicorn and the ASGI middleware. With
     ``workers > 1``, that many processes share the listening socket; each builds its own inspector from
-    ``worker_options`` (``paranoia``, ``crs``, ``model``, ``no_model``, ``cc``, ``redis``): in-process CC
-    state is then per worker (use ``redis`` to share it).
+    ``worker_options`` (``paranoia``, ``crs``, ``model``, ``no_model``, ``cc``, ``redis``,
+    ``verdict_cache``): in-process CC state is then per worker (use ``redis`` to share it).
+    ``verdict_cache`` is the number of verdicts remembered for repeated identical requests (0: off; see
+    :class:`~fsbrain.domains.web.inspector.VerdictCache`); default ``$FSBRAIN_WEB_VERDICT_CACHE``, else 4096.
     """
+    if verdict_cache is None:
+        env = os.environ.get(ENV_VERDICT_CACHE, "").strip()
+        if env and not env.isdigit():
+            raise InputError(f"${ENV_VERDICT_CACHE} must be a number of verdicts (0: off), got {env!r}")
+        verdict_cache = int(env) if env else 4096
     if server not in SERVERS:
         raise InputError(f"--server must be one of {SERVERS}, got {server!r}")
     host, port = parse_listen(listen)
-    cfg = {"upstream": upstream, "mode": mode, "paranoia": paranoia, **(worker_options or {})}
+    cfg = {"upstream": upstream, "mode": mode, "paranoia": paranoia, "verdict_cache": verdict_cache,
+           **(worker_options or {})}
     if server == "fast":
         if workers > 1:
             _supervise(cfg, host, port, workers)
         else:
-            _run_fast(make_proxy_app(upstream, mode=mode, inspector=inspector, paranoia=paranoia, cc=cc), host, port)
+            _run_fast(make_proxy_app(upstream, mode=mode, inspector=inspector, paranoia=paranoia, cc=cc,
+                                     verdict_cache=int(cfg["verdict_cache"])), host, port)
         return
     import uvicorn
 
@@ -481,5 +492,6 @@ def serve(upstream: str, *, listen: str = "127.0.0.1:8080", mode: str = "detect"
         os.environ[ENV_CONFIG] = json.dumps(cfg)
         uvicorn.run("fsbrain.domains.web.proxy:worker_app", factory=True, workers=workers, **common)
         return
-    app = _Lifespan(make_proxy_app(upstream, mode=mode, inspector=inspector, paranoia=paranoia, cc=cc))
+    app = _Lifespan(make_proxy_app(upstream, mode=mode, inspector=inspector, paranoia=paranoia, cc=cc,
+                                   verdict_cache=int(cfg["verdict_cache"])))
     uvicorn.run(app, **common)

@@ -48,7 +48,7 @@ from fsbrain.domains.web.middleware import (
     block_response,
     fold_headers,
 )
-from fsbrain.domains.web.proxy import HOP_BY_HOP, ReverseProxyApp, UpstreamError, _keep_alive
+from fsbrain.domains.web.proxy import HOP_BY_HOP, ReverseProxyApp, UpstreamError
 
 log = logging.getLogger("fsbrain.web.proxy")
 _REASONS = {int(s): s.phrase.encode() for s in HTTPStatus}
@@ -80,13 +80,14 @@ def _response_bytes(status: int, headers: list[tuple[bytes, bytes]], body: bytes
 
 
 class _Request:
-    __slots__ = ("url", "headers", "hbytes", "method", "version", "keep_alive", "body", "size", "done",
+    __slots__ = ("url", "headers", "hbytes", "hsize", "method", "version", "keep_alive", "body", "size", "done",
                  "dispatched", "exchange", "discard", "expect")
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.hbytes = 0
+        self.hsize = 0  # header bytes as the WAF counts them (name + value + 4 per header)
         self.method = b"GET"
         self.version = "1.1"
         self.keep_alive = True
@@ -214,7 +215,12 @@ class _Pool:
 
 
 class _Exchange:
-    """One request forwarded to the upstream and its response relayed back."""
+    """One request forwarded to the upstream and its response relayed back. Upstream inactivity is checked
+    by the server's once-a-second sweep (no timer per request)."""
+
+    __slots__ = ("client", "req", "rid", "head", "chunked", "server", "loop", "streamed", "pending", "up",
+                 "got_bytes", "started", "finished", "interim", "head_only", "retried", "resp_headers",
+                 "out_mode", "eof_body", "pending_head", "last", "timed", "task", "up_keep")
 
     def __init__(self, client: _Client, req: _Request, rid: bytes, head: bytes, chunked: bool) -> None:
         self.client, self.req, self.rid, self.head, self.chunked = client, req, rid, head, chunked
@@ -229,8 +235,9 @@ class _Exchange:
         self.out_mode = "length"  # or "chunked" / "eof" / "none"
         self.eof_body = False
         self.pending_head: bytes | None = None
-        self.last = self.loop.time()
-        self.timer: Any = None
+        self.last = 0.0
+        self.timed = False  # attached once: the upstream inactivity timeout runs
+        self.up_keep = False  # the upstream keeps the connection after this response
         self.task: Any = None
         self.head_only = req.method == b"HEAD"
 
@@ -260,8 +267,7 @@ class _Exchange:
         self.up = conn
         conn.ex = self
         self.last = self.loop.time()
-        if self.timer is None:
-            self.timer = self.loop.call_later(self.server.timeout, self._check_timeout)
+        self.timed = True
         body = self.pending
         if not self.streamed:
             conn.transport.write(self.head + b"".join(body) if body else self.head)
@@ -288,15 +294,10 @@ class _Exchange:
         if self.chunked and self.up is not None and self.up.transport is not None:
             self.up.transport.write(_LAST_CHUNK)
 
-    def _check_timeout(self) -> None:
-        self.timer = None
-        if self.finished:
-            return
-        idle = self.loop.time() - self.last
-        if idle >= self.server.timeout:
+    def check_timeout(self, now: float) -> None:
+        """Called by the server's sweep: fail the exchange when the upstream has been silent too long."""
+        if self.timed and not self.finished and now - self.last >= self.server.timeout:
             self.fail(TimeoutError())
-        else:
-            self.timer = self.loop.call_later(self.server.timeout - idle, self._check_timeout)
 
     # -- the response
     def on_response_head(self, status: int) -> None:
@@ -305,21 +306,31 @@ class _Exchange:
             return
         req = self.req
         out = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
-        length = None
-        drop: frozenset[bytes] | set[bytes] = HOP_BY_HOP
+        length = conn_tokens = None
         chunked_in = False
         for k, v in self.resp_headers:
             lk = k.lower()
-            if lk == b"connection":
-                drop = set(HOP_BY_HOP) | {t.strip().lower() for t in v.split(b",")}
-            elif lk == b"transfer-encoding":
-                chunked_in = b"chunked" in v.lower()
-            elif lk == b"content-length":
-                length = v
-        for k, v in self.resp_headers:
-            lk = k.lower()
-            if lk not in drop and lk != b"x-request-id":
+            if lk in HOP_BY_HOP:
+                if lk == b"connection":
+                    conn_tokens = v if conn_tokens is None else conn_tokens + b"," + v
+                elif lk == b"transfer-encoding":
+                    chunked_in = b"chunked" in v.lower()
+                elif lk == b"content-length":
+                    length = v
+                continue
+            if lk != b"x-request-id":
                 out.append(k + b": " + v + b"\r\n")
+        if conn_tokens is None:
+            self.up_keep = self.up.parser.get_http_version() == "1.1" if self.up is not None else False
+        else:
+            tokens = conn_tokens.lower()
+            self.up_keep = self.up is not None and (
+                b"close" not in tokens if self.up.parser.get_http_version() == "1.1" else b"keep-alive" in tokens)
+            named = {t.strip() for t in tokens.split(b",")} - HOP_BY_HOP
+            if named:  # headers the Connection header names are hop-by-hop too
+                out = out[:1] + [k + b": " + v + b"\r\n" for k, v in self.resp_headers
+                                 if k.lower() not in named and k.lower() not in HOP_BY_HOP
+                                 and k.lower() != b"x-request-id"]
         if self.head_only or status in (204, 304):
             self.out_mode = "none"
             if length is not None:
@@ -370,8 +381,7 @@ class _Exchange:
         conn = self.up
         self.up = None
         if conn is not None:
-            if (not eof and not self.head_only and self.req.done and conn.transport is not None
-                    and _keep_alive(conn.parser.get_http_version(), self.resp_headers)):
+            if not eof and not self.head_only and self.req.done and conn.transport is not None and self.up_keep:
                 self.server.pool.release(conn)
             else:
                 conn.close()
@@ -427,18 +437,14 @@ class _Exchange:
             self.up = None
 
     def _cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.timed = False
         if self.task is not None:
             self.task.cancel()
             self.task = None
 
     def _finish(self) -> None:
         self.finished = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.timed = False
         self.client.exchange_done(self.req)
 
 
@@ -451,6 +457,7 @@ class _Client(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: Any = None
         self.ip = ""
+        self.ip_bytes = b""
         self.cur: _Request | None = None
         self.queue: deque[_Request] = deque()
         self.active: _Request | None = None
@@ -489,6 +496,7 @@ class _Client(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.ip = str(peer[0]) if peer else ""
+        self.ip_bytes = self.ip.encode("latin-1", "replace")
         self.last = self.server.loop.time()
         self.server.clients.add(self)
 
@@ -588,7 +596,9 @@ class _Client(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         cur = self.cur
         cur.headers.append((name.lower(), value))  # type: ignore[union-attr]
-        cur.hbytes += len(name) + len(value) + 4  # type: ignore[union-attr]
+        n = len(name) + len(value) + 4
+        cur.hsize += n  # type: ignore[union-attr]
+        cur.hbytes += n  # type: ignore[union-attr]
         if cur.hbytes > self.server.max_head_bytes:  # type: ignore[union-attr]
             self.too_large = True
             raise _TooLarge
@@ -728,7 +738,7 @@ class _Client(asyncio.Protocol):
         request_id = _clean_request_id(hdict.get("x-request-id"))
         accept = hdict.get("accept", "")
         limits: list[str] = []
-        if sum(len(k) + len(v) + 4 for k, v in headers) > waf.max_header_bytes:
+        if req.hsize > waf.max_header_bytes:
             limits.append("max_header_bytes")
         more = not req.done
         if req.size > waf.max_body_bytes:
@@ -748,7 +758,7 @@ class _Client(asyncio.Protocol):
         inspected = {"method": req.method.decode("latin-1"), "uri": uri, "headers": headers,
                      "body": body[: waf.max_body_bytes]}
         try:
-            verdict = waf.inspector.inspect(inspected)
+            verdict = waf.inspect(inspected)
         except InputError as exc:
             verdict = {"attack": True, "score": 0, "labels": ["web_protocol"], "rules": [], "reasons": [],
                        "errors": [exc.message]}
@@ -788,22 +798,27 @@ class _Client(asyncio.Protocol):
         target = server.prefix + raw_path + (b"?" + qs if qs else b"")
         head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (req.method, target, server.host_header)]
         prior: list[bytes] = []
-        host = length = None
-        drop: frozenset[bytes] | set[bytes] = HOP_BY_HOP
+        host = length = conn_tokens = None
         for k, v in req.headers:
-            if k == b"connection":
-                drop = set(HOP_BY_HOP) | {t.strip().lower() for t in v.split(b",")}
-        for k, v in req.headers:
-            if k in drop or k == b"x-forwarded-for" or k == b"x-request-id":
-                if k == b"x-forwarded-for":
-                    prior.append(v)
-                elif k == b"host":
+            if k in HOP_BY_HOP:
+                if k == b"host":
                     host = v
                 elif k == b"content-length":
                     length = v
+                elif k == b"connection":
+                    conn_tokens = v if conn_tokens is None else conn_tokens + b"," + v
                 continue
-            head.append(k + b": " + v + b"\r\n")
-        prior.append(self.ip.encode("latin-1"))
+            if k == b"x-forwarded-for":
+                prior.append(v)
+            elif k != b"x-request-id":
+                head.append(k + b": " + v + b"\r\n")
+        if conn_tokens is not None:
+            named = {t.strip() for t in conn_tokens.lower().split(b",")} - HOP_BY_HOP - {b"x-forwarded-for"}
+            if named:  # headers the Connection header names are hop-by-hop too
+                head = head[:1] + [k + b": " + v + b"\r\n" for k, v in req.headers
+                                   if k not in HOP_BY_HOP and k not in named and k != b"x-forwarded-for"
+                                   and k != b"x-request-id"]
+        prior.append(self.ip_bytes)
         head.append(b"x-request-id: " + rid + b"\r\nx-forwarded-for: " + b", ".join(prior)
                     + b"\r\nx-forwarded-proto: http\r\n")
         if host:
@@ -858,7 +873,8 @@ class FastProxyServer:
         self.loop = asyncio.get_running_loop()
         self.pool = _Pool(self.app, self.loop)
         _ = self.waf.inspector  # build the default inspector before the first request
-        self._sweeper = self.loop.call_later(1.0, self._sweep)
+        self._sweep_every = min(1.0, self.keep_alive_timeout / 2, self.request_timeout / 2, self.timeout / 2)
+        self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
         if sock is not None:
             self.server = await self.loop.create_server(self._protocol, sock=sock, backlog=backlog)
         else:
@@ -869,9 +885,11 @@ class FastProxyServer:
     def _sweep(self) -> None:
         now = self.loop.time()
         for client in list(self.clients):
+            active = client.active
+            if active is not None and active.exchange is not None:
+                active.exchange.check_timeout(now)
             client.check_idle(now)
-        self._sweeper = self.loop.call_later(min(1.0, self.keep_alive_timeout / 2, self.request_timeout / 2),
-                                             self._sweep)
+        self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
 
     def close(self) -> None:
         """Stop listening, drop idle upstream connections and the idle sweep."""
