@@ -150,21 +150,37 @@ def _drive(base: str, reqs: list[dict], seconds: float, concurrency: int) -> dic
             "codes": codes}
 
 
+MARKER = "<!-- bench_web.py writes everything above this line; what follows is kept -->"
 WRK_PATH = "/search?q=%E4%BF%A1%E7%94%A8%E5%8D%A1%20%E8%BF%98%E6%AC%BE&page=2&sort=date"
 
 
-def _wrk(base: str, seconds: float, concurrency: int) -> dict:
-    """Drive ``base + WRK_PATH`` with wrk (C load generator) and parse its summary."""
+UNIQUE_LUA = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, wrk.path .. "&r=" .. counter)
+end
+"""
+
+
+def _wrk(base: str, seconds: float, concurrency: int, unique: bool = False) -> dict:
+    """Drive ``base + WRK_PATH`` with wrk (C load generator) and parse its summary; ``unique``: a counter in
+    the query makes every request different (the proxy's verdict cache never hits)."""
     import re
     import shutil
     import subprocess
+    import tempfile
 
     hdrs = []
     for k, v in HEADERS.items():
         if k != "Host":
             hdrs += ["-H", f"{k}: {v}"]
-    out = subprocess.run([shutil.which("wrk") or "wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency",
-                          *hdrs, base + WRK_PATH], capture_output=True, text=True, timeout=seconds + 60).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(UNIQUE_LUA)
+        lua.flush()
+        out = subprocess.run([shutil.which("wrk") or "wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s",
+                              "--latency", *hdrs, *(["-s", lua.name] if unique else []), base + WRK_PATH],
+                             capture_output=True, text=True, timeout=seconds + 60).stdout
 
     def ms(label: str) -> float:
         m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
@@ -185,16 +201,18 @@ def proxy_overhead(reqs: list[dict], seconds: float = 8.0, concurrency: int = 16
     import subprocess
 
     benign = [r for r in reqs if "?q=" not in r["uri"] or r["method"] != "GET"]
+    traffics = [("", False)]
     drive = _drive
     if shutil.which("wrk"):
-        def drive(base: str, _reqs: list[dict], secs: float, conc: int) -> dict:
-            return _wrk(base, secs, conc)
+        traffics = [("unique requests", True), ("one repeated request", False)]
+
+        def drive(base: str, _reqs: list[dict], secs: float, conc: int, unique: bool = False) -> dict:
+            return _wrk(base, secs, conc, unique)
     up_port = _free_port()
     procs = [subprocess.Popen([sys.executable, "-c", UPSTREAM, str(up_port)])]
     try:
         _wait_port(up_port)
-        direct = drive(f"http://127.0.0.1:{up_port}", benign, seconds, concurrency)
-        out = [("direct to upstream", direct)]
+        out = [("direct to upstream", drive(f"http://127.0.0.1:{up_port}", benign, seconds, concurrency))]
         for workers in (1, 2):
             port = _free_port()
             px = subprocess.Popen([sys.executable, "-c", "from fsbrain.cli import main; main()", "web", "proxy",
@@ -202,9 +220,13 @@ def proxy_overhead(reqs: list[dict], seconds: float = 8.0, concurrency: int = 16
                                    "--mode", "block", "--workers", str(workers)])
             procs.append(px)
             _wait_port(port)
-            drive(f"http://127.0.0.1:{port}", benign[:200], 2.0, concurrency)  # warm-up
-            out.append((f"through fsbrain proxy, {workers} worker{'s' if workers > 1 else ''} (block mode, "
-                        "rules + model)", drive(f"http://127.0.0.1:{port}", benign, seconds, concurrency)))
+            time.sleep(0.5 * workers)
+            for label, unique in traffics:
+                kw = {"unique": unique} if label else {}
+                drive(f"http://127.0.0.1:{port}", benign[:200], 2.0, concurrency, **kw)  # warm-up
+                out.append((f"through fsbrain proxy, {workers} worker{'s' if workers > 1 else ''} (block mode, "
+                            f"rules + model{', ' + label if label else ''})",
+                            drive(f"http://127.0.0.1:{port}", benign, seconds, concurrency, **kw)))
             px.terminate()
             px.wait(15)
     finally:
@@ -277,12 +299,21 @@ def main(argv: list[str]) -> int:
                                f"(`{WRK_PATH}`)" if shutil.which("wrk") else
                                "an httpx load generator over the benign requests above") + "; upstream, proxy and "
                   "load generator are separate processes on the same 2 cores, so the proxy competes with both "
-                  "for CPU. Wall-clock numbers:", "",
+                  "for CPU. \"Unique requests\": a counter in the query makes every request different, so the "
+                  "proxy's verdict cache never hits and every request is inspected; \"one repeated request\": "
+                  "the cache answers after the first. Wall-clock numbers (CPU per request of each process: "
+                  "`bench/bench_web_proxy.py`):", "",
                   "| path | requests/s | p50 ms | p99 ms | status codes |", "|---|---:|---:|---:|---|"]
         for name, m in prox:
             lines.append(f"| {name} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['codes']} |")
             print(f"{name}: {m['rps']:.0f} req/s p50 {m['p50']:.2f} ms p99 {m['p99']:.2f} ms {m['codes']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    kept = ""
+    if args.out.exists():  # the hand-written sections after the marker are kept
+        old = args.out.read_text(encoding="utf-8")
+        if MARKER in old:
+            kept = old[old.index(MARKER):]
+    lines += ["", kept.rstrip("\n")] if kept else []
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     return 0

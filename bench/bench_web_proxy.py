@@ -272,9 +272,10 @@ def run(upstreams: list[str], traffics: list[str], workers: list[int], modes: li
                 for mode in modes:
                     if mode == "block" or (mode == "forward-only" and not kind.startswith("trivial")):
                         continue
-                    setups.append((f"proxy, 1 worker, {mode}" + ("" if mode != "forward-only" else
-                                   " (inspection stubbed)") + (f", {server} server" if server != "fast" else ""),
-                                   mode, server, 1, REPO / "src"))
+                    for label, src in trees:
+                        setups.append((f"{label}proxy, 1 worker, {mode}" + ("" if mode != "forward-only" else
+                                       " (inspection stubbed)") + (f", {server} server" if server != "fast" else ""),
+                                       mode, server, 1, src))
             for name, mode, server, w, src in setups:
                 port = _free_port()
                 px = _proxy(up_port, port, mode=mode, server=server, workers=w, src=src)

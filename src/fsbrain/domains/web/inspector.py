@@ -33,6 +33,8 @@ False
 
 from __future__ import annotations
 
+import itertools
+import marshal
 import time
 from pathlib import Path
 from typing import Any
@@ -95,16 +97,6 @@ def deterministic_rules(engine: Any) -> bool:
     return True
 
 
-def _copy(v: Any) -> Any:
-    """A copy of a verdict: dicts and lists copied all the way down, scalars shared."""
-    t = type(v)
-    if t is dict:
-        return {k: _copy(x) for k, x in v.items()}
-    if t is list:
-        return [_copy(x) for x in v]
-    return v
-
-
 class VerdictCache:
     """Exact memo of ``inspector.inspect`` for repeated identical requests (static assets, polling, a
     client retrying the same call): many requests give the inspector identical input, and inspection is a
@@ -114,10 +106,12 @@ class VerdictCache:
     proxy and the middleware pass exactly these; a dict with any other field, or a value that is not a
     ``str`` — ``bytes`` for the body — is inspected uncached, so that ``1`` and ``True`` can never share a
     key). A hit returns a fresh copy of the stored verdict (callers add ``bot``/``cc``/``limits_hit`` to
-    it); only ``latency_ms`` differs: it is the time of the look-up. Per-client state (bot behaviour, CC
+    it): verdicts are stored ``marshal``-encoded, which keeps every type exactly (``bool`` stays ``bool``,
+    a tuple stays a tuple) and refuses anything else (such a verdict is simply not stored); only
+    ``latency_ms`` differs: it is the time of the look-up. Per-client state (bot behaviour, CC
     rates) is never cached: the middleware and the proxy run it on every request after inspection.
-    Exceptions (bad input) are not cached. Bounded: at most ``max_entries`` verdicts (oldest dropped first)
-    and only requests of at most ``max_key_bytes`` (URI + headers + body) are stored.
+    Exceptions (bad input) are not cached. Bounded: at most ``max_entries`` verdicts (when full, the oldest
+    quarter is dropped) and only requests of at most ``max_key_bytes`` (URI + headers + body) are stored.
     The cache is bound to the inspector's configuration when created: call :meth:`clear` after changing
     the inspector (rules, model, thresholds) in place.
     """
@@ -125,7 +119,7 @@ class VerdictCache:
     def __init__(self, inspector: Any, *, max_entries: int = 4096, max_key_bytes: int = 4096) -> None:
         self.inspector = inspector
         self.max_entries, self.max_key_bytes = int(max_entries), int(max_key_bytes)
-        self._verdicts: dict[Any, dict[str, Any]] = {}
+        self._verdicts: dict[Any, bytes] = {}  # key -> marshal-encoded verdict
         self.hits = self.misses = self.uncached = 0
 
     def __len__(self) -> int:
@@ -167,15 +161,21 @@ class VerdictCache:
         hit = self._verdicts.get(key)
         if hit is not None:
             self.hits += 1
-            out = _copy(hit)
+            out = marshal.loads(hit)
             out["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
             return out
         self.misses += 1
         verdict = self.inspector.inspect(req)
+        try:
+            blob = marshal.dumps(verdict)
+        except ValueError:  # something marshal cannot copy exactly (a custom object): not stored
+            return verdict
         d = self._verdicts
         if len(d) >= self.max_entries:
-            del d[next(iter(d))]
-        d[key] = _copy(verdict)
+            # drop the oldest quarter at once into a fresh dict: deleting one entry at a time from the
+            # front leaves a run of dead slots that every later ``next(iter(d))`` walks (quadratic)
+            d = self._verdicts = dict(itertools.islice(d.items(), len(d) // 4 + 1, None))
+        d[key] = blob
         return verdict
 
 
