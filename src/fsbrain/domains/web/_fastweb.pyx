@@ -266,6 +266,22 @@ cdef list EMPTY = []
 cdef object _REQ_SCALARS = None
 
 
+cdef object _collection(object tr, object name):
+    """``tr.collection(name)``: the phase's cached entries read here when they are built."""
+    cdef PyObject* hit = PyDict_GetItem(<dict>tr._coll, name)
+    if hit is not NULL:
+        return <object>hit
+    return tr.collection(name)
+
+
+cdef dict _index(object tr, object name):
+    """``tr.index(name)``: the phase's cached index read here when it is built."""
+    cdef PyObject* hit = PyDict_GetItem(<dict>tr._idx, name)
+    if hit is not NULL:
+        return <dict>hit
+    return tr.index(name)
+
+
 cdef object _scalar(object tr, object name):
     """``tr.scalar(name)``, read once per request for the scalars of ``transaction.REQUEST_SCALARS``."""
     global _REQ_SCALARS
@@ -317,9 +333,9 @@ def scan(object pf, object tr, bint body_only, Py_ssize_t max_cached, object cac
                 sv = _scalar(tr, src[4])
                 values = [] if sv is None else [(None, sv)]
             elif kind == S_KEYED:
-                values = tr.index(src[4]).get(src[5], EMPTY)
+                values = _index(tr, src[4]).get(src[5], EMPTY)
             else:
-                values = tr.collection(src[4])
+                values = _collection(tr, src[4])
             for pair in values:
                 v = <bytes?>pair[1]
                 hit = PyDict_GetItem(cache, v)
@@ -476,21 +492,106 @@ cdef object _to_int(object v):
         return 0
 
 
-cdef object _setvar(object tr, object coll, object name, object op, object value):
-    """``Transaction.setvar(coll, name, op, value)``."""
+cdef object _template(object text):
+    """``text`` (a setvar value) split as :func:`_expand` reads it: a tuple of parts, each a bytes literal or
+    a ``str`` macro name (``tx.x``, ``MATCHED_VAR``...); None when it is not a ``str`` or a literal part does
+    not encode (``_expand`` then runs)."""
+    cdef Py_ssize_t i, j, pos, L
+    cdef list parts = []
+    if type(text) is not str:
+        return None
+    try:
+        i = (<str>text).find("%{")
+        pos = 0
+        while i >= 0:
+            j = (<str>text).find("}", i + 2)
+            if j < 0:
+                break
+            L = j - i - 2
+            if 1 <= L <= 200:
+                if i > pos:
+                    parts.append((<str>text[pos:i]).encode("utf-8", "surrogateescape"))
+                parts.append(_macro_part(text[i + 2:j]))
+                pos = j + 1
+                i = (<str>text).find("%{", pos)
+            else:
+                i = (<str>text).find("%{", i + 1)
+        if pos < len(text):
+            parts.append((<str>text[pos:]).encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return None
+    return tuple(parts)
+
+
+cdef object _macro_part(str name):
+    """A macro of a template: ``(key,)`` for ``tx.key`` (read from TX), else the name (``tr._macro``)."""
+    coll, dot, key = name.partition(".")
+    if dot and coll.upper() == "TX":
+        return (key.lower(),)
+    return name
+
+
+cdef object _name_template(object name):
+    """:func:`_template` of a setvar name with macros; None for a plain name (used as it is)."""
+    if type(name) is not str or "%{" not in name:
+        return None
+    return _template(name)
+
+
+cdef object _fill(object tr, tuple parts):
+    """The bytes :func:`_expand` gives for the text :func:`_template` split into ``parts`` (macro values are
+    bytes; decoding and encoding them with surrogateescape, as ``_expand`` does, gives them back unchanged)."""
+    cdef object part
+    cdef list out
+    cdef dict tx
+    cdef Py_ssize_t n = len(parts)
+    if n == 0:
+        return b""
+    tx = tr.tx
+    if n == 1:
+        part = parts[0]
+        if type(part) is bytes:
+            return part
+        if type(part) is tuple:
+            return tx.get((<tuple>part)[0], b"")
+        return tr._macro(part)
+    out = []
+    for part in parts:
+        if type(part) is bytes:
+            out.append(part)
+        elif type(part) is tuple:
+            out.append(tx.get((<tuple>part)[0], b""))
+        else:
+            out.append(tr._macro(part))
+    return b"".join(out)
+
+
+def fill_for_tests(object tr, object text):
+    """:func:`_fill` of :func:`_template` (tests compare it with :func:`expand`)."""
+    tpl = _template(text)
+    return None if tpl is None else _fill(tr, tpl)
+
+
+cdef object _setvar(object tr, object coll, object name, object op, object value, object tpl=None,
+                    object ntpl=None):
+    """``Transaction.setvar(coll, name, op, value)``; ``tpl`` / ``ntpl``: ``value`` / ``name`` split by
+    :func:`_template` (``ntpl`` only for a name with macros)."""
     cdef dict tx
     if coll != "tx":
         return None
     if type(name) is not str:
         return tr.setvar(coll, name, op, value)
-    key = _expand(tr, name).decode("utf-8", "surrogateescape").lower() if "%{" in name else name
+    if ntpl is not None:
+        key = _fill(tr, <tuple>ntpl).decode("utf-8", "surrogateescape").lower()
+    else:
+        key = _expand(tr, name).decode("utf-8", "surrogateescape").lower() if "%{" in name else name
     if key in tr.pinned:
         return None
     tx = tr.tx
     if op == "del":
         tx.pop(key, None)
         return None
-    val = _expand(tr, value)
+    val = _fill(tr, <tuple>tpl) if tpl is not None else _expand(tr, value)
     if op == "=":
         tx[key] = val
         return None
@@ -536,7 +637,9 @@ def link_desc(object r):
     if rx_match is not None:
         _ANCHOR = r.operator.re2_anchor
     return (r.operator, r.transforms, r.tfuncs, r.fast_tx, bool(r.op_negated), bool(r.capture),
-            tuple((sv.collection, sv.name, sv.op, sv.value) for sv in r.setvars), bool(r.multi_match), r.id,
+            tuple((sv.collection, sv.name, sv.op, sv.value, _template(sv.value), _name_template(sv.name))
+                  for sv in r.setvars),
+            bool(r.multi_match), r.id,
             tuple((t.collection, t.key, t.key_rx, bool(t.count), t) for t in r.targets), r.exclusions, r.tags,
             rx_match, getattr(r.operator, "c_code", -1), getattr(r.operator, "c_arg", None))
 
@@ -661,13 +764,13 @@ cdef list _entries(object tr, tuple d, object collections):
                     tv = tr.tx.get(key)
                     entries = [] if tv is None else [(key, tv)]
                 else:
-                    entries = [e for e in tr.tx.items() if key_rx is None or _selects(t, e[0])]
+                    entries = _tx_selected(tr.tx, t, key_rx)
             elif coll == "XML":
                 entries = tr.xml(key)
             elif key is not None:
-                entries = tr.index(coll).get(key, [])
+                entries = _index(tr, coll).get(key, [])
             else:
-                entries = tr.collection(coll)
+                entries = _collection(tr, coll)
                 if key_rx is not None:
                     entries = [e for e in entries if _selects(t, e[0])]
             if filt:
@@ -686,6 +789,24 @@ cdef list _entries(object tr, tuple d, object collections):
                     out.append(("&" + coll, None, b"0"))
                 continue
             out.append((coll, None, b"1" if td[3] else v))
+    return out
+
+
+cdef list _tx_selected(dict tx, object t, object key_rx):
+    """``[e for e in tx.items() if key_rx is None or t.selects(e[0])]`` with the selector's memo read here."""
+    cdef list out = []
+    cdef dict memo
+    cdef PyObject* hit
+    if key_rx is None:
+        return list(tx.items())
+    memo = t.selected
+    for k, v in tx.items():
+        hit = PyDict_GetItem(memo, k)
+        if hit is NULL:
+            if t.selects(k):
+                out.append((k, v))
+        elif (<object>hit) is True:
+            out.append((k, v))
     return out
 
 
@@ -737,7 +858,7 @@ cdef bint _match_link(object tr, tuple d, object collections, dict reduced, obje
             tr.matched_var_name = vname
             tr.matched_vars = [(vname, value)]
             for sv in d[L_SETVARS]:
-                _setvar(tr, sv[0], sv[1], sv[2], sv[3])
+                _setvar(tr, sv[0], sv[1], sv[2], sv[3], sv[4], sv[5])
             return True
     found = []
     multi = d[L_MULTI]
@@ -773,7 +894,7 @@ cdef bint _match_link(object tr, tuple d, object collections, dict reduced, obje
                 tr.matched_var_name = name
                 tr.matched_vars = found
                 for sv in d[L_SETVARS]:
-                    _setvar(tr, sv[0], sv[1], sv[2], sv[3])
+                    _setvar(tr, sv[0], sv[1], sv[2], sv[3], sv[4], sv[5])
                 break
     if found:
         tr.matched_vars = found
@@ -811,7 +932,8 @@ def plan_entry(object rule, Py_ssize_t bit, object const):
         return (None, bit, const, (), 0, (), None, 0, False, None, (), (), False)
     is_rule = rule.kind == "rule"
     links = tuple(link_desc(r) for r in rule.links()) if is_rule else ()
-    setvars = () if is_rule else tuple((sv.collection, sv.name, sv.op, sv.value) for sv in rule.setvars)
+    setvars = () if is_rule else tuple((sv.collection, sv.name, sv.op, sv.value, _template(sv.value),
+                                        _name_template(sv.name)) for sv in rule.setvars)
     ctls = tuple((c[0], c[1]) for link in rule.links() for c in link.ctls)
     return (rule, bit, const, links, rule.id, rule.tags, rule.skip_after, rule.skip, is_rule,
             rule.disruptive, setvars, ctls, bool(rule.log))
@@ -822,7 +944,7 @@ cdef object _fire(object engine, object tr, object rule, tuple ent, list matched
     cdef tuple sv
     tr.rule = rule
     for sv in ent[10]:
-        _setvar(tr, sv[0], sv[1], sv[2], sv[3])
+        _setvar(tr, sv[0], sv[1], sv[2], sv[3], sv[4], sv[5])
     if ent[11]:
         ctl = tr.ctl
         for cname, cval in ent[11]:
@@ -1437,3 +1559,68 @@ def base64_decode(v):
 def run_op_for_tests(tuple d, object value):
     """``_run_op`` on one value (tests compare it with the operator itself)."""
     return _run_op(d, value, None, True)
+
+
+def names(list entries):
+    """``transaction._names``: ``(key, key as bytes)`` of each entry."""
+    cdef list out = []
+    cdef tuple e
+    for e in entries:
+        k = e[0]
+        out.append((k, _to_bytes(k)))
+    return out
+
+
+def remove_whitespace(v):
+    """``transforms.remove_whitespace``: every whitespace byte (0xA0 included) removed."""
+    if type(v) is not bytes:
+        return _PY["removewhitespace"](v)
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(<bytes>v)
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(<bytes>v), j = 0
+    cdef unsigned char c
+    for i in range(n):
+        c = s[i]
+        if _cmd_ws(c) or c == 0xA0:
+            break
+    else:
+        return v
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+    cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+    for i in range(n):
+        c = s[i]
+        if not (_cmd_ws(c) or c == 0xA0):
+            o[j] = c
+            j += 1
+    return out[:j]
+
+
+def normalize_path_win(v):
+    """``transforms.normalize_path_win``: without a backslash, :func:`normalize_path`."""
+    if type(v) is not bytes or 92 in <bytes>v:
+        return _PY["normalizepathwin"](v)
+    return normalize_path(v)
+
+
+cdef class cached_property:
+    """``request.cached_property`` (a lock-free ``functools.cached_property``) with its ``__get__`` compiled:
+    the first access of each lazy request attribute runs no extra Python frame."""
+    cdef object func
+    cdef public str attrname
+
+    def __init__(self, func):
+        self.func = func
+        self.attrname = func.__name__
+
+    def __set_name__(self, owner, name):
+        self.attrname = name
+
+    @property
+    def __wrapped__(self):
+        return self.func
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        value = self.func(instance)
+        instance.__dict__[self.attrname] = value
+        return value

@@ -78,6 +78,10 @@ class cached_property:  # noqa: N801 - drop-in for functools.cached_property
         return value
 
 
+if _fast is not None and hasattr(_fast, "cached_property"):
+    cached_property = _fast.cached_property  # type: ignore[misc,assignment]  # same, with __get__ compiled
+
+
 def to_bytes(value: str | bytes) -> bytes:
     """Bytes of a str, losslessly for strings made by :func:`text` of arbitrary bytes."""
     if isinstance(value, bytes):

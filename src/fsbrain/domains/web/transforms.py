@@ -431,7 +431,8 @@ def _compiled_transforms(fast) -> dict[str, Transform]:  # type: ignore[no-untyp
         "urldecodeuni": fast.url_decode_uni_any, "utf8tounicode": fast.utf8_to_unicode_any,
         "cmdline": fast.cmd_line, "compresswhitespace": fast.compress_whitespace,
         "normalizepath": fast.normalize_path, "normalisepath": fast.normalize_path,
-        "base64decode": fast.base64_decode,
+        "base64decode": fast.base64_decode, "removewhitespace": fast.remove_whitespace,
+        "normalizepathwin": fast.normalize_path_win, "normalisepathwin": fast.normalize_path_win,
     }
     for name, marks in (("htmlentitydecode", b"&"), ("jsdecode", b"\\"), ("escapeseqdecode", b"\\"),
                         ("cssdecode", b"\\"), ("removenulls", b"\x00"), ("replacenulls", b"\x00"),

@@ -36,6 +36,10 @@ REQUEST_SCALARS = frozenset({"REQUEST_METHOD", "REQUEST_URI", "REQUEST_URI_RAW",
                              "REQUEST_BODY_LENGTH", "REMOTE_ADDR", "REMOTE_HOST", "HTTP_HOST",
                              "FULL_REQUEST_LENGTH"})
 
+# collections that depend on the request line and headers only (kept when the body phase starts)
+_HEAD_ONLY = frozenset({"ARGS_GET", "ARGS_GET_NAMES", "REQUEST_HEADERS", "REQUEST_HEADERS_NAMES", "REQUEST_COOKIES",
+                        "REQUEST_COOKIES_NAMES"})
+
 _DECODABLE = re.compile(rb"[%+&\\\x00]|/\*")
 # Transformations that are the identity on a "plain" value (ASCII, none of % + & \ NUL, no "/*").
 _IDENTITY_ON_PLAIN = frozenset(x.lower() for x in (
@@ -78,6 +82,8 @@ def plain_value(value: bytes) -> bool:
 
 
 def _names(entries: Entries) -> Entries:
+    if _fast is not None and type(entries) is list:
+        return _fast.names(entries)  # type: ignore[no-any-return]
     return [(k, to_bytes(k)) for k, _ in entries]
 
 
@@ -156,9 +162,10 @@ class Transaction:
     def enter_phase(self, phase: int) -> None:
         """Move to a phase; body variables appear in phase 2."""
         self.phase = phase
-        if phase == 2:
-            self._coll.clear()
-            self._idx.clear()
+        if phase == 2:  # collections fed by the body change; headers, cookies and the query do not
+            for cache in (self._coll, self._idx):
+                for name in [n for n in cache if n not in _HEAD_ONLY]:
+                    del cache[name]
 
     @property
     def body(self):  # type: ignore[no-untyped-def]
