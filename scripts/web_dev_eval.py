@@ -45,7 +45,7 @@ def dev(key: str) -> bool:
 
 
 def dev_sets(shared: Path, limit: int = 800) -> dict[str, tuple[str, list[tuple[str, dict]]]]:
-    """name -> (kind, [(key, request)]) over the dev fold."""
+    """name -> (kind, [(key, request)]) over the dev fold; ``limit`` requests per large set (0: all)."""
     from bench_web_peer import BROWSER, _every
 
     from fsbrain.domains.web import ml
@@ -76,6 +76,8 @@ def dev_sets(shared: Path, limit: int = 800) -> dict[str, tuple[str, list[tuple[
                 zh.append((line, {"method": "POST", "uri": "/feedback", "body": body,
                                   "headers": {**BROWSER, "Content-Type": "application/x-www-form-urlencoded",
                                               "Content-Length": str(len(body))}}))
+    if limit <= 0:
+        limit = max(len(inj), len(benign), 2 * len(zh))
     return {"crs": ("attack", crs), "libinjection": ("attack", _every(inj, limit)),
             "benign": ("benign", _every(benign, limit)), "zh": ("benign", _every(zh, limit // 2)),
             "fp": ("benign", fp)}
@@ -120,11 +122,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--modsec", action="store_true", help="also run ModSecurity + Debian CRS")
     ap.add_argument("--misses", action="store_true", help="list missed attacks and false alarms")
     ap.add_argument("--only", nargs="+", help="sets to run (crs libinjection benign zh fp)")
+    ap.add_argument("--limit", type=int, default=800,
+                    help="requests per large set (libinjection, benign; half for zh), evenly sampled; 0: all")
     args = ap.parse_args(argv)
     from fsbrain.domains.web import ml
     from fsbrain.domains.web.inspector import WebInspector
 
-    sets = dev_sets(args.shared)
+    sets = dev_sets(args.shared, args.limit)
     if args.only:
         sets = {k: v for k, v in sets.items() if k in args.only}
     model = False if args.rules_only else (ml.WebModel.load(args.model) if args.model else None)

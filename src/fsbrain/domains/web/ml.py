@@ -91,12 +91,17 @@ def is_plain(value: str) -> bool:
     no injection syntax; the model scores them 0 without looking (fast path, and no false positives on
     identifiers, amounts, dates, e-mail addresses and Chinese words).
 
-    >>> is_plain("张三"), is_plain("2024-05-01"), is_plain("1 or 1")
-    (True, True, False)
+    Two spellings made of those characters are SQL, not plain: a ``--`` comment (``1--``) and an ``@@`` system
+    variable (``@@version``).
+
+    >>> is_plain("张三"), is_plain("2024-05-01"), is_plain("1 or 1"), is_plain("1--"), is_plain("@@version")
+    (True, True, False, False, False)
     """
     if _fast_is_plain is not None and type(value) is str:
-        return _fast_is_plain(value)  # type: ignore[no-any-return]
-    return _is_plain_py(value)
+        plain = _fast_is_plain(value)
+    else:
+        plain = _is_plain_py(value)
+    return plain and "--" not in value and "@@" not in value  # type: ignore[no-any-return]
 
 
 def _is_plain_py(value: str) -> bool:

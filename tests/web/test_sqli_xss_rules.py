@@ -1,0 +1,66 @@
+"""fsbrain's own SQLi / XSS rules added for the libinjection gaps of the dev fold (scripts/web_dev_eval.py):
+comments ending numeric expressions, comments glued to keywords, operators between literals, strings broken out of
+and reopened, identity functions, CASE ... WHEN, IE data binding; and the model's plain-value shortcut no longer
+vouching for ``--`` and ``@@``. Rules alone, PL1 — plus SQL-looking benign text that must pass."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from fsbrain.domains.web import ml
+from fsbrain.domains.web.inspector import WebInspector
+
+
+@pytest.fixture(scope="module")
+def rules_pl1():
+    return WebInspector(paranoia=1, model=False)
+
+
+def _q(value: str) -> dict:
+    return {"method": "GET", "uri": "/search?q=" + quote(value, safe=""),
+            "headers": {"Host": "bank.example.com", "User-Agent": "Mozilla/5.0"}, "body": ""}
+
+
+ATTACKS = {
+    "1--": 610305, "1 * 1--": 610305, "@version --": 610305, "( BINARY ( SELECT 1) )  --": 610305,
+    "1-- foo sp_password": 610305, "limit 0,1--": 610305, "7 and 1/*": 610305,
+    "-1/1/**/union": 610306, "-13/**//*!union*//**//*!select*//**/user(),2": 610306,
+    "-1#\r\n\r\nunion": 610306, "1#\nAND#\n9227=9227": 610306, "@@new union#sqlmap\nselect 1": 610306,
+    "1 AND 1 SOUNDS LIKE 1": 610307, "2 OR 3 NOT LIKE 4": 610307, "HOPE AND (8)=(3)": 610307,
+    "A' ^ 'B": 610307, "' NOT REGEXP '": 610307, "A' SOUNDS LIKE 'B": 610307, "4' MOD 2 like '0": 610307,
+    "aa'^0-0='0": 610308, "aa'&0+1='aa": 610308, "aa' < (3) or '1": 610308, "asd\"or!(1)=\"1": 610308,
+    "1'*current_date rlike'0": 610308,
+    "CHARSET(CURRENT_USER())": 610309, "AND CONNECTION_ID()=CONNECTION_ID()": 610309,
+    "2 or 1 group by concat(version(),rand(0)|0) having min(0)": 610309,
+    "case 1 when 2 then 2 end": 610304,
+    '<div datafld="b" dataformatas="html" datasrc="#X"></div>': 610403,
+    '<HTML xmlns:kcf><?import namespace="kcf" implementation="x.htc"><kcf:kcf>x</kcf:kcf></HTML>': 610403,
+}
+
+
+@pytest.mark.parametrize("value,rule", list(ATTACKS.items()), ids=list(ATTACKS))
+def test_dev_fold_gaps_are_caught_by_the_rules(rules_pl1, value, rule):
+    v = rules_pl1.inspect(_q(value))
+    assert v["attack"] and rule in v["rules"], (value, v["rules"])
+
+
+BENIGN = ["WOMEN'S COATS", "I was having true friends", "O'Reilly & Sons", "Rock 'n' Roll", "it's 5' - 6'",
+          "I 'like' it", "He said \"like new\" condition", "case study: when to refinance, then what?",
+          "Item #3\nand more", "version 2 of the app", "user guide", "2019--2020 annual report",
+          "Room 302, 3#楼", "please call me -- thanks", "SELECT a card that fits you", "1 or 2 cards",
+          ":O=Ijv\"$!dRqBz}%\"Ej8", "don't like 1 of them", "The 'MOD' button", "USD/CNY 7.1"]
+
+
+@pytest.mark.parametrize("value", BENIGN)
+def test_sql_looking_text_passes_the_new_rules(rules_pl1, value):
+    new = {610305, 610306, 610307, 610308, 610309, 610403}
+    v = rules_pl1.inspect(_q(value))
+    assert not new & set(v["rules"]), (value, v["rules"])
+
+
+def test_plain_shortcut_does_not_vouch_for_sql_comments_or_system_variables():
+    assert ml.is_plain("2024-05-01") and ml.is_plain("a-b_c.d@e.f") and ml.is_plain("张三")
+    assert not ml.is_plain("1--") and not ml.is_plain("417652--") and not ml.is_plain("@@version")
+    assert ml._is_plain_py("1--")  # the character-class test alone would call it plain
