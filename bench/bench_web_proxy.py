@@ -25,7 +25,10 @@ time of each process (upstream, proxy with its worker processes, wrk; user + sys
 over the run) divided by the requests served: CPU µs per request, the number that stays meaningful on a
 shared machine. ``proxy/upstream`` is the proxy's CPU per request over the upstream's: the cores of proxy
 needed per core of the site. ``--baseline-src DIR`` adds the proxy rows run from another source tree (a
-checkout of an earlier commit's ``src``) in the same run, for a before/after on the same machine.
+checkout of an earlier commit's ``src``) in the same run, for a before/after on the same machine
+(``--src DIR`` measures another tree than this checkout's ``src/``); with ``--interleave ROUNDS`` the two
+trees' one-worker proxies are instead measured alternately, ROUNDS times each (medians: the robust
+before/after on a noisy machine).
 ``--modes`` adds ``detect`` and ``forward-only`` (inspection replaced by a constant verdict: what the
 forwarding alone costs) rows with one worker; ``--servers asgi`` adds the uvicorn/ASGI server.
 
@@ -239,7 +242,7 @@ def _proxy(up_port: int, port: int, *, mode: str, server: str, workers: int, src
 
 
 def run(upstreams: list[str], traffics: list[str], workers: list[int], modes: list[str], servers: list[str],
-        seconds: float, baseline: Path | None) -> list[dict]:
+        seconds: float, baseline: Path | None, src_dir: Path = REPO / "src") -> list[dict]:
     import tempfile
 
     rows: list[dict] = []
@@ -247,7 +250,7 @@ def run(upstreams: list[str], traffics: list[str], workers: list[int], modes: li
     tmp = Path(tempfile.mkdtemp(prefix="bench_web_proxy_"))
     lua = tmp / "unique.lua"
     lua.write_text(UNIQUE_LUA, encoding="utf-8")
-    trees = [("", REPO / "src")] + ([("before: ", baseline)] if baseline else [])
+    trees = [("", src_dir)] + ([("before: ", baseline)] if baseline else [])
     try:
         for kind in upstreams:
             up_port = _free_port()
@@ -267,6 +270,8 @@ def run(upstreams: list[str], traffics: list[str], workers: list[int], modes: li
             for server in servers:
                 for label, src in trees:
                     for w in workers:
+                        if label and w != workers[0]:
+                            continue  # the baseline tree: one proxy set-up is enough for a before/after
                         setups.append((f"{label}({'b' if w == 1 else 'c'}) proxy, {w} worker{'s' * (w > 1)}"
                                        + (f", {server} server" if server != "fast" else ""), "block", server, w, src))
                 for mode in modes:
@@ -302,6 +307,66 @@ def run(upstreams: list[str], traffics: list[str], workers: list[int], modes: li
     return rows
 
 
+def interleaved(upstreams: list[str], traffics: list[str], seconds: float, rounds: int, src_dir: Path,
+                baseline: Path) -> list[str]:
+    """Before/after on the same machine: both trees' one-worker proxies up at once, measured alternately
+    (before, after, after, before, ...) ``rounds`` times each; proxy CPU µs per request, median and runs."""
+    import statistics
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_web_proxy_ab_"))
+    lua = tmp / "unique.lua"
+    lua.write_text(UNIQUE_LUA, encoding="utf-8")
+    res: dict[tuple[str, str, str], list[float]] = {}
+    loads: list[str] = []
+    procs: list[subprocess.Popen] = []
+    try:
+        for kind in upstreams:
+            up_port = _free_port()
+            up = _upstream(kind, up_port, tmp)
+            procs.append(up)
+            _wait_port(up_port)
+            time.sleep(1.0)
+            pxs = {}
+            for name, src in (("before", baseline), ("after", src_dir)):
+                port = _free_port()
+                px = _proxy(up_port, port, mode="block", server="fast", workers=1, src=src)
+                procs.append(px)
+                _wait_port(port)
+                pxs[name] = (port, px)
+            for traffic in traffics:
+                script = lua if traffic == "unique" else None
+                for port, _ in pxs.values():
+                    wrk(f"http://127.0.0.1:{port}{WRK_PATH}", 2, script=script)  # warm-up
+                for r in range(rounds):
+                    order = list(pxs.items()) if r % 2 == 0 else list(pxs.items())[::-1]
+                    for name, (port, px) in order:
+                        m = measured(f"http://127.0.0.1:{port}{WRK_PATH}", seconds, {"proxy": px.pid}, script)
+                        res.setdefault((kind, traffic, name), []).append(m["proxy_cpu_us"])
+                        loads.append(m["load"])
+                        print(kind, traffic, name, f"{m['proxy_cpu_us']:.0f} µs/req", f"load {m['load']}", flush=True)
+            for _, px in pxs.values():
+                px.terminate()
+                px.wait(15)
+            up.terminate()
+            up.wait(15)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(15)
+    lines = [f"Interleaved before/after ({rounds} runs of {seconds:g} s each, one worker, block mode; load average "
+             f"{min(loads)}–{max(loads)}): proxy CPU µs per request, median (runs)", "",
+             "| upstream | traffic | before | after | after / before |", "|---|---|---:|---:|---:|"]
+    for kind in upstreams:
+        for traffic in traffics:
+            b, a = res[(kind, traffic, "before")], res[(kind, traffic, "after")]
+            lines.append(f"| {kind} | {traffic} | {statistics.median(b):.0f} ({', '.join(f'{x:.0f}' for x in b)}) | "
+                         f"{statistics.median(a):.0f} ({', '.join(f'{x:.0f}' for x in a)}) | "
+                         f"{statistics.median(a) / statistics.median(b):.2f} |")
+    return lines
+
+
 def table(rows: list[dict]) -> list[str]:
     lines = ["| upstream | traffic | path | wall req/s | site throughput lost | p50 ms | p99 ms | upstream CPU µs/req "
              "| proxy CPU µs/req | wrk CPU µs/req | proxy / upstream CPU | load | non-2xx / errors |",
@@ -326,11 +391,25 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--servers", default="fast")
     ap.add_argument("--baseline-src", type=Path, default=None,
                     help="also run the proxy rows from this source tree (an earlier commit's src/)")
+    ap.add_argument("--src", type=Path, default=REPO / "src",
+                    help="the source tree of the proxy measured (default: this checkout's src/)")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    ap.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                    help="with --baseline-src: instead of the table, measure both trees' one-worker proxies "
+                         "alternately ROUNDS times each (before/after on the same machine)")
     args = ap.parse_args(argv)
     load0 = _load()
+    if args.interleave and args.baseline_src:
+        lines = interleaved(args.upstreams.split(","), args.traffic.split(","), args.seconds, args.interleave,
+                            args.src, args.baseline_src)
+        text = "\n".join([f"Machine: {describe()}", "", f"Command: `python bench/bench_web_proxy.py {' '.join(argv)}`",
+                          "", *lines]) + "\n"
+        print(text)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+        return 0
     rows = run(args.upstreams.split(","), args.traffic.split(","), [int(w) for w in args.workers.split(",")],
-               args.modes.split(","), args.servers.split(","), args.seconds, args.baseline_src)
+               args.modes.split(","), args.servers.split(","), args.seconds, args.baseline_src, args.src)
     cmd = " ".join(["python bench/bench_web_proxy.py", *argv])
     lines = [f"Machine: {describe()}; load average {load0} at the start, {_load()} at the end.", "",
              f"Command: `{cmd}`", "", *table(rows)]

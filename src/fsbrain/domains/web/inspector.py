@@ -110,8 +110,10 @@ class VerdictCache:
     a tuple stays a tuple) and refuses anything else (such a verdict is simply not stored); only
     ``latency_ms`` differs: it is the time of the look-up. Per-client state (bot behaviour, CC
     rates) is never cached: the middleware and the proxy run it on every request after inspection.
-    Exceptions (bad input) are not cached. Bounded: at most ``max_entries`` verdicts (when full, the oldest
-    quarter is dropped) and only requests of at most ``max_key_bytes`` (URI + headers + body) are stored.
+    Exceptions (bad input) are not cached. A verdict is stored the second time its request is seen (the
+    first sighting only records the key's hash, at most ``4 × max_entries`` of them), so traffic where every
+    request differs costs one hash and a set look-up, not an encoded verdict that is never used again.
+    Bounded: at most ``max_entries`` verdicts (when full, the oldest quarter is dropped) and only requests of at most ``max_key_bytes`` (URI + headers + body) are stored.
     The cache is bound to the inspector's configuration when created: call :meth:`clear` after changing
     the inspector (rules, model, thresholds) in place.
     """
@@ -120,6 +122,7 @@ class VerdictCache:
         self.inspector = inspector
         self.max_entries, self.max_key_bytes = int(max_entries), int(max_key_bytes)
         self._verdicts: dict[Any, bytes] = {}  # key -> marshal-encoded verdict
+        self._seen: set[int] = set()  # hashes of keys seen once (admission: a verdict is stored when seen twice)
         self.hits = self.misses = self.uncached = 0
 
     def __len__(self) -> int:
@@ -127,6 +130,7 @@ class VerdictCache:
 
     def clear(self) -> None:
         self._verdicts.clear()
+        self._seen.clear()
 
     def _key(self, req: Any) -> Any:
         if type(req) is not dict or len(req) > 4:
@@ -166,6 +170,13 @@ class VerdictCache:
             return out
         self.misses += 1
         verdict = self.inspector.inspect(req)
+        h = hash(key)
+        seen = self._seen
+        if h not in seen:  # first sighting: remember that it was seen, store nothing
+            if len(seen) >= 4 * self.max_entries:
+                seen.clear()
+            seen.add(h)
+            return verdict
         try:
             blob = marshal.dumps(verdict)
         except ValueError:  # something marshal cannot copy exactly (a custom object): not stored
