@@ -22,8 +22,8 @@ class OptionalBuildExt(build_ext):
             print(f"WARNING: {ext.name} not built ({exc}); using the pure-Python engine")
 
 
-def _fastlog_options() -> dict:
-    """fsbrain.domains.host._fastlog: C++ calling RE2 directly where RE2's headers and library are found
+def _fastlog_options(name: str = "fsbrain.domains.host._fastlog") -> dict:
+    """fsbrain.domains.host._fastlog and fsbrain.domains.web._fastweb: C++ calling RE2 directly where RE2's headers and library are found
     (Debian: libre2-dev; pkg-config first, for RE2 versions that need Abseil), plain C otherwise (its batches
     then use Arrow's kernels). FSBRAIN_RE2=0 builds without RE2."""
     import os
@@ -55,7 +55,7 @@ def _fastlog_options() -> dict:
         except (OSError, subprocess.SubprocessError):
             ok = False
     if not ok:
-        print("NOTE: RE2 (libre2-dev) not found: fsbrain.domains.host._fastlog built without it (Arrow's kernels)")
+        print(f"NOTE: RE2 (libre2-dev) not found: {name} built without it (RE2 through the google-re2 binding)")
         return plain
     return {"language": "c++", "define_macros": [("FSBRAIN_HAVE_RE2", "1")],
             "extra_compile_args": ["-O2", "-std=c++17", *cflags], "extra_link_args": libs}
@@ -70,7 +70,7 @@ def extensions() -> list[Extension]:
     return cythonize(
         [Extension("fsbrain._speedups", ["src/fsbrain/_speedups.pyx"], extra_compile_args=["-O2"]),
          Extension("fsbrain.domains.web._fastweb", ["src/fsbrain/domains/web/_fastweb.pyx"],
-                   extra_compile_args=["-O2"]),
+                   **_fastlog_options("fsbrain.domains.web._fastweb")),
          Extension("fsbrain.domains.host._fastlog", ["src/fsbrain/domains/host/_fastlog.pyx"],
                    **_fastlog_options())],
         compiler_directives={"language_level": 3},

@@ -326,3 +326,44 @@ def test_constant_comparisons_in_the_compiled_loop_equal_the_operators(v, param,
                                    "id": 1, "targets": [], "exclusions": [], "tags": []})())
     assert d[13] >= 0
     assert F.run_op_for_tests(d, v) == fn(v, lambda _t: b"")
+
+
+_rx_patterns = [rb"(?i)union\s+select", rb"a(b)?(c)", rb"(?:^|[^\w])(\d{2,})(x)?", rb"\x00", rb"(?i)<script[^>]*>",
+                rb"^.*$", rb"[\x80-\xff]+", rb"(?i)(?:on(?:error|load)\s*=)", rb"(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)(l)"]
+
+
+@pytest.mark.skipif(F is None or not F.re2_direct(), reason="_fastweb built without RE2 (libre2-dev)")
+@settings(max_examples=400, deadline=None)
+@given(v=st.one_of(_cmd_values, st.lists(st.sampled_from([b"union", b" ", b"select", b"<script x>", b"onerror =",
+                                                          b"ab", b"c", b"12", b"\x00", b"\xe4", b"\n", b"x"]),
+                                         max_size=10).map(b"".join)))
+def test_direct_re2_matches_the_binding(v):
+    """RE2 called from the compiled module (the system's libre2) finds what the google-re2 binding finds: the
+    same captures (groups 0..9) and, for a set, the same patterns."""
+    import re2
+
+    from fsbrain.domains.web.seclang.operators import _fast_search, compile_rx, re2_options
+
+    for pat in _rx_patterns:
+        op = _fast_search(compile_rx(pat.decode("latin-1")))
+        assert F.CRe(pat)(v) == op(v, lambda _t: b""), pat
+    s = re2.Set.SearchSet(re2_options())
+    cs = F.CSet()
+    for pat in _rx_patterns:
+        s.Add(pat)
+        cs.add(pat)
+    s.Compile()
+    cs.compile()
+    assert sorted(cs(v)) == sorted(s.Match(v))
+
+
+@pytest.mark.skipif(F is None or not F.re2_direct(), reason="_fastweb built without RE2 (libre2-dev)")
+def test_direct_re2_can_be_turned_off_with_the_same_verdicts(monkeypatch):
+    reqs = make_mix(300, seed=5)
+    on = WebRuleEngine.default(paranoia=2)
+    monkeypatch.setenv("FSBRAIN_RE2", "0")
+    off = WebRuleEngine.default(paranoia=2)
+    assert on.re2_direct and not off.re2_direct
+    for r in reqs:
+        a, b = on.inspect(r), off.inspect(r)
+        assert (a.score, a.blocked, a.rule_ids) == (b.score, b.blocked, b.rule_ids)

@@ -38,6 +38,184 @@ cdef extern from "Python.h":
 
 cdef object _DISRUPT = ("deny", "drop", "redirect")
 
+# RE2 called directly (C++), when the build found RE2's headers and library (setup.py defines
+# FSBRAIN_HAVE_RE2 and compiles this module as C++); otherwise stubs, and the engine calls RE2 through the
+# google-re2 binding as before. Same options as ``operators.re2_options()``: Latin-1, ``.`` matches newline,
+# 64 MiB per automaton, case-sensitive unless the pattern says otherwise.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <stddef.h>
+    #ifdef FSBRAIN_HAVE_RE2
+    #include <re2/re2.h>
+    #include <re2/set.h>
+    #include <vector>
+    static RE2::Options fbw_options(void) {
+        RE2::Options o;
+        o.set_encoding(RE2::Options::EncodingLatin1);
+        o.set_dot_nl(true);
+        o.set_max_mem((int64_t)64 << 20);
+        o.set_log_errors(false);
+        return o;
+    }
+    static int fbw_available(void) { return 1; }
+    static void* fbw_re_new(const char* p, Py_ssize_t n) {
+        RE2* r = new RE2(re2::StringPiece(p, (size_t)n), fbw_options());
+        if (!r->ok()) { delete r; return NULL; }
+        return (void*)r;
+    }
+    static void fbw_re_free(void* r) { delete (RE2*)r; }
+    static int fbw_re_groups(void* r) { return ((RE2*)r)->NumberOfCapturingGroups(); }
+    /* unanchored search of t[0:n]: 0 no match, 1 match; with nsub > 0 (at most 10) the spans of groups
+       0..nsub-1 in out as (start, end), -1 for a group that took no part */
+    static int fbw_re_search(void* r, const char* t, Py_ssize_t n, int nsub, Py_ssize_t* out) {
+        re2::StringPiece m[10];
+        if (nsub > 10) nsub = 10;
+        if (!((RE2*)r)->Match(re2::StringPiece(t, (size_t)n), 0, (size_t)n, RE2::UNANCHORED, m, nsub)) return 0;
+        for (int k = 0; k < nsub; k++) {
+            if (m[k].data() == NULL) { out[2 * k] = -1; out[2 * k + 1] = -1; }
+            else { out[2 * k] = (Py_ssize_t)(m[k].data() - t); out[2 * k + 1] = out[2 * k] + (Py_ssize_t)m[k].size(); }
+        }
+        return 1;
+    }
+    static void* fbw_set_new(void) { return (void*)new RE2::Set(fbw_options(), RE2::UNANCHORED); }
+    static void fbw_set_free(void* s) { delete (RE2::Set*)s; }
+    static int fbw_set_add(void* s, const char* p, Py_ssize_t n) {
+        return ((RE2::Set*)s)->Add(re2::StringPiece(p, (size_t)n), NULL);
+    }
+    static int fbw_set_compile(void* s) { return ((RE2::Set*)s)->Compile() ? 1 : 0; }
+    /* the indexes of the patterns found in t[0:n], at most cap of them in out; their number (-1: error) */
+    static Py_ssize_t fbw_set_match(void* s, const char* t, Py_ssize_t n, int* out, Py_ssize_t cap) {
+        std::vector<int> v;
+        RE2::Set::ErrorInfo e;
+        if (!((RE2::Set*)s)->Match(re2::StringPiece(t, (size_t)n), &v, &e)) {
+            return e.kind == RE2::Set::kNoError ? 0 : -1;
+        }
+        Py_ssize_t k = 0;
+        for (size_t i = 0; i < v.size() && k < cap; i++) out[k++] = v[i];
+        return (Py_ssize_t)v.size() <= cap ? (Py_ssize_t)v.size() : cap;
+    }
+    #else
+    static int fbw_available(void) { return 0; }
+    static void* fbw_re_new(const char* p, Py_ssize_t n) { (void)p; (void)n; return NULL; }
+    static void fbw_re_free(void* r) { (void)r; }
+    static int fbw_re_groups(void* r) { (void)r; return 0; }
+    static int fbw_re_search(void* r, const char* t, Py_ssize_t n, int nsub, Py_ssize_t* out) {
+        (void)r; (void)t; (void)n; (void)nsub; (void)out; return 0;
+    }
+    static void* fbw_set_new(void) { return NULL; }
+    static void fbw_set_free(void* s) { (void)s; }
+    static int fbw_set_add(void* s, const char* p, Py_ssize_t n) { (void)s; (void)p; (void)n; return -1; }
+    static int fbw_set_compile(void* s) { (void)s; return 0; }
+    static Py_ssize_t fbw_set_match(void* s, const char* t, Py_ssize_t n, int* out, Py_ssize_t cap) {
+        (void)s; (void)t; (void)n; (void)out; (void)cap; return -1;
+    }
+    #endif
+    """
+    int fbw_available()
+    void* fbw_re_new(const char* p, Py_ssize_t n)
+    void fbw_re_free(void* r)
+    int fbw_re_groups(void* r)
+    int fbw_re_search(void* r, const char* t, Py_ssize_t n, int nsub, Py_ssize_t* out)
+    void* fbw_set_new()
+    void fbw_set_free(void* s)
+    int fbw_set_add(void* s, const char* p, Py_ssize_t n)
+    int fbw_set_compile(void* s)
+    Py_ssize_t fbw_set_match(void* s, const char* t, Py_ssize_t n, int* out, Py_ssize_t cap)
+
+
+def re2_direct():
+    """Whether this build calls RE2 directly (built with RE2's headers and library, ``libre2-dev``)."""
+    return fbw_available() == 1
+
+
+cdef object _RE_MATCHED = (b"",)
+
+
+cdef class CRe:
+    """One ``@rx`` / ``@pm`` pattern compiled by RE2 and searched without the binding."""
+    cdef void* r
+    cdef int nsub
+    cdef readonly bytes pattern
+
+    def __cinit__(self, bytes pattern not None):
+        self.r = fbw_re_new(pattern, len(pattern))
+        if self.r == NULL:
+            raise ValueError("RE2 cannot compile the pattern")
+        self.nsub = min(10, 1 + fbw_re_groups(self.r))
+        self.pattern = pattern
+
+    def __dealloc__(self):
+        if self.r != NULL:
+            fbw_re_free(self.r)
+
+    cdef object search(self, bytes v, bint want_captures):
+        """None, or the captures (groups 0..9, ``b""`` for a group that took no part; ``_MATCHED`` when
+        ``want_captures`` is false)."""
+        cdef Py_ssize_t sp[20]
+        cdef Py_ssize_t k
+        cdef const char* t = PyBytes_AS_STRING(v)
+        if not want_captures:
+            return _RE_MATCHED if fbw_re_search(self.r, t, PyBytes_GET_SIZE(v), 0, sp) else None
+        if not fbw_re_search(self.r, t, PyBytes_GET_SIZE(v), self.nsub, sp):
+            return None
+        out = []
+        for k in range(self.nsub):
+            out.append(v[sp[2 * k]:sp[2 * k + 1]] if sp[2 * k] >= 0 else b"")
+        return tuple(out)
+
+    def __call__(self, bytes v not None):
+        """The captures of the first match (as ``operators._fast_search`` returns them), or None."""
+        return self.search(v, True)
+
+
+cdef class CSet:
+    """An RE2 set (unanchored) searched without the binding: ``hits(text)`` gives the indexes of the patterns
+    found, as ``re2.Set.Match`` does."""
+    cdef void* s
+    cdef Py_ssize_t n
+    cdef bint compiled
+
+    def __cinit__(self):
+        self.s = fbw_set_new()
+        if self.s == NULL:
+            raise ValueError("built without RE2")
+        self.n = 0
+        self.compiled = False
+
+    def __dealloc__(self):
+        if self.s != NULL:
+            fbw_set_free(self.s)
+
+    def add(self, bytes pattern not None):
+        if fbw_set_add(self.s, pattern, len(pattern)) < 0:
+            raise ValueError("RE2 cannot add the pattern to a set")
+        self.n += 1
+
+    def compile(self):
+        if not fbw_set_compile(self.s):
+            raise ValueError("RE2 cannot compile the set")
+        self.compiled = True
+
+    cdef list hits(self, bytes t):
+        cdef int buf[512]
+        cdef int* out = buf
+        cdef Py_ssize_t k, got
+        cdef list res
+        if self.n > 512:
+            heap = bytearray(4 * self.n)
+            out = <int*>PyByteArray_AS_STRING(heap)
+        got = fbw_set_match(self.s, PyBytes_AS_STRING(t), PyBytes_GET_SIZE(t), out, self.n if self.n > 0 else 1)
+        if got < 0:  # RE2 gave up (memory): every pattern counts as found, so the rules run normally
+            return list(range(self.n))
+        res = []
+        for k in range(got):
+            res.append(out[k])
+        return res
+
+    def __call__(self, bytes t not None):
+        return self.hits(t)
+
 # ---- pure functions ---------------------------------------------------------------------------------
 
 cdef inline int _hexval(unsigned char c) nogil:
@@ -211,7 +389,8 @@ cdef object _value_mask(bytes v, list stages, object pas):
         g = <list>gobj
         if len(g) == 1:
             got = <tuple>sets[<Py_ssize_t>g[0]]
-            hits = got[0](t)
+            one = got[0]
+            hits = (<CSet>one).hits(t) if type(one) is CSet else one(t)
             if hits:
                 bits = got[1]
                 for i in hits:
@@ -222,7 +401,8 @@ cdef object _value_mask(bytes v, list stages, object pas):
         u = <object>hit if hit is not NULL else pas.union(key)
         for one in <tuple>u:
             got = <tuple>one
-            hits = got[0](t)
+            one = got[0]
+            hits = (<CSet>one).hits(t) if type(one) is CSet else one(t)
             if hits:
                 bits = got[1]
                 for i in hits:
@@ -625,11 +805,12 @@ DEF L_TAGS = 11
 DEF L_RXMATCH = 12
 DEF L_CODE = 13
 DEF L_CARG = 14
+DEF L_CRE = 15
 
 cdef object _ANCHOR = None
 
 
-def link_desc(object r):
+def link_desc(object r, dict cres=None):
     """The tuple :func:`run_phase` reads for one rule link ``r``. ``op.re2_match`` (set by
     ``operators._fast_search``) lets a plain ``@rx`` / ``@pm`` search run without the operator's closure."""
     global _ANCHOR
@@ -641,7 +822,8 @@ def link_desc(object r):
                   for sv in r.setvars),
             bool(r.multi_match), r.id,
             tuple((t.collection, t.key, t.key_rx, bool(t.count), t) for t in r.targets), r.exclusions, r.tags,
-            rx_match, getattr(r.operator, "c_code", -1), getattr(r.operator, "c_arg", None))
+            rx_match, getattr(r.operator, "c_code", -1), getattr(r.operator, "c_arg", None),
+            None if cres is None else cres.get(id(r.operator)))
 
 
 cdef inline object _captures(bytes value, list spans):
@@ -726,6 +908,9 @@ cdef object _run_op(tuple d, object cand, object expand, bint want_captures):
     cdef int code = d[L_CODE]
     if code >= 0 and type(cand) is bytes:
         return _const_op(code, d[L_CARG], <bytes>cand)
+    cre = d[L_CRE]
+    if cre is not None and type(cand) is bytes:
+        return (<CRe>cre).search(<bytes>cand, want_captures)
     rxm = d[L_RXMATCH]
     if rxm is not None and type(cand) is bytes:
         spans = rxm(_ANCHOR, cand, 0, len(<bytes>cand))
@@ -924,14 +1109,14 @@ cdef bint _target_removed(object rule, object removed_targets, object removed_ta
     return False
 
 
-def plan_entry(object rule, Py_ssize_t bit, object const):
+def plan_entry(object rule, Py_ssize_t bit, object const, dict cres=None):
     """One entry of the compiled plan: ``(rule or None, prefilter bit or -1, constant outcome, link
     descriptors, id, tags, skipAfter, skip, is a SecRule, disruptive action, the setvars a SecAction runs
     when it fires, the ctl actions of the whole chain, logged)``."""
     if rule is None:
         return (None, bit, const, (), 0, (), None, 0, False, None, (), (), False)
     is_rule = rule.kind == "rule"
-    links = tuple(link_desc(r) for r in rule.links()) if is_rule else ()
+    links = tuple(link_desc(r, cres) for r in rule.links()) if is_rule else ()
     setvars = () if is_rule else tuple((sv.collection, sv.name, sv.op, sv.value, _template(sv.value),
                                         _name_template(sv.name)) for sv in rule.setvars)
     ctls = tuple((c[0], c[1]) for link in rule.links() for c in link.ctls)
@@ -970,7 +1155,7 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
     cdef object removed_tags = tr.removed_tags
     cdef object removed_targets = tr.removed_targets
     cdef object removed_tag_targets = tr.removed_tag_targets
-    cdef bint ok
+    cdef bint ok, mask_ok = False
     while i < n:
         ent = <tuple>plan[i]
         rule = ent[0]
@@ -978,14 +1163,16 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
         const = ent[2]
         i += 1
         if bit >= 0:
-            if tr.pf_phase != ph:
-                mask = pf_mask(tr)
-            elif not mask:
-                mask = tr.pf_mask
-            if mask is not buf_of:
-                buf = (<object>mask).to_bytes(nbytes, "little")
-                bp = <const unsigned char*>PyBytes_AS_STRING(buf)
-                buf_of = mask
+            if not mask_ok:  # the mask changes only by a ctl (which resets tr.pf_phase): read once until then
+                if tr.pf_phase != ph:
+                    mask = pf_mask(tr)
+                else:
+                    mask = tr.pf_mask
+                mask_ok = True
+                if mask is not buf_of:
+                    buf = (<object>mask).to_bytes(nbytes, "little")
+                    bp = <const unsigned char*>PyBytes_AS_STRING(buf)
+                    buf_of = mask
             if not (bp[bit >> 3] >> (bit & 7)) & 1:
                 continue
         elif rule is None:
@@ -1017,6 +1204,8 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
             if not ok:
                 continue
         _fire(engine, tr, rule, ent, matched, before)
+        if ent[11]:
+            mask_ok = False  # a ctl may have changed what the prefilter sees
         removed_ids = tr.removed_ids
         removed_tags = tr.removed_tags
         removed_targets = tr.removed_targets

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -207,7 +208,14 @@ class WebRuleEngine:
             self._fold_stable_tx()
         self.labels_by_rule = {r.id: self.label_map.labels_for(r.id, r.tags) for r in self.rules if r.id}
         self._fast = load_speedups(False if compiled is None and not optimize else compiled)
-        self.prefilter = Prefilter(self._reachable_rules() if optimize else [], fast=self._fast)
+        # RE2 called from the compiled module without the binding, for every pattern or for none
+        cres = self._direct_patterns()
+        reachable = self._reachable_rules() if optimize else []
+        self.prefilter = Prefilter(reachable, fast=self._fast, direct=cres is not None)
+        if cres is not None and (self.prefilter.plain_pass.failed or self.prefilter.full_pass.failed):
+            cres = None
+            self.prefilter = Prefilter(reachable, fast=self._fast)
+        self.re2_direct = cres is not None
         # per phase: (rule or None for a marker, prefilter bit or 0, constant outcome) in evaluation order
         bit_of = self.prefilter.bit_of
         self._plans: dict[int, list[tuple[Rule | None, int, bool | None]]] = {
@@ -217,9 +225,39 @@ class WebRuleEngine:
         # the same for the compiled loop, with the bit's index (-1: not prefiltered)
         self._cplans: dict[int, list[tuple[Any, ...]]] = {}
         if self._fast is not None:  # (rules do not change once the engine is built)
-            self._cplans = {ph: [self._fast.plan_entry(r, pfb.bit_length() - 1, c) for r, pfb, c in plan]
+            self._cplans = {ph: [self._fast.plan_entry(r, pfb.bit_length() - 1, c, cres) for r, pfb, c in plan]
                             for ph, plan in self._plans.items()}
         self._mask_bytes = self.prefilter.size // 8 + 1
+
+    def _direct_patterns(self) -> dict[int, Any] | None:
+        """``id(operator) -> _fastweb.CRe`` for every plain ``@rx`` / ``@pm`` operator, when the compiled
+        module was built with RE2 (``libre2-dev``) and RE2 takes every pattern; else None (the binding is
+        used for all of them, so a rule and the prefilter set holding its pattern always agree).
+        ``FSBRAIN_RE2=0`` turns it off."""
+        fast = self._fast
+        if fast is None or not getattr(fast, "re2_direct", lambda: False)():
+            return None
+        if os.environ.get("FSBRAIN_RE2", "1").strip().lower() in ("0", "false", "no", "off"):
+            return None
+        out: dict[int, Any] = {}
+        by_pattern: dict[bytes, Any] = {}
+        for r in self.rules:
+            for link in r.links():
+                op = link.operator
+                if op is None or getattr(op, "re2_match", None) is None or id(op) in out:
+                    continue
+                rx = getattr(op, "regex", None)
+                pattern = getattr(rx, "pattern", None)
+                if type(pattern) is not bytes or not getattr(getattr(rx, "options", None), "case_sensitive", False):
+                    return None
+                cre = by_pattern.get(pattern)
+                if cre is None:
+                    try:
+                        cre = by_pattern[pattern] = fast.CRe(pattern)
+                    except ValueError:
+                        return None
+                out[id(op)] = cre
+        return out
 
     @property
     def compiled(self) -> bool:

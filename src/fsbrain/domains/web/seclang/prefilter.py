@@ -105,10 +105,12 @@ class _Pass:
     read it. One set per stage keeps each set's automaton small: a single set over every CRS pattern
     builds DFA states so large that fresh text costs hundreds of milliseconds."""
 
-    __slots__ = ("sets", "failed", "pats", "unions", "built")
+    __slots__ = ("sets", "failed", "pats", "unions", "built", "cset")
 
-    def __init__(self, entries: list[tuple[int, bytes, int]], n_stages: int) -> None:
+    def __init__(self, entries: list[tuple[int, bytes, int]], n_stages: int, cset: Any = None) -> None:
         self.failed = False
+        # ``_fastweb.CSet`` (RE2 called without the binding) or None for ``re2.Set``
+        self.cset = cset
         self.sets: list[tuple | None] = [None] * n_stages  # type: ignore[type-arg]
         # stages whose texts come out identical for a value share scans (see :meth:`union`)
         self.unions: dict[tuple[int, ...], tuple] = {}  # type: ignore[type-arg]
@@ -119,15 +121,26 @@ class _Pass:
         self.pats = by_stage
         for st, pats in by_stage.items():
             try:
-                s = re2.Set.SearchSet(re2_options())
-                for pattern, _ in pats:
-                    s.Add(pattern)
-                s.Compile()
+                matcher = self._build([pattern for pattern, _ in pats])
             except (re2.error, ValueError, TypeError):
                 self.failed = True  # the engine then evaluates pattern rules without the prefilter
                 return
-            # the C++ object's method: the Python wrapper costs an extra call per scan
-            self.sets[st] = (s._set.Match, [bit for _, bit in pats])
+            self.sets[st] = (matcher, [bit for _, bit in pats])
+
+    def _build(self, patterns: list[bytes]) -> Any:
+        """A compiled set of ``patterns``: a ``_fastweb.CSet``, or the C++ object's ``Match`` method of a
+        ``re2.Set`` (the Python wrapper costs an extra call per scan)."""
+        if self.cset is not None:
+            cs = self.cset()
+            for pattern in patterns:
+                cs.add(pattern)
+            cs.compile()
+            return cs
+        s = re2.Set.SearchSet(re2_options())
+        for pattern in patterns:
+            s.Add(pattern)
+        s.Compile()
+        return s._set.Match
 
     def union(self, key: tuple[int, ...]) -> tuple:  # type: ignore[type-arg]
         """The sets to scan a text that the stages ``key`` (each with a set) all produced: a stage with
@@ -148,17 +161,12 @@ class _Pass:
         if self.built > MAX_UNIONS:
             return own
         try:
-            s = re2.Set.SearchSet(re2_options())
-            bits: list[int] = []
-            for st in small:
-                for pattern, bit in self.pats[st]:
-                    s.Add(pattern)
-                    bits.append(bit)
-            s.Compile()
+            bits = [bit for st in small for _, bit in self.pats[st]]
+            matcher = self._build([pattern for st in small for pattern, _ in self.pats[st]])
         except (re2.error, ValueError, TypeError):
             got = own
         else:
-            got = tuple([self.sets[st] for st in key if st not in small] + [(s._set.Match, bits)])
+            got = tuple([self.sets[st] for st in key if st not in small] + [(matcher, bits)])
         self.unions[key] = got
         return got
 
@@ -187,7 +195,7 @@ class Prefilter:
             :meth:`_scan`, or None for the Python scan.
     """
 
-    def __init__(self, rules: list[Rule], fast: Any = None) -> None:
+    def __init__(self, rules: list[Rule], fast: Any = None, direct: bool = False) -> None:
         from fsbrain.domains.web.seclang.transaction import reduced_chain
 
         ok: list[Rule] = []
@@ -235,7 +243,7 @@ class Prefilter:
             idx = {c: i for i, c in enumerate(chains)}
             entries = [(idx[c], r.operator.regex.pattern, 1 << bit_of[id(r)])  # type: ignore[union-attr]
                        for c in chains for r in ok if c in applied[id(r)][which] and _in_set(r)]
-            passes.append(_Pass(entries, len(chains)))
+            passes.append(_Pass(entries, len(chains), fast.CSet if direct and fast is not None else None))
             stage_index.append(idx)
         self.plain_pass, self.full_pass = passes
         if any(p.failed for p in passes):  # no set: pattern rules are evaluated without the prefilter
