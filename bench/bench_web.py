@@ -301,7 +301,7 @@ def main(argv: list[str]) -> int:
                   "load generator are separate processes on the same 2 cores, so the proxy competes with both "
                   "for CPU. \"Unique requests\": a counter in the query makes every request different, so the "
                   "proxy's verdict cache never hits and every request is inspected; \"one repeated request\": "
-                  "the cache answers after the first. Wall-clock numbers (CPU per request of each process: "
+                  "the cache answers from the third on (a verdict is stored when its request is seen twice). Wall-clock numbers (CPU per request of each process: "
                   "`bench/bench_web_proxy.py`):", "",
                   "| path | requests/s | p50 ms | p99 ms | status codes |", "|---|---:|---:|---:|---|"]
         for name, m in prox:

@@ -9,7 +9,9 @@ object per connection and no task or coroutine per request in the common case:
   is complete (or exceeds ``max_body_bytes``) is inspected synchronously with the middleware's own
   inspector, CC and bot detectors, limits, block pages and request ids
   (:class:`~fsbrain.domains.web.middleware.FsbrainWAFMiddleware` holds the configuration and its helpers
-  are reused, so both servers give the same verdicts and answers);
+  are reused, so both servers give the same verdicts and answers), through the middleware's exact verdict
+  cache for repeated identical requests (:class:`~fsbrain.domains.web.inspector.VerdictCache`; CC and bot
+  state are updated on every request);
 * upstream side: keep-alive connections that are protocols too, responses parsed by
   ``httptools.HttpResponseParser`` and written to the client from its callbacks: the response head goes
   out with the first body chunk (one ``send`` for a typical response), bodies are streamed (re-chunked to
@@ -22,7 +24,8 @@ streamed on in detect mode (``Content-Length`` kept, else chunked) and refused w
 hop-by-hop headers dropped both ways (with the ones the ``Connection`` header names),
 ``X-Forwarded-For/Proto/Host`` added, ``Expect: 100-continue`` answered, 502 JSON when the upstream fails
 before answering, one retry on a fresh connection when a pooled idle connection turns out closed and the
-body was buffered, an inactivity timeout on the upstream, pipelined requests answered in order, idle
+body was buffered, an inactivity timeout on the upstream (checked by the server's sweep, at most
+``timeout / 2`` or 1 s apart: no timer per request), pipelined requests answered in order, idle
 keep-alive client connections closed after ``keep_alive_timeout`` (5 s, as uvicorn) and 408 for a request
 that has not fully arrived within ``request_timeout`` (30 s).
 Malformed requests get 400 (JSON) and the connection is closed; request heads beyond
