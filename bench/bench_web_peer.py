@@ -19,7 +19,7 @@ Rates: TPR = detected attacks / attacks; TNR = passed benign / benign. Throughpu
 of one thread over the benign corpus (typical traffic).
 
 Setup: ``apt-get update && apt-get install -y libmodsecurity3 modsecurity-crs``.
-Usage: ``python bench/bench_web_peer.py [--shared ../shared/data] [--limit 1500]``
+Usage: ``python bench/bench_web_peer.py [--shared ../shared/data] [--limit 1500] [--full-libinjection]``
 """
 
 from __future__ import annotations
@@ -132,8 +132,9 @@ def _every(items: list, limit: int) -> list:
     return [items[int(i * step)] for i in range(limit)]
 
 
-def datasets(shared: Path, limit: int) -> dict[str, tuple[str, list[dict]]]:
-    """name -> (kind "attack"/"benign", requests)."""
+def datasets(shared: Path, limit: int, *, full_libinjection: bool = False) -> dict[str, tuple[str, list[dict]]]:
+    """name -> (kind "attack"/"benign", requests); ``full_libinjection`` adds every held-out libinjection payload
+    as a set of its own (besides the ``limit`` subsample)."""
     crs = []
     for key, _cls, req in ml.crs_attack_tests(shared):
         if ml.heldout(key):
@@ -157,11 +158,14 @@ def datasets(shared: Path, limit: int) -> dict[str, tuple[str, list[dict]]]:
                     zh.append({"method": "POST", "uri": "/feedback", "body": body,
                                "headers": {**BROWSER, "Content-Type": "application/x-www-form-urlencoded",
                                            "Content-Length": str(len(body))}})
-    return {"CRS v4 regression attacks (930–944, held out)": ("attack", _every(crs, limit)),
+    sets = {"CRS v4 regression attacks (930–944, held out)": ("attack", _every(crs, limit)),
             "libinjection SQLi+XSS payloads (held out)": ("attack", _every(inj, limit)),
             "generated benign traffic (benign_eval)": ("benign", _every(benign, limit)),
             "Chinese review sentences as feedback posts (held out)": ("benign", _every(zh, limit // 2)),
             "libinjection false_positives.txt (held out)": ("benign", fp)}
+    if full_libinjection and len(inj) > limit:
+        sets[f"libinjection SQLi+XSS payloads (held out, all {len(inj)})"] = ("attack", inj)
+    return sets
 
 
 def run(name: str, fn, sets: dict) -> dict:
@@ -171,10 +175,11 @@ def run(name: str, fn, sets: dict) -> dict:
         hits = sum(1 for r in reqs if fn(r))
         dt = max(1e-9, time.process_time() - t0)
         rate = hits / len(reqs) if kind == "attack" else 1 - hits / len(reqs)
-        out["rates"][set_name] = (kind, rate, len(reqs))
+        good = hits if kind == "attack" else len(reqs) - hits
+        out["rates"][set_name] = (kind, rate, len(reqs), good)
         if set_name.startswith("generated benign"):
             out["rps"] = len(reqs) / dt
-        print(f"  {name} | {set_name}: {'TPR' if kind == 'attack' else 'TNR'} {rate:.4f} (n={len(reqs)}) "
+        print(f"  {name} | {set_name}: {'TPR' if kind == 'attack' else 'TNR'} {rate:.4f} ({good}/{len(reqs)}) "
               f"{len(reqs) / dt:.0f} req/s", flush=True)
     return out
 
@@ -183,9 +188,11 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=1500, help="requests per set (evenly sampled)")
+    ap.add_argument("--full-libinjection", action="store_true",
+                    help="also run every held-out libinjection payload (not only the --limit subsample)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "web_peer.md")
     args = ap.parse_args(argv)
-    sets = datasets(args.shared, args.limit)
+    sets = datasets(args.shared, args.limit, full_libinjection=args.full_libinjection)
     results, notes = [], []
     for pl in (1, 2):
         try:
@@ -204,11 +211,13 @@ def main(argv: list[str]) -> int:
                                lambda r, i=crs_insp: i.inspect(r)["attack"], sets))
     set_names = list(sets)
     lines = ["# Web peer comparison: ModSecurity v3 + CRS vs fsbrain", "", f"Machine: {describe()}", "",
-             f"Command: `python bench/bench_web_peer.py --limit {args.limit}` (one process, one thread). "
+             f"Command: `python bench/bench_web_peer.py --limit {args.limit}"
+             f"{' --full-libinjection' if args.full_libinjection else ''}` (one process, one thread). "
              "Throughput is requests per CPU-second of this process (ModSecurity runs in-process, so its C "
              f"time counts too): the machine is shared with other work (load average {_load()} at the end of "
              "the run), which makes wall-clock rates meaningless; CPU time is still inflated by contention.", "",
-             "TPR = attacks detected / attacks; TNR = benign requests passed / benign requests. "
+             "TPR = attacks detected / attacks; TNR = benign requests passed / benign requests (each cell: the rate, "
+             "then detected or passed / requests). "
              "Sets (held out from the fsbrain model's training, see `bench/bench_web_peer.py`):", ""]
     for s in set_names:
         kind, reqs = sets[s]
@@ -217,7 +226,7 @@ def main(argv: list[str]) -> int:
               + " | requests per CPU-second (benign traffic) |",
               "|---|" + "---:|" * (len(set_names) + 1)]
     for r in results:
-        cells = [f"{r['rates'][s][1]:.4f}" for s in set_names]
+        cells = [f"{r['rates'][s][1]:.4f} ({r['rates'][s][3]}/{r['rates'][s][2]})" for s in set_names]
         lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {r.get('rps', 0):.0f} |")
     lines += ["", *notes,
               "ModSecurity runs Debian's CRS 3.3.4 (the packaged version); the CRS regression tests were written "
