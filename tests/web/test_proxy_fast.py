@@ -513,3 +513,28 @@ def test_repeated_requests_hit_the_verdict_cache_and_keep_their_answers(stack):
             assert "web_sqli" in r.json()["labels"]
     # stored when seen twice; the upstream sets cookies, so the second request differs from the first
     assert cache.hits >= hits + 3
+
+
+def test_alerts_are_written_after_the_answer_and_a_failing_hook_does_not_fail_requests():
+    seen: list[tuple[str, dict]] = []
+
+    def slow_hook(rid, verdict):
+        seen.append((rid, verdict))
+        if verdict.get("attack"):
+            time.sleep(2.0)  # a slow alert sink (a pipe, a remote log)
+        if "fail" in rid:
+            raise RuntimeError("alert sink down")
+
+    up_port, px_port = free_port(), free_port()
+    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="block",
+                                                                 inspector=INSPECTOR, on_verdict=slow_hook),
+                                                  px_port):
+        with httpx.Client(base_url=f"http://127.0.0.1:{px_port}", timeout=10) as c:
+            t0 = time.monotonic()
+            r = c.get("/item?id=1%27%20union%20select%20password%20from%20users--")
+            assert r.status_code == 403 and time.monotonic() - t0 < 1.5  # answered before the alert is written
+            time.sleep(2.5)
+            assert seen[-1][0] == r.headers["x-request-id"] and seen[-1][1]["attack"]
+            r = c.get("/fine", headers={"X-Request-Id": "will-fail-0001"})  # the hook raises: still forwarded
+            assert r.status_code == 201 and seen[-1][0] == "will-fail-0001"
+            assert c.get("/fine-again").status_code == 201

@@ -11,7 +11,9 @@ object per connection and no task or coroutine per request in the common case:
   (:class:`~fsbrain.domains.web.middleware.FsbrainWAFMiddleware` holds the configuration and its helpers
   are reused, so both servers give the same verdicts and answers), through the middleware's exact verdict
   cache for repeated identical requests (:class:`~fsbrain.domains.web.inspector.VerdictCache`; CC and bot
-  state are updated on every request);
+  state are updated on every request); the verdict goes to ``on_verdict`` (the alert: an attack logged as
+  JSON by default) once the answer or the forwarded request has been written, so a slow alert sink never
+  delays the answer, and a hook that raises is logged without failing the request;
 * upstream side: keep-alive connections that are protocols too, responses parsed by
   ``httptools.HttpResponseParser`` and written to the client from its callbacks: the response head goes
   out with the first body chunk (one ``send`` for a typical response), bodies are streamed (re-chunked to
@@ -575,12 +577,11 @@ class _Client(asyncio.Protocol):
                                "request_id": rid}).encode()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                        (b"x-request-id", rid.encode())]
-        self.waf.on_verdict(rid, {"attack": True, "score": 0, "labels": ["web_protocol"], "rules": [],
-                                  "reasons": [], "limits_hit": ["max_head_bytes"] if status == 431 else [],
-                                  "errors": [message]})
         self.write(_response_bytes(status, headers, body, False))
         self.closed = True
         self.transport.close()
+        self._alert(rid, {"attack": True, "score": 0, "labels": ["web_protocol"], "rules": [], "reasons": [],
+                          "limits_hit": ["max_head_bytes"] if status == 431 else [], "errors": [message]})
 
     # -- httptools callbacks
     def on_message_begin(self) -> None:
@@ -752,8 +753,8 @@ class _Client(asyncio.Protocol):
             lim = f"{limits[0]}={waf.max_header_bytes if status == 431 else waf.max_body_bytes}"
             req.discard = True
             self._answer(req, *block_response(status, request_id, accept=accept, limit=lim))
-            waf.on_verdict(request_id, {"attack": True, "score": 0, "labels": ["web_protocol"], "rules": [],
-                                        "reasons": [], "limits_hit": limits})
+            self._alert(request_id, {"attack": True, "score": 0, "labels": ["web_protocol"], "rules": [],
+                                     "reasons": [], "limits_hit": limits})
             self.exchange_done(req)
             return
         path_s = raw_path.decode("latin-1")
@@ -774,19 +775,28 @@ class _Client(asyncio.Protocol):
 
             scope = {"type": "http", "path": path_s, "client": (self.ip, 0)}
             blocked = _run_sync(waf._flood_and_bots(scope, capture, hdict, self.ip, request_id, accept, verdict))
-            waf.on_verdict(request_id, verdict)
             if blocked:
                 start, last = sent[0], sent[-1]
                 self._answer(req, start["status"], start["headers"], last.get("body", b""))
+                self._alert(request_id, verdict)
                 self.exchange_done(req)
                 return
-        else:
-            waf.on_verdict(request_id, verdict)
         if waf.mode == "block" and verdict["attack"]:
             self._answer(req, *block_response(403, request_id, accept=accept, labels=verdict["labels"]))
+            self._alert(request_id, verdict)
             self.exchange_done(req)
             return
         self._forward(req, raw_path, qs, request_id.encode(), more)
+        self._alert(request_id, verdict)
+
+    def _alert(self, request_id: str, verdict: dict[str, Any]) -> None:
+        """Emit the verdict (``on_verdict``: by default an attack is logged as JSON) once the request has
+        been answered or sent on, so writing the alert never delays the answer; a hook that raises is
+        logged and does not change the answer already given."""
+        try:
+            self.waf.on_verdict(request_id, verdict)
+        except Exception:  # noqa: BLE001 - an alert sink's failure must not fail the request
+            log.exception("fsbrain web proxy: on_verdict failed for request %s", request_id)
 
     def _bad_target(self, req: _Request) -> None:
         rid = _clean_request_id(None)
