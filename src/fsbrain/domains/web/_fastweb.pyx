@@ -447,19 +447,70 @@ cdef object _REQ_SCALARS = None
 
 
 cdef object _collection(object tr, object name):
-    """``tr.collection(name)``: the phase's cached entries read here when they are built."""
-    cdef PyObject* hit = PyDict_GetItem(<dict>tr._coll, name)
+    """``tr.collection(name)``: the phase's cached entries, the common collections built here
+    (``Transaction._build``), the others by the transaction."""
+    cdef dict coll = tr._coll
+    cdef PyObject* hit = PyDict_GetItem(coll, name)
     if hit is not NULL:
         return <object>hit
-    return tr.collection(name)
+    if name == "TX" or name == "MATCHED_VARS" or name == "MATCHED_VARS_NAMES":
+        return tr.collection(name)
+    got = _build(tr, name)
+    coll[name] = got
+    return got
+
+
+cdef object _py_keyed = None
+
+
+cdef object _keyed_any(object pairs):
+    """``transaction._keyed``."""
+    global _py_keyed
+    if type(pairs) is list:
+        return keyed(<list>pairs)
+    if _py_keyed is None:
+        from fsbrain.domains.web.seclang.transaction import _keyed
+        _py_keyed = _keyed
+    return _py_keyed(pairs)
+
+
+cdef object _build(object tr, object name):
+    """``Transaction._build`` for the collections rules read on every request; the others in Python."""
+    cdef bint in_body
+    if name == "ARGS_GET":
+        return _keyed_any(tr.req.args_get)
+    if name == "REQUEST_HEADERS":
+        return _keyed_any(tr.req.header_pairs)
+    if name == "REQUEST_COOKIES":
+        return _keyed_any(tr.req.cookies)
+    in_body = tr.phase >= 2
+    if name == "ARGS_POST":
+        return _keyed_any(tr.body.args) if in_body else []
+    if name == "ARGS":
+        return _collection(tr, "ARGS_GET") + _collection(tr, "ARGS_POST")
+    if name == "MULTIPART_PART_HEADERS":
+        return _keyed_any(tr.body.part_headers) if in_body else []
+    if (name == "ARGS_NAMES" or name == "ARGS_GET_NAMES" or name == "ARGS_POST_NAMES"
+            or name == "REQUEST_HEADERS_NAMES" or name == "REQUEST_COOKIES_NAMES"):
+        base = _collection(tr, name[:len(name) - 6])
+        return names(base) if type(base) is list else tr._build(name)
+    return tr._build(name)
 
 
 cdef dict _index(object tr, object name):
-    """``tr.index(name)``: the phase's cached index read here when it is built."""
-    cdef PyObject* hit = PyDict_GetItem(<dict>tr._idx, name)
+    """``tr.index(name)``: the phase's cached index, built here from :func:`_collection`."""
+    cdef dict idxs = tr._idx
+    cdef PyObject* hit = PyDict_GetItem(idxs, name)
     if hit is not NULL:
         return <dict>hit
-    return tr.index(name)
+    if name == "MATCHED_VARS" or name == "MATCHED_VARS_NAMES":
+        return tr.index(name)
+    ents = _collection(tr, name)
+    if type(ents) is not list:
+        return tr.index(name)
+    got = index(<list>ents)
+    idxs[name] = got
+    return got
 
 
 cdef object _scalar(object tr, object name):
