@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from _machine import describe  # noqa: E402
 
 WRK_PATH = "/search?q=%E4%BF%A1%E7%94%A8%E5%8D%A1%20%E8%BF%98%E6%AC%BE&page=2&sort=date"
+ATTACK_PATH = "/item?id=1%27%20union%20select%20password%20from%20users--"
 HEADERS = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0", "Accept": "text/html,*/*",
            "Accept-Language": "zh-CN,zh;q=0.9", "Accept-Encoding": "gzip"}
 
@@ -394,10 +395,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--src", type=Path, default=REPO / "src",
                     help="the source tree of the proxy measured (default: this checkout's src/)")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    ap.add_argument("--attack", action="store_true",
+                    help="drive an SQL injection instead of the search request (block mode answers 403 from the "
+                         "proxy; the verdict is logged as an alert)")
     ap.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
                     help="with --baseline-src: instead of the table, measure both trees' one-worker proxies "
                          "alternately ROUNDS times each (before/after on the same machine)")
     args = ap.parse_args(argv)
+    global WRK_PATH
+    if args.attack:
+        WRK_PATH = ATTACK_PATH
     load0 = _load()
     if args.interleave and args.baseline_src:
         lines = interleaved(args.upstreams.split(","), args.traffic.split(","), args.seconds, args.interleave,
