@@ -86,6 +86,8 @@ def test_retrain_applies_the_shipped_weights(tmp_path, captured):
     assert not any(v in benign_vals for c, v in w if c != "benign")
     shipped_ben = ml.shipped_training_values()[0][1]
     assert w[("benign", shipped_ben)] == 1.0
+    ua = next(v for _, v in ml.shipped_training_values() if v.startswith("Mozilla/5.0"))
+    assert w[("benign", ua)] == 1.0  # header values of the shipped corpus are trained on, as in the build
 
 
 def test_retrain_and_the_shipped_build_weigh_benign_values_alike():
@@ -102,3 +104,6 @@ def test_retrain_and_the_shipped_build_weigh_benign_values_alike():
     fps = [v for c, v in ml.libinjection_values(SHARED) if c == "benign" and not ml.heldout(v)]
     assert fps and all(vals[v] == ml.FP_WEIGHT for v in fps if v not in fixtures)
     assert not any(ml.heldout(v) for v in fps if v in vals and v not in fixtures)
+    # the same benign training set as the shipped model's build (its meta records the count)
+    shipped = {v for _, v in ml.shipped_training_values()} | set(vals)
+    assert len(shipped) == ml.WebModel.load_default().meta["train_counts"]["benign"]

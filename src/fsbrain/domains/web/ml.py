@@ -497,8 +497,9 @@ def request_params(req: dict[str, Any], *, headers: bool = False, http: Any = No
     return out[:MAX_PARAMS]
 
 
-def read_value_file(path: str | Path, *, default_class: str) -> list[tuple[str, str]]:
-    """Read training values: JSON-lines requests (lines starting ``{"``; every parameter becomes a value),
+def read_value_file(path: str | Path, *, default_class: str, headers: bool = False) -> list[tuple[str, str]]:
+    """Read training values: JSON-lines requests (lines starting ``{"``; every parameter becomes a value, and
+    with ``headers=True`` cookie and free-form header values too, see :func:`request_params`),
     ``class<TAB>value`` lines, or plain lines (one value each, of ``default_class``).
 
     Raises:
@@ -522,7 +523,7 @@ def read_value_file(path: str | Path, *, default_class: str) -> list[tuple[str, 
                 raise InputError(f"{p}:{n}: invalid JSON request line: {exc}") from exc
             if not isinstance(req, dict):
                 raise InputError(f"{p}:{n}: a request line must be a JSON object")
-            out.extend((default_class, v) for _, v in request_params(req) if v)
+            out.extend((default_class, v) for _, v in request_params(req, headers=headers) if v)
             continue
         label, tab, value = line.partition("\t")
         if tab and label in CLASSES:
@@ -661,9 +662,10 @@ def shipped_weight(value: str, *, fixtures: set[str] | frozenset[str], sql_like:
 
 
 def shipped_training_values() -> list[tuple[str, str]]:
-    """The shipped benign training values (``data/benign_train.jsonl.gz``); attack values come from the
-    public corpora (:func:`corpus_attack_values`) or the user's own file."""
-    return read_value_file(DATA_DIR / "benign_train.jsonl.gz", default_class="benign")
+    """The shipped benign training values (``data/benign_train.jsonl.gz``, with cookie and header values, as
+    ``scripts/build_web_model.py`` takes them); attack values come from the public corpora
+    (:func:`corpus_attack_values`) or the user's own file."""
+    return read_value_file(DATA_DIR / "benign_train.jsonl.gz", default_class="benign", headers=True)
 
 
 def _rates(model: WebModel, samples: Sequence[tuple[str, str]]) -> float | None:
