@@ -170,3 +170,25 @@ def test_detect_mode_streams_a_large_upload_and_survives_idle_closes():
     finally:
         upstream.should_exit = True
         up_thread.join(10)
+
+
+def test_verdict_cache_setting(monkeypatch):
+    from fsbrain.domains.web import proxy
+
+    insp = WebInspector(paranoia=1, model=False)
+
+    monkeypatch.setenv(proxy.ENV_VERDICT_CACHE, "lots")
+    with pytest.raises(InputError, match=proxy.ENV_VERDICT_CACHE):
+        proxy.serve("http://127.0.0.1:9", listen="127.0.0.1:1")
+    started: list[int] = []
+    monkeypatch.setattr(proxy, "_run_fast", lambda waf, host, port, sock=None: started.append(waf.verdict_cache))
+    monkeypatch.setenv(proxy.ENV_VERDICT_CACHE, "0")
+    proxy.serve("http://127.0.0.1:9", listen="127.0.0.1:1", inspector=insp)
+    monkeypatch.delenv(proxy.ENV_VERDICT_CACHE)
+    proxy.serve("http://127.0.0.1:9", listen="127.0.0.1:1", inspector=insp)
+    proxy.serve("http://127.0.0.1:9", listen="127.0.0.1:1", inspector=insp, verdict_cache=7)
+    assert started == [0, 4096, 7]
+    waf = proxy._worker_waf({"upstream": "http://127.0.0.1:9", "mode": "block", "paranoia": 1, "verdict_cache": 0})
+    assert waf.verdicts is None
+    waf = proxy._worker_waf({"upstream": "http://127.0.0.1:9", "mode": "block", "paranoia": 1, "verdict_cache": 16})
+    assert waf.verdicts is not None and waf.verdicts.max_entries == 16
