@@ -45,3 +45,17 @@ def load(enabled: bool | None = None) -> ModuleType | None:
 def active() -> bool:
     """Whether the compiled hot paths are in use by default."""
     return load() is not None
+
+
+def settle_heap() -> bool:
+    """Call once a long-running process has loaded its rules, models and lists: everything allocated so far
+    moves to the garbage collector's permanent generation (:func:`gc.freeze`), so full collections no longer
+    walk it. With OWASP CRS loaded, a full collection otherwise takes 11–21 ms and lands on a request every
+    few thousand requests. ``FSBRAIN_GC_FREEZE=0`` turns it off. Returns whether it froze."""
+    import gc
+
+    if os.environ.get("FSBRAIN_GC_FREEZE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    gc.collect()
+    gc.freeze()
+    return True

@@ -19,6 +19,7 @@ from fsbrain import __version__
 from fsbrain.api.routers import ROUTER_MODULES
 from fsbrain.core.errors import FsbrainError
 from fsbrain.service import Platform
+from fsbrain.speedups import settle_heap
 
 log = logging.getLogger("fsbrain.api")
 
@@ -167,6 +168,7 @@ def create_app(platform: Platform, *, background: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if background:
             platform.start_background()
+        settle_heap()  # what the platform loaded stays out of full garbage collections
         yield
 
     app = FsbrainAPI(
