@@ -367,3 +367,18 @@ def test_direct_re2_can_be_turned_off_with_the_same_verdicts(monkeypatch):
     for r in reqs:
         a, b = on.inspect(r), off.inspect(r)
         assert (a.score, a.blocked, a.rule_ids) == (b.score, b.blocked, b.rule_ids)
+
+
+def test_settle_heap_freezes_and_can_be_turned_off(monkeypatch):
+    import gc
+
+    from fsbrain.speedups import settle_heap
+
+    gc.unfreeze()
+    try:
+        monkeypatch.setenv("FSBRAIN_GC_FREEZE", "0")
+        assert settle_heap() is False and gc.get_freeze_count() == 0
+        monkeypatch.delenv("FSBRAIN_GC_FREEZE")
+        assert settle_heap() is True and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -84,3 +84,29 @@ def test_not_reused_when_it_would_differ(case, monkeypatch):
     assert ("json.decoy", "value") not in params
     assert ("json.memo", "1' or '1'='1") in params
     assert calls == [1]
+
+
+def test_the_inspector_does_not_decode_a_json_body_twice(monkeypatch):
+    """The request parser keeps the decoded document (``ParsedBody.doc``) and the inspector hands the
+    request to the model, which then reads that document instead of calling ``json.loads`` again."""
+    from fsbrain.domains.web.inspector import WebInspector
+
+    body = '{"account": "6222020200112233", "memo": "转账 rent", "items": [1, {"q": "x\' or 1=1--"}]}'
+    req = {"method": "POST", "uri": "/api/v1/transfer", "headers": {"Content-Type": "application/json"},
+           "body": body}
+    assert HttpRequest.from_dict(req).parsed_body().doc == json.loads(body)
+    insp = WebInspector(paranoia=1)
+    want = insp.inspect(dict(req))
+    calls = []
+    real = ml.json.loads
+    import sys
+
+    def loads(*a, **k):  # the json module is shared: count the model's calls only
+        if sys._getframe(1).f_globals.get("__name__") == ml.__name__:
+            calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ml.json, "loads", loads)
+    got = insp.inspect(dict(req))
+    assert calls == []
+    assert {k: v for k, v in got.items() if k != "latency_ms"} == {k: v for k, v in want.items() if k != "latency_ms"}

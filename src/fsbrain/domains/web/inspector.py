@@ -284,7 +284,7 @@ class WebInspector:
         all_params: list[tuple[str, str]] = []
         if self.model is not None:
             params = []
-            all_params = ml.request_params(raw, headers=self.model_headers)
+            all_params = ml.request_params(raw, headers=self.model_headers, http=hreq)
             opaque = self._opaque
             for n, v in all_params:
                 o = opaque.get(n)

@@ -470,6 +470,8 @@ class ParsedBody:
         xml_attrs: attribute values of an XML body.
         error: why the processor failed (``REQBODY_ERROR``), or None.
         limits_hit: limits exceeded while parsing.
+        doc: the decoded JSON document of a JSON body (the web model reads it instead of decoding the body
+            again), else None.
     """
 
     processor: str | None
@@ -480,6 +482,7 @@ class ParsedBody:
     xml_attrs: list[bytes] = field(default_factory=list)
     error: str | None = None
     limits_hit: list[str] = field(default_factory=list)
+    doc: Any = None
 
 
 def parse_urlencoded(data: bytes, max_args: int) -> tuple[list[tuple[bytes, bytes]], bool]:
@@ -625,6 +628,7 @@ def _parse_json(body: bytes, limits: RequestLimits, max_args: int) -> ParsedBody
         pb.error = f"json: {exc}"
         return pb
     _flatten_json(doc, "json", 0, pb, limits, max_args)
+    pb.doc = doc
     return pb
 
 
