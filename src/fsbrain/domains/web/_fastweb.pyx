@@ -344,7 +344,7 @@ def is_plain(str value not None):
 
 # ---- prefilter --------------------------------------------------------------------------------------
 
-cdef object _noexpand(object _text):
+def _noexpand(object _text):
     return b""
 
 
@@ -463,6 +463,11 @@ cdef object _collection(object tr, object name):
 cdef object _py_keyed = None
 
 
+cdef inline object _lossless(object b):
+    """``request.text_lossless``."""
+    return (<bytes>b).decode("utf-8", "surrogateescape") if type(b) is bytes else b.decode("utf-8", "surrogateescape")
+
+
 cdef object _keyed_any(object pairs):
     """``transaction._keyed``."""
     global _py_keyed
@@ -490,6 +495,12 @@ cdef object _build(object tr, object name):
         return _collection(tr, "ARGS_GET") + _collection(tr, "ARGS_POST")
     if name == "MULTIPART_PART_HEADERS":
         return _keyed_any(tr.body.part_headers) if in_body else []
+    if name == "FILES" or name == "FILES_NAMES":
+        if not in_body:
+            return []
+        if name == "FILES":
+            return [(_lossless(f.field), f.filename) for f in tr.body.files]
+        return [(_lossless(f.field), f.field) for f in tr.body.files]
     if (name == "ARGS_NAMES" or name == "ARGS_GET_NAMES" or name == "ARGS_POST_NAMES"
             or name == "REQUEST_HEADERS_NAMES" or name == "REQUEST_COOKIES_NAMES"):
         base = _collection(tr, name[:len(name) - 6])
@@ -520,7 +531,29 @@ cdef object _scalar(object tr, object name):
     cdef PyObject* hit = PyDict_GetItem(cache, name)
     if hit is not NULL:
         return <object>hit
-    v = tr.scalar(name)
+    if name == "REQBODY_PROCESSOR":  # (changes with ctl:requestBodyProcessor: never cached)
+        return _to_bytes(tr.body_processor or "")
+    req = tr.req
+    if name == "REQUEST_METHOD":
+        v = _to_bytes(req.method)
+    elif name == "REQUEST_URI" or name == "REQUEST_URI_RAW":
+        v = req.uri_bytes
+    elif name == "REQUEST_FILENAME":
+        v = req.filename
+    elif name == "REQUEST_BASENAME":
+        v = req.basename
+    elif name == "REQUEST_LINE":
+        v = req.request_line
+    elif name == "REQUEST_PROTOCOL":
+        v = _to_bytes(req.protocol)
+    elif name == "QUERY_STRING":
+        v = req.query_string
+    elif name == "REMOTE_ADDR" or name == "REMOTE_HOST":
+        v = _to_bytes(req.remote_addr)
+    elif name == "REQUEST_BODY_LENGTH":
+        v = b"%d" % len(req.body)
+    else:
+        v = tr.scalar(name)
     if _REQ_SCALARS is None:
         from fsbrain.domains.web.seclang.transaction import REQUEST_SCALARS
         _REQ_SCALARS = REQUEST_SCALARS

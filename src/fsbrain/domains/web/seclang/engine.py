@@ -405,6 +405,7 @@ class WebRuleEngine:
         if i > 0 and not matched and tr.score_added == 0:
             self._start1 = i
             self._snapshot_tx = {k: v for k, v in tr.tx.items() if k not in self.initial_tx or v != self.initial_tx[k]}
+        self._start_tx = {**self.initial_tx, **self._snapshot_tx}
 
     # ---- constructors -------------------------------------------------------------------------------
     @classmethod
@@ -447,7 +448,8 @@ class WebRuleEngine:
     def inspect(self, req: HttpRequest) -> RuleVerdict:
         """Run the request phases (1: headers, 2: body) and score the request. Never raises on input."""
         t0 = time.perf_counter()
-        tr = Transaction(self, req)
+        # TX after the configuration rules (run once, at load) unless the rule engine is off
+        tr = Transaction(self, req, self._start_tx if self.rule_engine != "Off" else None)
         matched: list[MatchedRule] = []
         interrupted: int | None = None
         fast = self._fast
@@ -455,8 +457,6 @@ class WebRuleEngine:
             tr.enter_phase(ph)
             if tr.rule_engine == "Off":
                 break
-            if ph == 1 and self._start1:
-                tr.tx.update(self._snapshot_tx)
             if fast is not None:
                 interrupted = fast.run_phase(self, tr, ph, matched, self._start1 if ph == 1 else 0, _REDUCED,
                                              reduced_chain)

@@ -99,12 +99,13 @@ class Transaction:
     Args:
         engine: the compiled engine.
         request: the request.
+        tx: TX at the start (default: the engine's ``initial_tx``).
     """
 
-    def __init__(self, engine: WebRuleEngine, request: HttpRequest) -> None:
+    def __init__(self, engine: WebRuleEngine, request: HttpRequest, tx: dict[str, bytes] | None = None) -> None:
         self.engine = engine
         self.req = request
-        self.tx: dict[str, bytes] = dict(engine.initial_tx)
+        self.tx: dict[str, bytes] = dict(engine.initial_tx if tx is None else tx)
         self.pinned = engine.pinned_tx
         self.phase = 1
         self.score_added = 0
