@@ -27,7 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
 
 from fsbrain.domains.web import HttpRequest, WebRuleEngine  # noqa: E402
-from fsbrain.speedups import settle_heap  # noqa: E402
+try:  # (bench_web_instructions.py runs this mix against older trees too)
+    from fsbrain.speedups import settle_heap  # noqa: E402
+except ImportError:  # pragma: no cover - a tree from before settle_heap
+    def settle_heap() -> bool:
+        return False
 
 UAS = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 "

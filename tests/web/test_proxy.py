@@ -192,3 +192,20 @@ def test_verdict_cache_setting(monkeypatch):
     assert waf.verdicts is None
     waf = proxy._worker_waf({"upstream": "http://127.0.0.1:9", "mode": "block", "paranoia": 1, "verdict_cache": 16})
     assert waf.verdicts is not None and waf.verdicts.max_entries == 16
+
+
+def test_cli_proxy_verdict_cache_option(monkeypatch):
+    from typer.testing import CliRunner
+
+    from fsbrain.cli import _register, app
+    from fsbrain.domains.web import proxy
+
+    _register()
+    res = CliRunner().invoke(app, ["web", "proxy", "--upstream", "http://127.0.0.1:9", "--verdict-cache", "-1"])
+    assert res.exit_code != 0 and "--verdict-cache" in (res.output + str(res.exception))
+    started: list[int] = []
+    monkeypatch.setattr(proxy, "_run_fast", lambda waf, host, port, sock=None: started.append(waf.verdict_cache))
+    res = CliRunner().invoke(app, ["web", "proxy", "--upstream", "http://127.0.0.1:9", "--no-model",
+                                   "--verdict-cache", "0"])
+    assert res.exit_code == 0, res.output
+    assert started == [0]

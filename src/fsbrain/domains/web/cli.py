@@ -129,7 +129,10 @@ def register(app: typer.Typer) -> None:
                   workers: int = typer.Option(1, "--workers", help="Worker processes sharing the port "
                                               "(about one per core; CC state is shared only with --redis)."),
                   server: str = typer.Option("fast", "--server", help="fast (raw asyncio + httptools, default) "
-                                             "or asgi (uvicorn + the ASGI middleware).")
+                                             "or asgi (uvicorn + the ASGI middleware)."),
+                  verdict_cache: int | None = typer.Option(
+                      None, "--verdict-cache", help="Verdicts remembered for repeated identical requests (0: off; "
+                      "default $FSBRAIN_WEB_VERDICT_CACHE, else 4096).")
                   ) -> None:
         """Run the reverse proxy with the WAF in front of --upstream."""
         from fsbrain.domains.web.cc import CCDetector
@@ -143,17 +146,21 @@ def register(app: typer.Typer) -> None:
         parse_listen(listen)
         if not 1 <= workers <= 256:
             raise InputError(f"--workers must be 1..256, got {workers}")
+        if verdict_cache is not None and not 0 <= verdict_cache <= 10_000_000:
+            raise InputError(f"--verdict-cache must be 0..10000000 verdicts, got {verdict_cache}")
         ReverseProxyApp(upstream)  # validates --upstream before anything starts
         typer.secho(f"fsbrain web proxy: http://{listen} -> {upstream} (mode {mode}, paranoia {paranoia}, "
                     f"{workers} worker{'s' if workers > 1 else ''}, {server} server)", err=True)
         if workers > 1:
             serve(upstream, listen=listen, mode=mode, paranoia=paranoia, workers=workers,
                   worker_options={"crs": str(crs) if crs else None, "model": str(model) if model else None,
-                                  "no_model": no_model, "cc": cc, "redis": redis}, server=server)
+                                  "no_model": no_model, "cc": cc, "redis": redis}, server=server,
+                  verdict_cache=verdict_cache)
             return
         detector = CCDetector.from_redis(redis) if redis else (CCDetector() if cc else None)
         insp = _inspector(paranoia, crs, model, no_model)
-        serve(upstream, listen=listen, mode=mode, inspector=insp, cc=detector, server=server)
+        serve(upstream, listen=listen, mode=mode, inspector=insp, cc=detector, server=server,
+              verdict_cache=verdict_cache)
 
     @app.command("train")
     def train_cmd(benign: Path = typer.Option(..., "--benign", help="Your benign traffic: JSON-lines requests "
