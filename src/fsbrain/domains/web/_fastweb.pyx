@@ -707,41 +707,17 @@ cdef bint _excluded(object coll, object key, object excl, object extra) except -
     return False
 
 
-cdef object _macro_text(object tr, str name):
-    """``text_lossless(tr._macro(name))`` with ``tx.*`` read here."""
-    coll, dot, key = name.partition(".")
-    if dot and coll.upper() == "TX":
-        v = tr.tx.get(key.lower(), b"")
-    else:
-        v = tr._macro(name)
-    return v.decode("utf-8", "surrogateescape")
-
-
 cdef object _expand(object tr, object text):
-    """``Transaction.expand``: ``%{...}`` macros (``%\\{([^}]{1,200})\\}``, leftmost first) expanded."""
-    cdef Py_ssize_t i, j, pos, L
-    cdef list parts
+    """``Transaction.expand``: ``%{...}`` macros (``%\\{([^}]{1,200})\\}``, leftmost first) expanded; the text is
+    split by :func:`_template` and filled by :func:`_fill` (the transaction's own method where it cannot be)."""
     if type(text) is not str:
         return tr.expand(text)
-    i = (<str>text).find("%{")
-    if i < 0:
+    if (<str>text).find("%{") < 0:
         return _to_bytes(text)
-    parts = []
-    pos = 0
-    while i >= 0:
-        j = (<str>text).find("}", i + 2)
-        if j < 0:
-            break
-        L = j - i - 2
-        if 1 <= L <= 200:
-            parts.append(text[pos:i])
-            parts.append(_macro_text(tr, text[i + 2:j]))
-            pos = j + 1
-            i = (<str>text).find("%{", pos)
-        else:
-            i = (<str>text).find("%{", i + 1)
-    parts.append(text[pos:])
-    return _to_bytes("".join(parts))
+    tpl = _template(text)
+    if tpl is None:
+        return tr.expand(text)
+    return _fill(tr, <tuple>tpl)
 
 
 def expand(object tr, object text):
