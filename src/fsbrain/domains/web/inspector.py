@@ -84,8 +84,7 @@ def deterministic_rules(engine: Any) -> bool:
 
     if type(engine) is not WebRuleEngine:
         return False
-    reachable = getattr(engine, "_reachable_rules", None)
-    rules = reachable() if callable(reachable) else engine.rules
+    rules = engine.reachable_rules()
     for rule in rules:
         r = rule
         while r is not None:

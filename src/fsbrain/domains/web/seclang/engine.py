@@ -341,6 +341,11 @@ class WebRuleEngine:
                                           or r.disruptive in ("deny", "drop", "redirect", "allow")):
                 r.const = True  # always matches and only skips
 
+    def reachable_rules(self) -> list[Rule]:
+        """The rules a request can reach (see :meth:`_reachable_rules`); the inspector's verdict cache checks
+        these for values that change between identical requests."""
+        return self._reachable_rules()
+
     def _reachable_rules(self) -> list[Rule]:
         """Rules a request can reach: not inside the range an always-taken skip jumps over (CRS's rules
         above the paranoia level) when no marker in that range could be jumped to."""
