@@ -349,32 +349,34 @@ def _noexpand(object _text):
 
 
 cdef object _value_mask(bytes v, list stages, object pas):
-    """``Prefilter._value_mask``: the stages that produce the same text share scans (``_Pass.union``)."""
+    """``Prefilter._value_mask``: the stages that produce the same text share scans (``_Pass.union``). Each
+    stage's text comes from the value or from its prefix stage's text (``_ChainSet._compiled_stages``)."""
     m = 0
-    cdef dict by_names = {(): v}
     cdef dict tested = {}
     cdef dict groups = {}
     cdef dict unions = pas.unions
     cdef list pending = []
     cdef list sets = pas.sets
+    cdef Py_ssize_t n = len(stages), k, src
+    cdef list texts = [None] * n
     cdef list g
-    cdef tuple names, funcs, got, st, ops, key
-    cdef object t, parent, f, hits, bits, op, negated, bit, done, idx, u, one
+    cdef tuple funcs, got, st, ops, key
+    cdef object t, f, hits, bits, op, negated, bit, done, idx, u, one
     cdef PyObject* hit
     cdef Py_ssize_t i
-    for st in stages:
-        names = st[0]
-        t = by_names.get(names)
-        if t is None:
-            parent = by_names.get(names[:len(names) - 1])
+    for k in range(n):
+        st = <tuple>stages[k]
+        src = st[4]
+        if src == -2:
+            t = v
+        elif src >= 0:
             funcs = st[1]
-            if parent is not None:
-                t = funcs[len(funcs) - 1](parent)
-            else:
-                t = v
-                for f in funcs:
-                    t = f(t)
-            by_names[names] = t
+            t = funcs[len(funcs) - 1](texts[src])
+        else:
+            t = v
+            for f in <tuple>st[1]:
+                t = f(t)
+        texts[k] = t
         idx = st[2]
         if sets[<Py_ssize_t>idx] is not None:
             hit = PyDict_GetItem(groups, t)

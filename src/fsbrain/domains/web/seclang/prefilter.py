@@ -181,8 +181,26 @@ class _ChainSet:
         self.plain, self.full = plain, full
         self.cache: dict[bytes, int] = {}
         # the stages as tuples for the compiled scan: (names, funcs, set index, operators)
-        self.c_plain = [(st.names, st.funcs, st.index, st.ops) for st in plain]
-        self.c_full = [(st.names, st.funcs, st.index, st.ops) for st in full]
+        self.c_plain = self._compiled_stages(plain)
+        self.c_full = self._compiled_stages(full)
+
+    @staticmethod
+    def _compiled_stages(stages: list[_Stage]) -> list[tuple]:  # type: ignore[type-arg]
+        """The stages as tuples for the compiled scan: ``(names, funcs, set index, operators, source)``, where
+        ``source`` says where a stage's text comes from: -2 the value itself (no transformation), -1 the value
+        through all of ``funcs``, k >= 0 the text of stage k through the last function (stage k's chain is this
+        one without its last step; stages are ordered by chain length, so k comes first)."""
+        pos = {st.names: k for k, st in enumerate(stages)}
+        out = []
+        for st in stages:
+            if not st.names:
+                src = -2
+            else:
+                src = pos.get(st.names[:-1], -1)
+                if src >= 0 and src >= len(out):
+                    src = -1  # (never: a prefix sorts first)
+            out.append((st.names, st.funcs, st.index, st.ops, src))
+        return out
 
 
 class Prefilter:
