@@ -382,3 +382,22 @@ def test_settle_heap_freezes_and_can_be_turned_off(monkeypatch):
         assert settle_heap() is True and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_transaction_fields_live_in_the_compiled_base():
+    """``Transaction`` subclasses the compiled ``TxState`` (its fields as C fields the compiled loop reads
+    directly); Python reads and writes them as before, and attributes outside the base still work."""
+    eng = WebRuleEngine.default(paranoia=1)
+    tr = transaction_mod.Transaction(eng, HttpRequest(method="GET", uri="/a?x=1", headers=[("Host", "h")]))
+    assert isinstance(tr, F.TxState)
+    assert tr.tx == dict(eng.initial_tx) and tr.tx is not eng.initial_tx
+    tr.score_added = 7
+    tr.matched_vars = [("ARGS:x", b"1")]
+    assert (tr.score_added, tr.matched_vars) == (7, [("ARGS:x", b"1")])
+    tr.extra_note = "kept"  # not a field of the base: the instance dictionary holds it
+    assert tr.extra_note == "kept"
+    with pytest.raises(TypeError):
+        tr.tx = ["not", "a", "dict"]  # typed field: the compiled loop may rely on its type
+    # the compiled loop refuses anything that is not a transaction instead of misreading it
+    with pytest.raises(TypeError):
+        F.run_phase(eng, object(), 1, [], 0, {}, transaction_mod.reduced_chain)

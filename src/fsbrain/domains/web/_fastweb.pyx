@@ -37,6 +37,21 @@ cdef extern from "Python.h":
     char* PyByteArray_AS_STRING(object)
 
 cdef object _DISRUPT = ("deny", "drop", "redirect")
+# a plan entry's disruptive action (see :func:`plan_entry`)
+DEF _D_STOP = 1
+DEF _D_ALLOW = 2
+
+
+cdef class TxState:
+    """The fields of a ``Transaction`` (``seclang.transaction``), as C fields: ``Transaction`` subclasses
+    this class whenever the extension is built, and the compiled loop reads and writes them directly
+    instead of through instance-dictionary lookups (a tenth of a CRS request's instructions went to
+    attribute lookups on the transaction). The Python code reads them as ordinary attributes."""
+    cdef public object engine, req, pinned, phase, score_added, body_processor, force_body_var, rule_engine
+    cdef public object removed_ids, removed_targets, removed_tag_targets, removed_tags
+    cdef public object matched_var, matched_var_name, matched_vars, rule, pf_phase, pf_mask, unique_id
+    cdef public object _body, _body_proc
+    cdef public dict tx, tcache, plain, _coll, _idx, scal
 
 # RE2 called directly (C++), when the build found RE2's headers and library (setup.py defines
 # FSBRAIN_HAVE_RE2 and compiles this module as C++); otherwise stubs, and the engine calls RE2 through the
@@ -448,7 +463,7 @@ cdef list EMPTY = []
 cdef object _REQ_SCALARS = None
 
 
-cdef object _collection(object tr, object name):
+cdef object _collection(TxState tr, str name):
     """``tr.collection(name)``: the phase's cached entries, the common collections built here
     (``Transaction._build``), the others by the transaction."""
     cdef dict coll = tr._coll
@@ -481,7 +496,7 @@ cdef object _keyed_any(object pairs):
     return _py_keyed(pairs)
 
 
-cdef object _build(object tr, object name):
+cdef object _build(TxState tr, str name):
     """``Transaction._build`` for the collections rules read on every request; the others in Python."""
     cdef bint in_body
     if name == "ARGS_GET":
@@ -510,7 +525,7 @@ cdef object _build(object tr, object name):
     return tr._build(name)
 
 
-cdef dict _index(object tr, object name):
+cdef dict _index(TxState tr, str name):
     """``tr.index(name)``: the phase's cached index, built here from :func:`_collection`."""
     cdef dict idxs = tr._idx
     cdef PyObject* hit = PyDict_GetItem(idxs, name)
@@ -526,7 +541,7 @@ cdef dict _index(object tr, object name):
     return got
 
 
-cdef object _scalar(object tr, object name):
+cdef object _scalar(TxState tr, str name):
     """``tr.scalar(name)``, read once per request for the scalars of ``transaction.REQUEST_SCALARS``."""
     global _REQ_SCALARS
     cdef dict cache = tr.scal
@@ -564,7 +579,7 @@ cdef object _scalar(object tr, object name):
     return v
 
 
-def scan(object pf, object tr, bint body_only, Py_ssize_t max_cached, object cache_bytes):
+def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object cache_bytes):
     """``Prefilter._scan``: the OR of the (cached) rule masks of the values of the phase's sources."""
     cdef object cs, smask, values_of, req, plain_pass, full_pass
     cdef dict cache
@@ -645,7 +660,7 @@ def scan(object pf, object tr, bint body_only, Py_ssize_t max_cached, object cac
 
 # ---- rule loop --------------------------------------------------------------------------------------
 
-cdef object _transformed(object tr, bytes value, tuple names, tuple funcs, dict reduced, object reduce_fn):
+cdef object _transformed(TxState tr, bytes value, tuple names, tuple funcs, dict reduced, object reduce_fn):
     """``Transaction.transformed``."""
     cdef dict cache = tr.tcache
     cdef dict plain_of
@@ -709,7 +724,7 @@ cdef bint _excluded(object coll, object key, object excl, object extra) except -
     return False
 
 
-cdef object _expand(object tr, object text):
+cdef object _expand(TxState tr, object text):
     """``Transaction.expand``: ``%{...}`` macros (``%\\{([^}]{1,200})\\}``, leftmost first) expanded; the text is
     split by :func:`_template` and filled by :func:`_fill` (the transaction's own method where it cannot be)."""
     if type(text) is not str:
@@ -780,7 +795,7 @@ cdef object _name_template(object name):
     return _template(name)
 
 
-cdef object _fill(object tr, tuple parts):
+cdef object _fill(TxState tr, tuple parts):
     """The bytes :func:`_expand` gives for the text :func:`_template` split into ``parts`` (macro values are
     bytes; decoding and encoding them with surrogateescape, as ``_expand`` does, gives them back unchanged)."""
     cdef object part
@@ -814,7 +829,7 @@ def fill_for_tests(object tr, object text):
     return None if tpl is None else _fill(tr, tpl)
 
 
-cdef object _setvar(object tr, object coll, object name, object op, object value, object tpl=None,
+cdef object _setvar(TxState tr, str coll, object name, str op, object value, object tpl=None,
                     object ntpl=None):
     """``Transaction.setvar(coll, name, op, value)``; ``tpl`` / ``ntpl``: ``value`` / ``name`` split by
     :func:`_template` (``ntpl`` only for a name with macros)."""
@@ -902,6 +917,7 @@ cdef inline object _captures(bytes value, list spans):
 
 
 cdef object _MATCHED = (b"",)
+cdef tuple _CAP_KEYS = tuple([str(i) for i in range(10)])  # TX keys of captures 0-9
 
 
 cdef object _py_int = None
@@ -964,7 +980,7 @@ cdef object _const_op(int code, object arg, bytes v):
     return _NO if ok else None
 
 
-cdef object _run_op(tuple d, object cand, object expand, bint want_captures):
+cdef object _run_op(tuple d, object cand, object tr, bint want_captures):
     """The link's operator on one value (negation not applied): None or the captures tuple; with
     ``want_captures`` false a plain regex match returns a placeholder tuple instead of its captures."""
     cdef int code = d[L_CODE]
@@ -979,10 +995,10 @@ cdef object _run_op(tuple d, object cand, object expand, bint want_captures):
         if (<tuple>(<list>spans)[0])[0] < 0:
             return None
         return _captures(cand, spans) if want_captures else _MATCHED
-    return d[L_OP](cand, expand)
+    return d[L_OP](cand, None if tr is None else tr.expand)
 
 
-cdef list _entries(object tr, tuple d, object collections):
+cdef list _entries(TxState tr, tuple d, object collections):
     """``Transaction.values`` without building the variable names: ``(collection, key, value)`` tuples
     (``key`` None for a scalar; the name is ``coll:key``, or ``coll`` when the key is None)."""
     cdef list out = []
@@ -991,7 +1007,8 @@ cdef list _entries(object tr, tuple d, object collections):
     cdef object removed_targets = tr.removed_targets
     cdef object extra = removed_targets.get(d[L_ID]) if removed_targets else None
     cdef object rtt = tr.removed_tag_targets
-    cdef object t, coll, tv, k, v, e, key, key_rx
+    cdef object t, tv, k, v, e, key, key_rx
+    cdef str coll
     cdef tuple td
     cdef bint filt
     if rtt:
@@ -1064,17 +1081,16 @@ cdef inline object _name(tuple e):
     return e[0] + ":" + k
 
 
-cdef bint _match_link(object tr, tuple d, object collections, dict reduced, object reduce_fn) except -1:
+cdef bint _match_link(TxState tr, tuple d, object collections, dict reduced, object reduce_fn) except -1:
     """``WebRuleEngine._match_link`` on a link descriptor."""
     cdef tuple names, tfuncs, fast, e, sv
-    cdef object expand, tv, res, value, name, cand, key, vname, removed, last, nv
+    cdef object tv, res, value, name, cand, key, vname, removed, last, nv
     cdef list found, cands, ents
     cdef bint negated, multi, capture
     cdef Py_ssize_t gi
     if d[L_OP] is None:
         return False
     names = d[L_NAMES]
-    expand = tr.expand
     fast = d[L_FAST]
     negated = d[L_NEGATED]
     capture = d[L_CAPTURE]
@@ -1084,13 +1100,13 @@ cdef bint _match_link(object tr, tuple d, object collections, dict reduced, obje
             key, count, vname = fast
             tv = tr.tx.get(key)
             if count:
-                res = _run_op(d, b"0" if tv is None else b"1", expand, capture)
+                res = _run_op(d, b"0" if tv is None else b"1", tr, capture)
             elif tv is None:
                 return False
             else:
                 if names:
                     tv = _transformed(tr, tv, names, d[L_TFUNCS], reduced, reduce_fn)
-                res = _run_op(d, tv, expand, capture)
+                res = _run_op(d, tv, tr, capture)
             if negated:
                 res = () if res is None else None
             if res is None:
@@ -1098,7 +1114,7 @@ cdef bint _match_link(object tr, tuple d, object collections, dict reduced, obje
             if capture and res:
                 gi = 0
                 for g in res:
-                    tr.tx[str(gi)] = g
+                    tr.tx[_CAP_KEYS[gi] if gi < 10 else str(gi)] = g
                     gi += 1
             value = tv if tv is not None and not count else (b"0" if tv is None else b"1")
             tr.matched_var = value
@@ -1126,14 +1142,14 @@ cdef bint _match_link(object tr, tuple d, object collections, dict reduced, obje
         else:
             cands = [_transformed(tr, value, names, tfuncs, reduced, reduce_fn)]
         for cand in cands:
-            res = _run_op(d, cand, expand, capture)
+            res = _run_op(d, cand, tr, capture)
             if negated:
                 res = () if res is None else None
             if res is not None:
                 if capture and res:
                     gi = 0
                     for g in res:
-                        tr.tx[str(gi)] = g
+                        tr.tx[_CAP_KEYS[gi] if gi < 10 else str(gi)] = g
                         gi += 1
                 name = _name(e)
                 found.append((name, cand))
@@ -1173,20 +1189,22 @@ cdef bint _target_removed(object rule, object removed_targets, object removed_ta
 
 def plan_entry(object rule, Py_ssize_t bit, object const, dict cres=None):
     """One entry of the compiled plan: ``(rule or None, prefilter bit or -1, constant outcome, link
-    descriptors, id, tags, skipAfter, skip, is a SecRule, disruptive action, the setvars a SecAction runs
-    when it fires, the ctl actions of the whole chain, logged)``."""
+    descriptors, id, tags, skipAfter, skip, is a SecRule, disruptive action as a code (:data:`_D_STOP` for
+    deny / drop / redirect, :data:`_D_ALLOW` for allow, 0 for the others), the setvars a SecAction runs when it
+    fires, the ctl actions of the whole chain, logged)``."""
     if rule is None:
-        return (None, bit, const, (), 0, (), None, 0, False, None, (), (), False)
+        return (None, bit, const, (), 0, (), None, 0, False, 0, (), (), False)
     is_rule = rule.kind == "rule"
     links = tuple(link_desc(r, cres) for r in rule.links()) if is_rule else ()
     setvars = () if is_rule else tuple((sv.collection, sv.name, sv.op, sv.value, _template(sv.value),
                                         _name_template(sv.name)) for sv in rule.setvars)
     ctls = tuple((c[0], c[1]) for link in rule.links() for c in link.ctls)
     return (rule, bit, const, links, rule.id, rule.tags, rule.skip_after, rule.skip, is_rule,
-            rule.disruptive, setvars, ctls, bool(rule.log))
+            _D_STOP if rule.disruptive in _DISRUPT else _D_ALLOW if rule.disruptive == "allow" else 0, setvars, ctls,
+            bool(rule.log))
 
 
-cdef object _fire(object engine, object tr, object rule, tuple ent, list matched, object before):
+cdef object _fire(object engine, TxState tr, object rule, tuple ent, list matched, object before):
     """``WebRuleEngine._fire``: the actions of a rule that matched, and its log entry."""
     cdef tuple sv
     tr.rule = rule
@@ -1202,7 +1220,7 @@ cdef object _fire(object engine, object tr, object rule, tuple ent, list matched
     return None
 
 
-def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, dict reduced, object reduce_fn):
+def run_phase(object engine, TxState tr, int ph, list matched, Py_ssize_t start, dict reduced, object reduce_fn):
     """``WebRuleEngine._run_phase`` (same order, same skips, same side effects)."""
     cdef list plan = engine._cplans[ph]
     cdef dict markers = engine.markers[ph]
@@ -1210,7 +1228,8 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
     cdef object collections = engine.collections
     cdef Py_ssize_t i = start, n = len(plan), nbytes = engine._mask_bytes, bit
     cdef tuple ent, d
-    cdef object rule, const, mask = 0, buf_of = None, before, disruptive, skip_after, tags, rid
+    cdef object rule, const, mask = 0, buf_of = None, before, skip_after, tags, rid
+    cdef long disruptive
     cdef bytes buf = b""
     cdef const unsigned char* bp = NULL
     cdef object removed_ids = tr.removed_ids
@@ -1273,9 +1292,9 @@ def run_phase(object engine, object tr, int ph, list matched, Py_ssize_t start, 
         removed_targets = tr.removed_targets
         removed_tag_targets = tr.removed_tag_targets
         disruptive = ent[9]
-        if disruptive in _DISRUPT and tr.rule_engine == "On":
+        if disruptive == _D_STOP and tr.rule_engine == "On":
             return rid
-        if disruptive == "allow":
+        if disruptive == _D_ALLOW:
             return None
         skip_after = ent[6]
         if skip_after:

@@ -17,6 +17,10 @@ from fsbrain.domains.web.seclang.parser import parse_target
 from fsbrain.domains.web.speedups import load as _load_speedups
 
 _fast = _load_speedups()  # compiled collection helpers (same results), or None
+# The compiled module's ``TxState`` holds a transaction's fields as C fields (the compiled loop reads them
+# without dictionary lookups); it is the base whenever the extension is built, even with the compiled
+# paths turned off, since it only lays out the same attributes.
+_TxBase: type = getattr(_load_speedups(True), "TxState", object)
 
 if TYPE_CHECKING:
     from fsbrain.domains.web.seclang.engine import WebRuleEngine
@@ -93,7 +97,7 @@ def _keyed(pairs: list[tuple[bytes, bytes]]) -> Entries:
     return [(text_lossless(k), v) for k, v in pairs]
 
 
-class Transaction:
+class Transaction(_TxBase):  # type: ignore[misc,valid-type]
     """State of one request going through the rules.
 
     Args:
