@@ -401,3 +401,61 @@ def test_transaction_fields_live_in_the_compiled_base():
     # the compiled loop refuses anything that is not a transaction instead of misreading it
     with pytest.raises(TypeError):
         F.run_phase(eng, object(), 1, [], 0, {}, transaction_mod.reduced_chain)
+
+
+_inj_bits = st.sampled_from([b"a", b"Z", b"1", b" ", b"\t", b"\x0b", b"-", b".", b"/", b"@", b"?", b"select", b"UNION",
+                             b"sleep", b"@@", b"xp_", b"'", b'"', b"`", b"=", b"<", b">", b"script", b"j", b"V",
+                             b"l", b"D", b"javascript:", b"onload", b"(", b")", b"#", b";", b"\x00", b"\xe4", b"\xc5"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(v=st.one_of(st.binary(max_size=30), st.lists(_inj_bits, max_size=12).map(b"".join)))
+def test_injection_operators_equal_python(v):
+    """The compiled ``@detectSQLi`` / ``@detectXSS`` give what the Python detectors give, on every value."""
+    from fsbrain.domains.web.seclang import operators
+
+    sqli, xss = operators._injection_op(1), operators._injection_op(2)
+    assert type(sqli) is F.InjectionOp and type(xss) is F.InjectionOp
+    assert sqli(v, None) == injection.detect_sqli(v)
+    assert xss(v, None) == injection.detect_xss(v)
+
+
+def test_injection_operators_reject_plain_values_and_catch_attacks():
+    from fsbrain.domains.web.seclang import operators
+
+    sqli, xss = operators._injection_op(1), operators._injection_op(2)
+    for benign in (b"e82430a0b814ebd3", b"GA1.2.776597076.1700000000", b"user9052", b"  data plan"):
+        assert sqli(benign, None) is None and xss(benign, None) is None
+    assert sqli(b"1' union select password from users--", None) is not None
+    assert xss(b"<script>alert(1)</script>", None) is not None
+    assert xss(b"  JaVaScRiPt:alert(1)", None) is not None
+    assert xss(b"x\" onmouseover=\"alert(1)", None) is not None
+
+
+def test_injection_operators_copy_and_pickle():
+    import copy
+    import pickle
+
+    from fsbrain.domains.web.seclang import operators
+
+    op = operators._injection_op(1)
+    assert copy.deepcopy(op) is op
+    back = pickle.loads(pickle.dumps(op))
+    assert type(back) is F.InjectionOp
+    for v in (b"plain words", b"1 union select 2", b"'or 1=1--"):
+        assert back(v, None) == op(v, None) == injection.detect_sqli(v)
+
+
+@settings(max_examples=300, deadline=None)
+@given(v=st.binary(max_size=30), pattern=st.sampled_from(["^.*$", ".*", "^.*", "(?s)^.*$", "(?s).*"]))
+def test_match_all_patterns_in_the_compiled_loop_equal_the_operator(v, pattern):
+    """``@rx ^.*$`` (CRS 920450 on every header name) is answered by the compiled loop without RE2: the whole
+    value as capture 0, newlines and all, as RE2 itself answers with ``.`` matching newline."""
+    from fsbrain.domains.web.seclang.operators import C_MATCH_ALL, compile_operator
+
+    fn = compile_operator("rx", pattern)
+    d = F.link_desc(type("L", (), {"operator": fn, "transforms": (), "tfuncs": (), "fast_tx": None,
+                                   "op_negated": False, "capture": True, "setvars": [], "multi_match": False,
+                                   "id": 1, "targets": [], "exclusions": [], "tags": []})())
+    assert d[13] == C_MATCH_ALL
+    assert F.run_op_for_tests(d, v) == fn(v, lambda _t: b"")[:1] == (v,)

@@ -985,6 +985,8 @@ cdef object _run_op(tuple d, object cand, object tr, bint want_captures):
     ``want_captures`` false a plain regex match returns a placeholder tuple instead of its captures."""
     cdef int code = d[L_CODE]
     if code >= 0 and type(cand) is bytes:
+        if code == 20:  # operators.C_MATCH_ALL: the whole value, as capture 0
+            return (cand,) if want_captures else _MATCHED
         return _const_op(code, d[L_CARG], <bytes>cand)
     cre = d[L_CRE]
     if cre is not None and type(cand) is bytes:
@@ -1683,6 +1685,92 @@ cdef class _Guarded:
 
     def __deepcopy__(self, memo):
         return self
+
+
+cdef class InjectionOp:
+    """``@detectSQLi`` / ``@detectXSS`` (``injection.detect_sqli`` / ``detect_xss``) with their cheap
+    rejections done here and the Python detector run on the rest; same results. SQLi: shorter than 2 bytes,
+    or only the bytes of ``injection._PLAIN_BYTES`` (ASCII) and no SQL word (``word``, the compiled
+    ``injection._SQL_WORD``; None: the detector decides). XSS: shorter than 4 bytes, or no ``<`` and
+    neither a ``j``/``v``/``l``/``d`` first after ASCII whitespace nor ``=`` with a quote
+    (``injection._may_url_or_breakout``). Most parameter values are rejected without a Python call."""
+    cdef object py
+    cdef int kind
+    cdef object word
+    cdef unsigned char plain[256]
+    cdef public str name
+
+    def __init__(self, py, int kind, bytes plain_bytes not None, word=None):
+        cdef Py_ssize_t i
+        if kind != 1 and kind != 2:
+            raise ValueError("kind: 1 (SQLi) or 2 (XSS)")
+        if word is not None and type(word) is not CRe:
+            raise TypeError("word: a CRe or None")
+        self.py = py
+        self.kind = kind
+        self.word = word
+        for i in range(256):
+            self.plain[i] = 0
+        for i in range(len(plain_bytes)):
+            self.plain[<unsigned char>plain_bytes[i]] = 1
+        self.name = "detectSQLi" if kind == 1 else "detectXSS"
+
+    def __call__(self, v, _expand=None):
+        if type(v) is not bytes:
+            return self.py(v)
+        cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(<bytes>v)
+        cdef Py_ssize_t i, n = PyBytes_GET_SIZE(<bytes>v)
+        cdef unsigned char c
+        cdef bint eq = False, quote = False
+        if self.kind == 1:
+            if n < 2:
+                return None
+            if self.word is None:
+                return self.py(v)
+            for i in range(n):
+                if not self.plain[s[i]]:
+                    return self.py(v)
+            if (<CRe>self.word).search(<bytes>v, False) is None:
+                return None
+            return self.py(v)
+        if n < 4:
+            return None
+        i = 0
+        while i < n and (s[i] == 32 or 9 <= s[i] <= 13):  # bytes.lstrip(): space \t \n \v \f \r
+            i += 1
+        if i < n:
+            c = s[i] | 32 if 65 <= s[i] <= 90 else s[i]
+            if c == 106 or c == 118 or c == 108 or c == 100:  # j v l d
+                return self.py(v)
+        for i in range(n):
+            c = s[i]
+            if c == 60:  # "<"
+                return self.py(v)
+            if c == 61:
+                eq = True
+            elif c == 34 or c == 39 or c == 96:
+                quote = True
+        if eq and quote:
+            return self.py(v)
+        return None
+
+    def __repr__(self):
+        return f"<compiled operator @{self.name}>"
+
+    def __reduce__(self):
+        plain = bytes([i for i in range(256) if self.plain[i]])
+        return (_injection_op, (self.py, self.kind, plain, None if self.word is None else (<CRe>self.word).pattern))
+
+    def __copy__(self):
+        return self  # immutable
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _injection_op(py, int kind, bytes plain_bytes, word_pattern):
+    """:class:`InjectionOp` rebuilt from its parts (unpickling)."""
+    return InjectionOp(py, kind, plain_bytes, None if word_pattern is None else CRe(word_pattern))
 
 
 def guarded(py, bytes marks not None, str name):

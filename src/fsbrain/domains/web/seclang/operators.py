@@ -106,6 +106,10 @@ def _rx(param: str) -> Operator:
         return dyn
     rx = compile_rx(param)
     op = _fast_search(rx)
+    if param in MATCH_ALL_PATTERNS and getattr(op, "re2_match", None) is not None:
+        # with ``.`` matching newline these match the whole value, whatever it is (CRS 920450 / 920451 run
+        # ``^.*$`` on every header name): the compiled loop returns the value as capture 0 without RE2
+        op.c_code, op.c_arg = C_MATCH_ALL, None  # type: ignore[attr-defined]
 
     op.regex = rx  # type: ignore[attr-defined]
     op.pattern = param  # type: ignore[attr-defined]
@@ -187,6 +191,9 @@ def _int(v: bytes) -> int:
 # (``op.c_code``, ``op.c_arg``): numeric eq ge gt le lt, then streq beginsWith endsWith contains within
 C_CODES = {"eq": 0, "ge": 1, "gt": 2, "le": 3, "lt": 4, "streq": 10, "beginswith": 11, "endswith": 12,
            "contains": 13, "strmatch": 13, "within": 14}
+# ``@rx`` patterns that match every whole value (``re2_options``: ``.`` matches newline); code ``C_MATCH_ALL``
+MATCH_ALL_PATTERNS = frozenset({"^.*$", ".*", "^.*", "(?s)^.*$", "(?s).*"})
+C_MATCH_ALL = 20
 
 
 def _numeric(param: str, cmp: Callable[[int, int], bool], code: int = -1) -> Operator:
@@ -205,6 +212,34 @@ def _string(param: str, test: Callable[[bytes, bytes], bool], code: int = -1) ->
     op = lambda v, _e: _NO if test(v, p) else None  # noqa: E731
     op.c_code, op.c_arg = code, p  # type: ignore[attr-defined]
     return op
+
+
+_INJECTION_OPS: dict[tuple[int, bool], Operator] = {}
+
+
+def _injection_op(kind: int) -> Operator:
+    """``@detectSQLi`` (1) / ``@detectXSS`` (2): the compiled operator (``_fastweb.InjectionOp``, which rejects
+    most values without a Python call and runs the Python detector on the rest) when the extension is built
+    and enabled, else the Python detector. Shared by every rule that uses it."""
+    from fsbrain.domains.web.speedups import load
+
+    fast = load()
+    key = (kind, fast is not None)
+    got = _INJECTION_OPS.get(key)
+    if got is None:
+        py = injection.detect_sqli if kind == 1 else injection.detect_xss
+        if fast is None or not hasattr(fast, "InjectionOp"):
+            got = (lambda v, _e: injection.detect_sqli(v)) if kind == 1 else (lambda v, _e: injection.detect_xss(v))
+        else:
+            word = None
+            if kind == 1 and fast.re2_direct():
+                try:
+                    word = fast.CRe(injection._SQL_WORD.pattern)
+                except ValueError:
+                    word = None
+            got = fast.InjectionOp(py, kind, injection._PLAIN_BYTES, word)
+        _INJECTION_OPS[key] = got
+    return got
 
 
 def _byte_range(param: str) -> Operator:
@@ -342,9 +377,9 @@ def compile_operator(name: str, param: str, *, base_dir: Path | None = None) -> 
     if n in ("ipmatchfromfile", "ipmatchf"):
         return _ip_match(",".join(p.decode() for p in _load_phrase_files(param, base_dir)))
     if n == "detectsqli":
-        return lambda v, _e: injection.detect_sqli(v)
+        return _injection_op(1)
     if n == "detectxss":
-        return lambda v, _e: injection.detect_xss(v)
+        return _injection_op(2)
     if n == "unconditionalmatch":
         return lambda _v, _e: _NO
     if n == "nomatch":
