@@ -18,7 +18,9 @@ How the two engines combine (``score`` is the rules' anomaly score adjusted by t
   critical rule) and every scoring rule matched a parameter that the model is confident is benign
   (``p < model_clear``, default 0.2), those rules' points are taken back and listed in
   ``suppressed_rules``. This cuts false positives on natural-language and JSON input. Protocol, scanner
-  and header rules are never cleared: the model only judges parameter values.
+  and header rules are never cleared: the model only judges parameter values. Nor are rules tagged
+  ``fsbrain/model-cannot-clear`` (the OS-file list: ``/etc/passwd`` is a path the model may call benign) or a
+  hit on a value whose only SQL is a ``--`` comment or ``@@`` variable (``1--``: digits to the model).
 
 ``attack`` is ``score >= threshold``. A rule-engine failure never drops a request: the verdict carries the
 error in ``errors`` and the model decides alone (fail-open; ``strict=True`` makes it an attack instead).
@@ -46,6 +48,9 @@ from fsbrain.domains.web.request import DEFAULT_LIMITS, HttpRequest, RequestLimi
 VERDICT_KEYS = ("attack", "score", "labels", "rules", "reasons")
 OPAQUE_PARAMS = ("password", "passwd", "pwd", "passcode", "secret", "captcha", "csrf", "token")
 _NEVER_CLEARED = frozenset({"web_protocol", "web_scanner", "bot", "cc_flood"})
+# A rule with this tag names exactly what it found (an OS file, a dotfile, a NoSQL operator, __proto__): the
+# model, which judges a value's shape (a path is a path, JSON is JSON), does not clear it.
+NO_CLEAR_TAG = "fsbrain/model-cannot-clear"
 # Model probability that alone makes an attack, per paranoia level: paranoia is the sensitivity knob (as in CRS).
 # PL1 0.85 and PL2 0.7 were chosen on the dev fold of the training split (scripts/web_dev_eval.py).
 MODEL_BLOCK = {1: 0.85, 2: 0.7, 3: 0.6, 4: 0.5}
@@ -337,6 +342,9 @@ class WebInspector:
                 coll = var.split(":", 1)[0]
                 if _NEVER_CLEARED.intersection(m.labels):
                     continue  # not the model's to judge: the points stay
+                if NO_CLEAR_TAG in m.tags or (isinstance(m.value, str) and ml.plain_sql_spelling(m.value)):
+                    clearable = []  # a named OS file; `1--`: only digits to the model, it cannot vouch
+                    break
                 if coll == "TX":  # a chain's capture: find the parameter that contains the matched text
                     p = self._p_by_value(m.value, all_params or [])
                     if p is None:

@@ -104,6 +104,24 @@ def is_plain(value: str) -> bool:
     return plain and "--" not in value and "@@" not in value  # type: ignore[no-any-return]
 
 
+def plain_sql_spelling(value: str) -> bool:
+    """Made of plain characters (see :func:`is_plain`) yet not plain: a ``--`` comment or an ``@@`` system
+    variable is all the SQL there is (``417652--``, ``1--``, ``@@version``). The n-gram model sees digits and
+    letters with a few dashes: it scores such values low without evidence either way, so the inspector does not
+    let it clear a rule hit on them.
+
+    >>> plain_sql_spelling("417652--"), plain_sql_spelling("@@version"), plain_sql_spelling("2024-05-01")
+    (True, True, False)
+    >>> plain_sql_spelling("1' --")
+    False
+    """
+    if "--" not in value and "@@" not in value:
+        return False
+    if _fast_is_plain is not None and type(value) is str:
+        return bool(_fast_is_plain(value))
+    return _is_plain_py(value)
+
+
 def _is_plain_py(value: str) -> bool:
     """:func:`is_plain` in Python (the reference of the compiled one)."""
     if len(value) > 256:
