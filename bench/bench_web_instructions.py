@@ -51,7 +51,10 @@ def count(src: Path, crs: Path, n: int, paranoia: int) -> int:
         prog = Path(tmp) / "prog.py"
         prog.write_text(PROGRAM.format(bench=str(REPO / "bench"), crs=str(crs), n=n, paranoia=paranoia))
         out = Path(tmp) / "cg.out"
-        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(src))
+        # union sets compiled in the request (FSBRAIN_WEB_UNION_THREAD=0): valgrind runs one thread at a time, so
+        # the background builder's compiles would land in the timed requests at random and make counts differ
+        # from run to run; compiled in the request, they all happen in the warm-up, as they do in a server
+        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(src), FSBRAIN_WEB_UNION_THREAD="0")
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, str(prog)],
                        env=env, check=True, capture_output=True)
         text = out.read_text(errors="replace")

@@ -29,11 +29,14 @@ verdicts with those saved from the code before.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
 
 cdef extern from "Python.h":
     bint Py_UNICODE_ISALNUM(Py_UCS4 ch)
+    bint PyUnicode_IS_ASCII(object o)
+    void* PyUnicode_DATA(object o)
     char* PyByteArray_AS_STRING(object)
 
 cdef object _DISRUPT = ("deny", "drop", "redirect")
@@ -99,6 +102,18 @@ cdef extern from *:
         return ((RE2::Set*)s)->Add(re2::StringPiece(p, (size_t)n), NULL);
     }
     static int fbw_set_compile(void* s) { return ((RE2::Set*)s)->Compile() ? 1 : 0; }
+    /* add the k patterns and compile (called without the GIL): 1, 0 (compile failed), -1 (a pattern refused) */
+    static int fbw_set_build(void* s, const char* const* p, const Py_ssize_t* n, Py_ssize_t k) {
+        for (Py_ssize_t i = 0; i < k; i++) {
+            if (((RE2::Set*)s)->Add(re2::StringPiece(p[i], (size_t)n[i]), NULL) < 0) return -1;
+        }
+        return ((RE2::Set*)s)->Compile() ? 1 : 0;
+    }
+    /* one match whose result is dropped: builds the automaton's states for such text (no GIL needed) */
+    static void fbw_set_warm(void* s, const char* t, Py_ssize_t n) {
+        std::vector<int> v;
+        ((RE2::Set*)s)->Match(re2::StringPiece(t, (size_t)n), &v, NULL);
+    }
     /* the indexes of the patterns found in t[0:n], at most cap of them in out; their number (-1: error) */
     static Py_ssize_t fbw_set_match(void* s, const char* t, Py_ssize_t n, int* out, Py_ssize_t cap) {
         std::vector<int> v;
@@ -122,6 +137,10 @@ cdef extern from *:
     static void fbw_set_free(void* s) { (void)s; }
     static int fbw_set_add(void* s, const char* p, Py_ssize_t n) { (void)s; (void)p; (void)n; return -1; }
     static int fbw_set_compile(void* s) { (void)s; return 0; }
+    static int fbw_set_build(void* s, const char* const* p, const Py_ssize_t* n, Py_ssize_t k) {
+        (void)s; (void)p; (void)n; (void)k; return -1;
+    }
+    static void fbw_set_warm(void* s, const char* t, Py_ssize_t n) { (void)s; (void)t; (void)n; }
     static Py_ssize_t fbw_set_match(void* s, const char* t, Py_ssize_t n, int* out, Py_ssize_t cap) {
         (void)s; (void)t; (void)n; (void)out; (void)cap; return -1;
     }
@@ -136,6 +155,8 @@ cdef extern from *:
     void fbw_set_free(void* s)
     int fbw_set_add(void* s, const char* p, Py_ssize_t n)
     int fbw_set_compile(void* s)
+    int fbw_set_build(void* s, const char* const* p, const Py_ssize_t* n, Py_ssize_t k) nogil
+    void fbw_set_warm(void* s, const char* t, Py_ssize_t n) nogil
     Py_ssize_t fbw_set_match(void* s, const char* t, Py_ssize_t n, int* out, Py_ssize_t cap)
 
 
@@ -211,6 +232,46 @@ cdef class CSet:
         if not fbw_set_compile(self.s):
             raise ValueError("RE2 cannot compile the set")
         self.compiled = True
+
+    def build(self, list patterns not None):
+        """Add every pattern and compile, with the GIL released: a union set can take tens of milliseconds
+        to compile, which a background thread then spends without holding up the requests."""
+        cdef Py_ssize_t k = len(patterns), i
+        cdef int rc
+        if self.n or self.compiled:
+            raise ValueError("build() takes a new set")
+        cdef const char** ps = <const char**>PyMem_Malloc(sizeof(const char*) * (k if k else 1))
+        cdef Py_ssize_t* ns = <Py_ssize_t*>PyMem_Malloc(sizeof(Py_ssize_t) * (k if k else 1))
+        if ps == NULL or ns == NULL:
+            PyMem_Free(ps)
+            PyMem_Free(ns)
+            raise MemoryError()
+        try:
+            for i in range(k):
+                b = <bytes?>patterns[i]  # the list keeps each pattern alive while RE2 reads it
+                ps[i] = PyBytes_AS_STRING(b)
+                ns[i] = PyBytes_GET_SIZE(b)
+            with nogil:
+                rc = fbw_set_build(self.s, ps, ns, k)
+        finally:
+            PyMem_Free(ps)
+            PyMem_Free(ns)
+        if rc < 0:
+            raise ValueError("RE2 cannot add a pattern to the set")
+        if rc == 0:
+            raise ValueError("RE2 cannot compile the set")
+        self.n = k
+        self.compiled = True
+
+    def warm(self, bytes t not None):
+        """Match ``t`` once, dropping the result, with the GIL released: RE2 builds the automaton states such
+        text needs (the first texts through a new set cost most)."""
+        if not self.compiled:
+            return
+        cdef const char* p = PyBytes_AS_STRING(t)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(t)
+        with nogil:
+            fbw_set_warm(self.s, p, n)
 
     cdef list hits(self, bytes t):
         cdef int buf[512]
@@ -415,7 +476,7 @@ cdef object _value_mask(bytes v, list stages, object pas):
             continue
         key = tuple(g)
         hit = PyDict_GetItem(unions, key)
-        u = <object>hit if hit is not NULL else pas.union(key)
+        u = <object>hit if hit is not NULL else pas.union(key, t)
         for one in <tuple>u:
             got = <tuple>one
             one = got[0]
@@ -1309,9 +1370,11 @@ def run_phase(object engine, TxState tr, int ph, list matched, Py_ssize_t start,
 # ---- request parsing --------------------------------------------------------------------------------
 
 cdef object _to_bytes(object value):
-    """``request.to_bytes``."""
+    """``request.to_bytes`` (an ASCII ``str`` is copied as it is: no codec lookup)."""
     if isinstance(value, bytes):
         return value
+    if type(value) is str and PyUnicode_IS_ASCII(value):
+        return PyBytes_FromStringAndSize(<const char*>PyUnicode_DATA(value), PyUnicode_GET_LENGTH(value))
     try:
         return value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:

@@ -32,7 +32,11 @@ give up on slow input, and a set that fails to compile leaves its rules unfilter
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import re2
@@ -51,6 +55,36 @@ CACHE_BYTES = 16 << 20
 MAX_UNIONS = 64
 #: stages with more patterns than this are never merged into a union set
 UNION_STAGE_MAX = 32
+#: compile union sets on a background thread (with RE2 called directly, which releases the GIL while it
+#: compiles): a request that meets a new union uses the stages' own sets (same hits) instead of waiting for
+#: a compile of up to tens of milliseconds. ``FSBRAIN_WEB_UNION_THREAD=0`` compiles them in the request.
+BACKGROUND_UNIONS = os.environ.get("FSBRAIN_WEB_UNION_THREAD", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class _UnionBuilder:
+    """One daemon thread per process running union-set builds in arrival order (started on first use, and
+    again in a forked child, which inherits no threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._q: queue.SimpleQueue[Callable[[], object]] | None = None
+
+    def submit(self, job: Callable[[], object]) -> None:
+        with self._lock:
+            if self._pid != os.getpid() or self._q is None:
+                self._q = queue.SimpleQueue()
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, args=(self._q,), name="fsbrain-union-sets", daemon=True).start()
+            self._q.put(job)
+
+    @staticmethod
+    def _run(q: queue.SimpleQueue[Callable[[], object]]) -> None:
+        while True:
+            q.get()()  # a job never raises (_Pass._build_union keeps the stages' own sets on any error)
+
+
+_BUILDER = _UnionBuilder()
 
 # collection -> the sources feeding it
 _FEEDS: dict[str, tuple[str, ...]] = {
@@ -105,12 +139,15 @@ class _Pass:
     read it. One set per stage keeps each set's automaton small: a single set over every CRS pattern
     builds DFA states so large that fresh text costs hundreds of milliseconds."""
 
-    __slots__ = ("sets", "failed", "pats", "unions", "built", "cset")
+    __slots__ = ("sets", "failed", "pats", "unions", "built", "cset", "pending", "background")
 
     def __init__(self, entries: list[tuple[int, bytes, int]], n_stages: int, cset: Any = None) -> None:
         self.failed = False
         # ``_fastweb.CSet`` (RE2 called without the binding) or None for ``re2.Set``
         self.cset = cset
+        # unions handed to the background builder and not yet published
+        self.pending: set[tuple[int, ...]] = set()
+        self.background = BACKGROUND_UNIONS and cset is not None and hasattr(cset, "build")
         self.sets: list[tuple | None] = [None] * n_stages  # type: ignore[type-arg]
         # stages whose texts come out identical for a value share scans (see :meth:`union`)
         self.unions: dict[tuple[int, ...], tuple] = {}  # type: ignore[type-arg]
@@ -132,9 +169,12 @@ class _Pass:
         ``re2.Set`` (the Python wrapper costs an extra call per scan)."""
         if self.cset is not None:
             cs = self.cset()
-            for pattern in patterns:
-                cs.add(pattern)
-            cs.compile()
+            if hasattr(cs, "build"):
+                cs.build(list(patterns))  # adds and compiles with the GIL released
+            else:
+                for pattern in patterns:
+                    cs.add(pattern)
+                cs.compile()
             return cs
         s = re2.Set.SearchSet(re2_options())
         for pattern in patterns:
@@ -142,33 +182,60 @@ class _Pass:
         s.Compile()
         return s._set.Match
 
-    def union(self, key: tuple[int, ...]) -> tuple:  # type: ignore[type-arg]
+    def union(self, key: tuple[int, ...], text: bytes | None = None) -> tuple:  # type: ignore[type-arg]
         """The sets to scan a text that the stages ``key`` (each with a set) all produced: a stage with
         more than :data:`UNION_STAGE_MAX` patterns keeps its own set (a large union's automaton is slow
         on varied text), the others are merged into one set, so a hit is exactly a hit of one of those
         stages' sets on that text. Built on first use, at most :data:`MAX_UNIONS` per pass; past that, or
-        when RE2 refuses a union, the stages' own sets."""
+        when RE2 refuses a union, the stages' own sets.
+
+        With :data:`BACKGROUND_UNIONS` (and RE2 called directly) the union is compiled on the builder
+        thread, which then runs it once on ``text`` (the text that asked for it) so its automaton has the
+        states such text needs; until it is published the stages' own sets answer, with the same hits."""
         got = self.unions.get(key)
         if got is not None:
             return got  # type: ignore[no-any-return]
         own = tuple([self.sets[st] for st in key])
         small = [st for st in key if len(self.pats[st]) <= UNION_STAGE_MAX]
-        if len(small) < 2:
+        if len(small) < 2 or self.built >= MAX_UNIONS:
             if len(self.unions) < 4 * MAX_UNIONS:
                 self.unions[key] = own
             return own
-        self.built += 1
-        if self.built > MAX_UNIONS:
+        if self.background:
+            if key not in self.pending:
+                self.built += 1
+                self.pending.add(key)
+                _BUILDER.submit(partial(self._build_union, key, small, own, text))
             return own
+        self.built += 1
+        return self._build_union(key, small, own, None)
+
+    def _build_union(self, key: tuple[int, ...], small: list[int], own: tuple,  # type: ignore[type-arg]
+                     text: bytes | None) -> tuple:  # type: ignore[type-arg]
         try:
             bits = [bit for st in small for _, bit in self.pats[st]]
             matcher = self._build([pattern for st in small for pattern, _ in self.pats[st]])
-        except (re2.error, ValueError, TypeError):
+            if text is not None and hasattr(matcher, "warm"):
+                matcher.warm(text)
+        except (re2.error, ValueError, TypeError, MemoryError):
             got = own
         else:
             got = tuple([self.sets[st] for st in key if st not in small] + [(matcher, bits)])
         self.unions[key] = got
+        self.pending.discard(key)
         return got
+
+    def wait_unions(self, timeout: float = 30.0) -> bool:
+        """Wait until the background builder has published every union asked for so far (tests and
+        benchmarks); whether it did within ``timeout`` seconds."""
+        import time
+
+        end = time.monotonic() + timeout
+        while self.pending:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.005)
+        return True
 
 
 class _ChainSet:
@@ -386,7 +453,7 @@ class Prefilter:
             if st.ops:
                 pending.append((t, st.ops))
         for t, g in groups.items():
-            for one in (pas.union(tuple(g)) if len(g) > 1 else (sets[g[0]],)):
+            for one in (pas.union(tuple(g), t) if len(g) > 1 else (sets[g[0]],)):
                 hits = one[0](t)
                 if hits:
                     bits = one[1]
