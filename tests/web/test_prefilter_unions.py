@@ -91,3 +91,23 @@ def test_unions_compile_in_the_request_when_the_thread_is_off(monkeypatch):
     check(pf)
     assert not pf.plain_pass.pending and not pf.full_pass.pending
     assert _built_unions(pf.plain_pass) + _built_unions(pf.full_pass) > 0
+
+
+def test_a_union_pending_in_another_process_is_asked_for_again():
+    """A forked child inherits the parent's pending entries but not its builder thread: it submits the union
+    again instead of waiting for a build that will never reach it."""
+    pf = WebRuleEngine.default(paranoia=4).prefilter
+    pas = pf.plain_pass
+    if not pas.background:
+        import pytest
+
+        pytest.skip("unions compile in the request here")
+    small = sorted(st for st, pats in pas.pats.items() if len(pats) <= P.UNION_STAGE_MAX)
+    assert len(small) >= 2
+    key = (small[0], small[1])
+    pas.unions.pop(key, None)
+    pas.pending[key] = -1  # as if the parent (another pid) had asked for it
+    got = pas.union(key, b"some text")
+    assert got == tuple(pas.sets[st] for st in key)  # the stages' own sets answer meanwhile
+    assert pas.wait_unions(30)
+    assert pas.unions[key] != got  # built in this process after all

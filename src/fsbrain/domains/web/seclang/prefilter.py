@@ -145,8 +145,9 @@ class _Pass:
         self.failed = False
         # ``_fastweb.CSet`` (RE2 called without the binding) or None for ``re2.Set``
         self.cset = cset
-        # unions handed to the background builder and not yet published
-        self.pending: set[tuple[int, ...]] = set()
+        # unions handed to the background builder and not yet published -> the process that asked (a
+        # forked child inherits the entries but not the thread: it asks again)
+        self.pending: dict[tuple[int, ...], int] = {}
         self.background = BACKGROUND_UNIONS and cset is not None and hasattr(cset, "build")
         self.sets: list[tuple | None] = [None] * n_stages  # type: ignore[type-arg]
         # stages whose texts come out identical for a value share scans (see :meth:`union`)
@@ -202,9 +203,11 @@ class _Pass:
                 self.unions[key] = own
             return own
         if self.background:
-            if key not in self.pending:
-                self.built += 1
-                self.pending.add(key)
+            pid = os.getpid()
+            if self.pending.get(key) != pid:
+                if key not in self.pending:
+                    self.built += 1
+                self.pending[key] = pid
                 _BUILDER.submit(partial(self._build_union, key, small, own, text))
             return own
         self.built += 1
@@ -222,7 +225,7 @@ class _Pass:
         else:
             got = tuple([self.sets[st] for st in key if st not in small] + [(matcher, bits)])
         self.unions[key] = got
-        self.pending.discard(key)
+        self.pending.pop(key, None)
         return got
 
     def wait_unions(self, timeout: float = 30.0) -> bool:
