@@ -190,7 +190,9 @@ def main() -> None:
              "multipart uploads, browser headers and cookies), 5% attacks. One process, one core; time is "
              "`engine.inspect` and the release of the request afterwards (a server frees each request once it "
              "has answered; keeping every inspected request alive would make full garbage collections walk "
-             "their parsed state).", "",
+             "their parsed state). Before timing, the bench waits for the union sets its warm-up asked for, "
+             "which a background thread compiles (`FSBRAIN_WEB_UNION_THREAD`), so the timing is of the steady "
+             "state.", "",
              "`req/s (wall)` is requests over elapsed time in one process; `req/s per CPU-second` divides by the "
              "thread's CPU time, which is what one dedicated core would sustain when other work shares the "
              "machine. Latencies are wall-clock per `inspect` call. The engines are built, then "
