@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
 
 from fsbrain.domains.web import HttpRequest, WebRuleEngine  # noqa: E402
+
 try:  # (bench_web_instructions.py runs this mix against older trees too)
     from fsbrain.speedups import settle_heap  # noqa: E402
 except ImportError:  # pragma: no cover - a tree from before settle_heap

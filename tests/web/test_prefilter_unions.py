@@ -111,3 +111,32 @@ def test_a_union_pending_in_another_process_is_asked_for_again():
     assert got == tuple(pas.sets[st] for st in key)  # the stages' own sets answer meanwhile
     assert pas.wait_unions(30)
     assert pas.unions[key] != got  # built in this process after all
+
+
+def test_a_failing_union_build_leaves_the_own_sets_and_the_builder_running(monkeypatch):
+    pf = WebRuleEngine.default(paranoia=4).prefilter
+    pas = pf.plain_pass
+    if not pas.background:
+        import pytest
+
+        pytest.skip("unions compile in the request here")
+    small = sorted(st for st, pats in pas.pats.items() if len(pats) <= P.UNION_STAGE_MAX)
+    key = (small[0], small[1])
+    pas.unions.pop(key, None)
+    calls = []
+
+    def broken(patterns):
+        calls.append(len(patterns))
+        raise KeyError("not an RE2 error")  # an unexpected error inside the builder thread
+
+    monkeypatch.setattr(P._Pass, "_build", lambda self, patterns: broken(patterns))
+    own = pas.union(key, b"x")
+    assert own == tuple(pas.sets[st] for st in key)
+    assert pas.wait_unions(30)  # not left pending
+    assert calls and pas.unions[key] == own
+    monkeypatch.undo()
+    key2 = (small[0], small[2]) if len(small) > 2 else None
+    if key2 is not None:  # the builder thread survived and builds the next union
+        pas.unions.pop(key2, None)
+        pas.union(key2, b"y")
+        assert pas.wait_unions(30) and pas.unions[key2] != tuple(pas.sets[st] for st in key2)

@@ -32,6 +32,7 @@ give up on slow input, and a set that fails to compile leaves its rules unfilter
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -81,7 +82,11 @@ class _UnionBuilder:
     @staticmethod
     def _run(q: queue.SimpleQueue[Callable[[], object]]) -> None:
         while True:
-            q.get()()  # a job never raises (_Pass._build_union keeps the stages' own sets on any error)
+            job = q.get()
+            try:
+                job()  # _Pass._build_union keeps the stages' own sets when RE2 refuses a union
+            except Exception:  # noqa: BLE001 - an unexpected error must not stop the builder
+                logging.getLogger(__name__).exception("union set build failed; the stages' own sets stay in use")
 
 
 _BUILDER = _UnionBuilder()
@@ -215,17 +220,18 @@ class _Pass:
 
     def _build_union(self, key: tuple[int, ...], small: list[int], own: tuple,  # type: ignore[type-arg]
                      text: bytes | None) -> tuple:  # type: ignore[type-arg]
+        got = own
         try:
             bits = [bit for st in small for _, bit in self.pats[st]]
             matcher = self._build([pattern for st in small for pattern, _ in self.pats[st]])
             if text is not None and hasattr(matcher, "warm"):
                 matcher.warm(text)
-        except (re2.error, ValueError, TypeError, MemoryError):
-            got = own
-        else:
             got = tuple([self.sets[st] for st in key if st not in small] + [(matcher, bits)])
-        self.unions[key] = got
-        self.pending.pop(key, None)
+        except (re2.error, ValueError, TypeError, MemoryError):
+            pass  # the stages' own sets answer for this group
+        finally:
+            self.unions[key] = got
+            self.pending.pop(key, None)
         return got
 
     def wait_unions(self, timeout: float = 30.0) -> bool:
