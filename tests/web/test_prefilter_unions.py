@@ -106,7 +106,7 @@ def test_a_union_pending_in_another_process_is_asked_for_again():
     assert len(small) >= 2
     key = (small[0], small[1])
     pas.unions.pop(key, None)
-    pas.pending[key] = -1  # as if the parent (another pid) had asked for it
+    pas.pending[key] = (-1, ())  # as if the parent (another pid) had asked for it
     got = pas.union(key, b"some text")
     assert got == tuple(pas.sets[st] for st in key)  # the stages' own sets answer meanwhile
     assert pas.wait_unions(30)

@@ -150,9 +150,10 @@ class _Pass:
         self.failed = False
         # ``_fastweb.CSet`` (RE2 called without the binding) or None for ``re2.Set``
         self.cset = cset
-        # unions handed to the background builder and not yet published -> the process that asked (a
-        # forked child inherits the entries but not the thread: it asks again)
-        self.pending: dict[tuple[int, ...], int] = {}
+        # unions handed to the background builder and not yet published -> (the process that asked, the
+        # stages' own sets answering meanwhile); a forked child inherits the entries but not the thread: it
+        # asks again
+        self.pending: dict[tuple[int, ...], tuple[int, tuple]] = {}  # type: ignore[type-arg]
         self.background = BACKGROUND_UNIONS and cset is not None and hasattr(cset, "build")
         self.sets: list[tuple | None] = [None] * n_stages  # type: ignore[type-arg]
         # stages whose texts come out identical for a value share scans (see :meth:`union`)
@@ -201,6 +202,9 @@ class _Pass:
         got = self.unions.get(key)
         if got is not None:
             return got  # type: ignore[no-any-return]
+        waiting = self.pending.get(key)
+        if waiting is not None and waiting[0] == os.getpid():
+            return waiting[1]  # being built: the stages' own sets meanwhile
         own = tuple([self.sets[st] for st in key])
         small = [st for st in key if len(self.pats[st]) <= UNION_STAGE_MAX]
         if len(small) < 2 or self.built >= MAX_UNIONS:
@@ -208,12 +212,10 @@ class _Pass:
                 self.unions[key] = own
             return own
         if self.background:
-            pid = os.getpid()
-            if self.pending.get(key) != pid:
-                if key not in self.pending:
-                    self.built += 1
-                self.pending[key] = pid
-                _BUILDER.submit(partial(self._build_union, key, small, own, text))
+            if waiting is None:
+                self.built += 1
+            self.pending[key] = (os.getpid(), own)
+            _BUILDER.submit(partial(self._build_union, key, small, own, text))
             return own
         self.built += 1
         return self._build_union(key, small, own, None)
