@@ -1,7 +1,8 @@
 """Instructions per inspected request (valgrind callgrind): a speed measure that other load on the machine does
 not move.
 
-The OWASP CRS v4 engine (PL1) inspects the rule benchmark's mix (``bench_web_rules.make_mix``) after a warm-up;
+The OWASP CRS v4 engine (PL1; ``--rules default``: fsbrain's own rules; ``--inspector``: the full inspector,
+rules + model, given request dicts) inspects the rule benchmark's mix (``bench_web_rules.make_mix``) after a warm-up;
 each timed request is released after its inspection (as a server
 releases it); the script runs the same program twice under callgrind, once without the timed requests, and divides the
 difference by their number, so loading the rules and the warm-up cancel out. ``--src`` points at another
@@ -10,7 +11,8 @@ checkout's ``src`` folder to measure it the same way (before / after a change). 
 
 Usage::
 
-    python bench/bench_web_instructions.py [--crs ../shared/data/crs-regression] [--n 600] [--src OTHER/src ...]
+    python bench/bench_web_instructions.py [--crs ../shared/data/crs-regression] [--n 600] [--paranoia 2]
+        [--rules crs|default] [--inspector] [--src OTHER/src ...]
 """
 
 from __future__ import annotations
@@ -32,10 +34,16 @@ import sys
 sys.path.insert(0, {bench!r})
 from bench_web_rules import make_mix
 from fsbrain.domains.web import WebRuleEngine
-eng = WebRuleEngine.from_crs({crs!r}, paranoia={paranoia})
-for q in make_mix(600, seed=1):
+from fsbrain.domains.web.inspector import WebInspector
+eng = WebRuleEngine.from_crs({crs!r}, paranoia={paranoia}) if {crs!r} else WebRuleEngine.default(paranoia={paranoia})
+if {inspector!r}:  # the full inspector (rules + model), given request dicts as the proxy and middleware pass them
+    eng = WebInspector(paranoia={paranoia}, rules=eng)
+    mix = lambda k, seed=7: [r.to_dict() for r in make_mix(k, seed)]
+else:
+    mix = make_mix
+for q in mix(600, seed=1):
     eng.inspect(q)
-reqs = make_mix({n})
+reqs = mix({n})
 gc.freeze()  # as fsbrain.speedups.settle_heap() in the servers (spelled out: older trees lack it)
 reqs.reverse()
 while reqs:  # each request released after its inspection, as a server does
@@ -45,11 +53,12 @@ while reqs:  # each request released after its inspection, as a server does
 '''
 
 
-def count(src: Path, crs: Path, n: int, paranoia: int) -> int:
+def count(src: Path, crs: Path | None, n: int, paranoia: int, inspector: bool = False) -> int:
     """Total instructions of the program inspecting ``n`` timed requests with the code under ``src``."""
     with tempfile.TemporaryDirectory() as tmp:
         prog = Path(tmp) / "prog.py"
-        prog.write_text(PROGRAM.format(bench=str(REPO / "bench"), crs=str(crs), n=n, paranoia=paranoia))
+        prog.write_text(PROGRAM.format(bench=str(REPO / "bench"), crs=str(crs) if crs else "", n=n, paranoia=paranoia,
+                                       inspector=inspector))
         out = Path(tmp) / "cg.out"
         # union sets compiled in the request (FSBRAIN_WEB_UNION_THREAD=0): valgrind runs one thread at a time, so
         # the background builder's compiles would land in the timed requests at random and make counts differ
@@ -64,8 +73,8 @@ def count(src: Path, crs: Path, n: int, paranoia: int) -> int:
     return int(m.group(1))
 
 
-def per_request(src: Path, crs: Path, n: int, paranoia: int) -> float:
-    return (count(src, crs, n, paranoia) - count(src, crs, 0, paranoia)) / n
+def per_request(src: Path, crs: Path | None, n: int, paranoia: int, inspector: bool = False) -> float:
+    return (count(src, crs, n, paranoia, inspector) - count(src, crs, 0, paranoia, inspector)) / n
 
 
 def main() -> None:
@@ -73,15 +82,21 @@ def main() -> None:
     ap.add_argument("--crs", type=Path, default=REPO.parent / "shared/data/crs-regression")
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--paranoia", type=int, default=1)
+    ap.add_argument("--rules", choices=("crs", "default"), default="crs",
+                    help="OWASP CRS v4 (default) or fsbrain's own rules")
+    ap.add_argument("--inspector", action="store_true",
+                    help="count the full inspector (rules + model, from request dicts) instead of the rule engine")
     ap.add_argument("--src", type=Path, action="append", default=[], help="another src folder to measure too")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
-    if not args.crs.is_dir():
-        raise SystemExit(f"CRS not found at {args.crs}")
+    crs = args.crs if args.rules == "crs" else None
+    if crs is not None and not crs.is_dir():
+        raise SystemExit(f"CRS not found at {crs}")
+    what = ("OWASP CRS v4" if crs else "fsbrain rules") + (" + model (full inspector)" if args.inspector else "")
     for src in [REPO / "src", *args.src]:
-        ipr = per_request(src.resolve(), args.crs, args.n, args.paranoia)
-        print(f"{src}: {ipr:,.0f} instructions per request (OWASP CRS v4 PL{args.paranoia}, {args.n} requests)")
+        ipr = per_request(src.resolve(), crs, args.n, args.paranoia, args.inspector)
+        print(f"{src}: {ipr:,.0f} instructions per request ({what} PL{args.paranoia}, {args.n} requests)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
 
 from fsbrain.domains.web import HttpRequest, WebRuleEngine  # noqa: E402
+from fsbrain.domains.web.inspector import WebInspector  # noqa: E402
 
 try:  # (bench_web_instructions.py runs this mix against older trees too)
     from fsbrain.speedups import settle_heap  # noqa: E402
@@ -100,7 +102,7 @@ def settle_unions(engine: WebRuleEngine) -> None:
             pas.wait_unions()
 
 
-def run(engine: WebRuleEngine, n: int, cold: bool = False, repeat: bool = False) -> dict[str, float]:
+def run(engine: Any, n: int, cold: bool = False, repeat: bool = False) -> dict[str, float]:
     """Inspect a fresh mix once for warm-up, then time a second fresh mix request by request. ``cold``:
     the prefilter's per-value caches are emptied before every request (outside the timing), so every
     value is scanned as if never seen before. ``repeat``: the timed mix (the same requests, built anew) is
@@ -110,14 +112,21 @@ def run(engine: WebRuleEngine, n: int, cold: bool = False, repeat: bool = False)
     it has answered: the parsed state the inspection caches on a request (body, arguments, collections)
     dies with it. Keeping all 3,000 inspected requests alive instead made the garbage collector walk
     their ~150,000 containers in full collections, a cost a server does not have (about 15% of CRS PL1's
-    time on the fifth session's machine)."""
-    for r in make_mix(min(n, 300), seed=1):
+    time on the fifth session's machine).
+
+    ``engine`` is a ``WebRuleEngine`` or a ``WebInspector`` (rules + model, the configuration the proxy, the
+    middleware and ``fsbrain web inspect`` run): an inspector is given each request as the dict those
+    callers pass (``{"method", "uri", "headers", "body"}``), so its time includes parsing the request."""
+    inspector = not isinstance(engine, WebRuleEngine)
+    mix = (lambda k, seed=7: [r.to_dict() for r in make_mix(k, seed)]) if inspector else make_mix
+    rules = engine.rules if inspector else engine
+    for r in mix(min(n, 300), seed=1):
         engine.inspect(r)
     if repeat:
-        for r in make_mix(n):
+        for r in mix(n):
             engine.inspect(r)
-    settle_unions(engine)
-    reqs = make_mix(n)
+    settle_unions(rules)
+    reqs = mix(n)
     reqs.reverse()
     lat: list[float] = []
     cpu: list[float] = []
@@ -126,14 +135,16 @@ def run(engine: WebRuleEngine, n: int, cold: bool = False, repeat: bool = False)
     while reqs:
         r = reqs.pop()
         if cold:
-            engine.prefilter.clear_caches()
+            rules.prefilter.clear_caches()
+            if inspector and engine.model is not None:
+                engine.model._cache.clear()  # the model's per-value score cache too
         t0 = time.perf_counter()
         c0 = time.thread_time()
         v = engine.inspect(r)
         del r  # the last reference: the request and what its inspection cached on it are freed here
         cpu.append(time.thread_time() - c0)
         lat.append(time.perf_counter() - t0)
-        blocked += v.blocked
+        blocked += bool(v["attack"]) if inspector else v.blocked
     total = time.perf_counter() - t_all
     lat.sort()
     cpu.sort()
@@ -146,6 +157,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--crs", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/crs-regression")
     ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--engine-only", action="store_true", help="skip the full-inspector (rules + model) rows")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs/benchmarks/web_rules.md")
     args = ap.parse_args()
     load0 = os.getloadavg()
@@ -170,6 +182,15 @@ def main() -> None:
         if c1.compiled:
             engines.insert(len(engines) - 4, ("OWASP CRS v4, PL1, Python rule loop and scan (compiled=False)",
                                               WebRuleEngine.from_crs(args.crs, paranoia=1, compiled=False), False))
+    if not args.engine_only:
+        # the full inspector (rules + model), as the proxy, the middleware and `fsbrain web inspect` run it; each
+        # row has engines of its own, so that no value of the timed mix was seen by an earlier row
+        engines += [(f"full inspector (fsbrain rules + model), PL{pl}", WebInspector(paranoia=pl), False)
+                    for pl in (1, 2)]
+        if (args.crs / "rules").is_dir() or args.crs.is_dir():
+            engines += [(f"full inspector (OWASP CRS v4 + model), PL{pl}",
+                         WebInspector(paranoia=pl, rules=WebRuleEngine.from_crs(args.crs, paranoia=pl)), False)
+                        for pl in (1, 2)]
     settle_heap()  # as the servers do once their rules are loaded (full collections skip the rule sets)
     rows = []
     for name, eng, cold in engines:
@@ -205,7 +226,10 @@ def main() -> None:
              "parameters repeat in real traffic; in this mix cookie ids, account numbers, amounts and user names "
              "are random). The *caches emptied* rows clear those caches before every request: every value is "
              "scanned as new; the *second time* rows inspect the timed mix (the same requests, built anew) once before timing it. *Plain evaluation* is the engine without the prefilter and constant folding "
-             "(`optimize=False`, the reference the tests compare against).", "",
+             "(`optimize=False`, the reference the tests compare against). The *full inspector* rows are what the proxy, "
+             "the middleware and `fsbrain web inspect` run: `WebInspector`, the rule engine and the n-gram model "
+             "together (verdict, labels, reasons, model explanation), given each request as the dict those callers "
+             "pass, so their time includes parsing it; their *blocked* column counts verdicts with `attack` true.", "",
              "| engine | req/s (wall) | req/s per CPU-second | p50 ms | p99 ms | p99 CPU ms | blocked |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {n} | {r['rps']:.0f} | {r['rps_cpu']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
