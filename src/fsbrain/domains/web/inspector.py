@@ -244,7 +244,8 @@ class WebInspector:
         self.strong_score, self.max_params = strong_score, max_params
         self.limits, self.strict, self.model_headers = limits, strict, model_headers
         self.opaque_params = tuple(x.lower() for x in opaque_params)
-        self._opaque: dict[str, bool] = {}  # parameter name -> opaque (names repeat across requests)
+        # parameter name -> (opaque, comparable key): names repeat across requests
+        self._names: dict[str, tuple[bool, str]] = {}
 
     @property
     def cacheable(self) -> bool:
@@ -289,24 +290,28 @@ class WebInspector:
         if self.model is not None:
             params = []
             all_params = ml.request_params(raw, headers=self.model_headers, http=hreq)
-            opaque = self._opaque
+            names = self._names
+            clear_plain = self.clear_plain
+            is_plain = ml.is_plain
             for n, v in all_params:
-                o = opaque.get(n)
-                if o is None:
-                    o = any(x in _param_key(n).lower() for x in self.opaque_params)
-                    if len(opaque) >= 4096:
-                        opaque.clear()
-                    opaque[n] = o
-                if o:
+                nk = names.get(n)
+                if nk is None:  # parameter names repeat across requests: opaque or not, and the key, once each
+                    key = _param_key(n)
+                    nk = (any(x in key.lower() for x in self.opaque_params), key)
+                    if len(names) >= 4096:
+                        names.clear()
+                    names[n] = nk
+                if nk[0]:
                     continue
-                if v and not ml.is_plain(v):
+                if v and not is_plain(v):
                     params.append((n, v))
-                elif self.clear_plain:
-                    plain.add(_param_key(n))
+                elif clear_plain:
+                    plain.add(nk[1])
             if len(params) > self.max_params:
                 limits_hit.append("max_model_params")
                 params = params[: self.max_params]
-            scored = self.model.score_params(params, explain=True)
+            if params:
+                scored = self.model.score_params(params, explain=True)
         out = self._combine(threshold, rule_score, matched, rule_reasons, scored, plain, all_params)
         out.update(limits_hit=limits_hit, errors=errors, paranoia=self.paranoia,
                    latency_ms=round((time.perf_counter() - t0) * 1000, 3))
@@ -325,14 +330,21 @@ class WebInspector:
     def _combine(self, threshold: int, rule_score: int, matched: list[Any], rule_reasons: list[dict[str, Any]],
                  scored: list[tuple[str, ml.ValueScore]], plain: set[str],
                  all_params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
-        by_key: dict[str, float] = dict.fromkeys(plain, 0.0)
-        for name, s in scored:
-            k = _param_key(name)
-            by_key[k] = max(by_key.get(k, 0.0), s.p_attack)
+        top = scored[0] if scored else None
+        if not matched and not rule_reasons and (top is None or top[1].p_attack < 0.5):
+            # the common case, nothing to combine (the same verdict as below, built directly)
+            score = max(0, rule_score)
+            return {"attack": score >= threshold, "score": int(score), "labels": [], "rules": [], "reasons": [],
+                    "rule_score": int(rule_score), "model_score": 0, "threshold": threshold, "suppressed_rules": [],
+                    "model": _model_out(scored)}
         suppressed: list[int] = []
         clear_points = 0
         scoring = [m for m in matched if m.score > 0]
         if self.model is not None and 0 < rule_score < self.strong_score and scoring:
+            by_key: dict[str, float] = dict.fromkeys(plain, 0.0)
+            for name, s in scored:
+                k = _param_key(name)
+                by_key[k] = max(by_key.get(k, 0.0), s.p_attack)
             clearable = []
             for m in scoring:
                 var = m.variable
@@ -366,7 +378,6 @@ class WebInspector:
             clear_points = sum(m.score for m in clearable)
         model_points = 0
         model_label = None
-        top = scored[0] if scored else None
         if top is not None and top[1].p_attack >= 0.5:
             model_points = min(2 * threshold, int(threshold * top[1].p_attack / self.model_block))
             model_label = "web_" + top[1].attack_class if top[1].attack_class != "benign" else None
@@ -393,4 +404,11 @@ class WebInspector:
         return {"attack": attack, "score": int(score), "labels": labels if attack else [],
                 "rules": [m.id for m in matched], "reasons": reasons, "rule_score": int(rule_score),
                 "model_score": model_points, "threshold": threshold, "suppressed_rules": suppressed,
-                "model": [{"param": n, **s.to_dict()} for n, s in scored[:5]]}
+                "model": _model_out(scored)}
+
+
+def _model_out(scored: list[tuple[str, ml.ValueScore]]) -> list[dict[str, Any]]:
+    """The verdict's ``model`` field: the five highest-scoring parameters."""
+    return [{"param": n, "p_attack": round(s.p_attack, 4), "class": s.attack_class,
+             "top_ngrams": [[g, round(w, 3)] for g, w in s.top_ngrams] if s.top_ngrams else []}
+            for n, s in scored[:5]]

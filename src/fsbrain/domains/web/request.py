@@ -148,7 +148,9 @@ class HttpRequest:
             raise InputError("request 'headers' must be an object or a list of [name, value] pairs")
         headers = []
         for k, v in pairs:
-            if isinstance(v, list):
+            if type(k) is str and type(v) is str:  # the common case: text name and value, kept as they are
+                headers.append((k, v))
+            elif isinstance(v, list):
                 headers.extend((str(k), str(x)) for x in v)
             else:
                 headers.append((str(k), "" if v is None else str(v)))
