@@ -48,6 +48,9 @@ ATTACKS = ["1' OR '1'='1", "1 UNION SELECT username, password FROM users--", "<s
            "<?php system($_GET['c']); ?>", "http://169.254.169.254/latest/meta-data/"]
 
 
+MARKER = "<!-- bench_web_rules.py writes everything above this line; what follows is kept -->"
+
+
 def _headers(rng: random.Random) -> list[tuple[str, str]]:
     return [("Host", "bank.example.com"), ("User-Agent", rng.choice(UAS)),
             ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"),
@@ -235,6 +238,10 @@ def main() -> None:
     lines += [f"| {n} | {r['rps']:.0f} | {r['rps_cpu']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
               f"{r['p99_cpu_ms']:.2f} | {r['blocked']}/{r['n']} |" for n, r in rows]
     lines += ["", "Reproduce: `.venv/bin/python bench/bench_web_rules.py`", ""]
+    if args.out.exists():  # the hand-written sections after the marker are kept
+        old = args.out.read_text(encoding="utf-8")
+        if MARKER in old:
+            lines += [old[old.index(MARKER):].rstrip("\n"), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.out}")
