@@ -39,10 +39,10 @@ Usage: ``python bench/bench_web_proxy.py [--seconds 8] [--upstreams trivial,bank
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -51,6 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
+from _common import free_port, wait_port  # noqa: E402
 from _machine import describe  # noqa: E402
 
 WRK_PATH = "/search?q=%E4%BF%A1%E7%94%A8%E5%8D%A1%20%E8%BF%98%E6%AC%BE&page=2&sort=date"
@@ -146,24 +147,6 @@ end
 '''
 
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
 def _cpu(pid: int) -> float:
     """User + system CPU seconds of a process and its live children (uvicorn's worker processes)."""
     total = 0.0
@@ -221,7 +204,46 @@ def measured(url: str, seconds: float, pids: dict[str, int], script: Path | None
     return res
 
 
-def _upstream(kind: str, port: int, tmp: Path) -> subprocess.Popen:
+def _workdir(prefix: str) -> tuple[Path, Path]:
+    """A fresh temporary folder for the upstream's script, and the wrk Lua script of ``unique`` traffic in it."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    lua = tmp / "unique.lua"
+    lua.write_text(UNIQUE_LUA, encoding="utf-8")
+    return tmp, lua
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(15)
+
+
+@contextlib.contextmanager
+def _processes():
+    """The list the bench's child processes go in; whichever still runs at the end (error or not) is stopped."""
+    procs: list[subprocess.Popen] = []
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            _stop(p)
+
+
+def _started(cmd: list[str], procs: list[subprocess.Popen], port: int, settle: float, **popen) -> subprocess.Popen:
+    """Start ``cmd`` (kept in ``procs``), wait until it listens on ``port``, then ``settle`` s for its workers."""
+    proc = subprocess.Popen(cmd, **popen)
+    procs.append(proc)
+    wait_port(port, timeout=90.0)
+    if settle:
+        time.sleep(settle)  # every worker up
+    return proc
+
+
+def _upstream(kind: str, tmp: Path, procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, int]:
+    """Start the ``kind`` upstream on a free port, ready (every worker up): (process, port)."""
+    port = free_port()
     (tmp / "bench_upstream.py").write_text(UPSTREAM, encoding="utf-8")
     env = {**os.environ, "BENCH_UPSTREAM_KIND": kind.rstrip("2")}
     if kind.endswith("2"):  # two uvicorn worker processes: a site that uses both cores
@@ -229,36 +251,31 @@ def _upstream(kind: str, port: int, tmp: Path) -> subprocess.Popen:
                "--workers", "2", "--log-level", "warning", "--no-access-log"]
     else:
         cmd = [sys.executable, str(tmp / "bench_upstream.py"), str(port)]
-    return subprocess.Popen(cmd, env=env)
+    return _started(cmd, procs, port, 1.0, env=env), port
 
 
-def _proxy(up_port: int, port: int, *, mode: str, server: str, workers: int, src: Path) -> subprocess.Popen:
+def _proxy(up_port: int, procs: list[subprocess.Popen], *, mode: str, server: str, workers: int, src: Path,
+           settle: float = 0.0) -> tuple[subprocess.Popen, int]:
+    """Start the proxy (from the source tree ``src``) in front of the upstream on a free port, listening:
+    (process, port)."""
+    port = free_port()
     if mode == "forward-only":
         cmd = [sys.executable, "-c", STUB, str(up_port), str(port), server]
     else:
         cmd = [sys.executable, "-c", "from fsbrain.cli import main; main()", "web", "proxy",
                "--upstream", f"http://127.0.0.1:{up_port}", "--listen", f"127.0.0.1:{port}",
                "--mode", mode, "--server", server, "--workers", str(workers)]
-    return subprocess.Popen(cmd, cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(src)})
+    return _started(cmd, procs, port, settle, cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(src)}), port
 
 
 def run(upstreams: list[str], traffics: list[str], workers: list[int], modes: list[str], servers: list[str],
         seconds: float, baseline: Path | None, src_dir: Path = REPO / "src") -> list[dict]:
-    import tempfile
-
     rows: list[dict] = []
-    procs: list[subprocess.Popen] = []
-    tmp = Path(tempfile.mkdtemp(prefix="bench_web_proxy_"))
-    lua = tmp / "unique.lua"
-    lua.write_text(UNIQUE_LUA, encoding="utf-8")
+    tmp, lua = _workdir("bench_web_proxy_")
     trees = [("", src_dir)] + ([("before: ", baseline)] if baseline else [])
-    try:
+    with _processes() as procs:
         for kind in upstreams:
-            up_port = _free_port()
-            up = _upstream(kind, up_port, tmp)
-            procs.append(up)
-            _wait_port(up_port)
-            time.sleep(1.0)  # every worker up
+            up, up_port = _upstream(kind, tmp, procs)
             wrk(f"http://127.0.0.1:{up_port}{WRK_PATH}", 2)  # warm-up
             direct: dict[str, float] = {}
             for traffic in traffics:
@@ -283,11 +300,7 @@ def run(upstreams: list[str], traffics: list[str], workers: list[int], modes: li
                                        " (inspection stubbed)") + (f", {server} server" if server != "fast" else ""),
                                        mode, server, 1, src))
             for name, mode, server, w, src in setups:
-                port = _free_port()
-                px = _proxy(up_port, port, mode=mode, server=server, workers=w, src=src)
-                procs.append(px)
-                _wait_port(port)
-                time.sleep(0.5 * w)  # every worker up
+                px, port = _proxy(up_port, procs, mode=mode, server=server, workers=w, src=src, settle=0.5 * w)
                 for traffic in traffics:
                     script = lua if traffic == "unique" else None
                     wrk(f"http://127.0.0.1:{port}{WRK_PATH}", 2, script=script)  # warm-up: pool, caches
@@ -296,15 +309,8 @@ def run(upstreams: list[str], traffics: list[str], workers: list[int], modes: li
                     res["lost"] = 1 - res["rps"] / direct[traffic] if direct.get(traffic) else float("nan")
                     rows.append({"upstream": kind, "traffic": traffic, "path": name, **res})
                     print(rows[-1], flush=True)
-                px.terminate()
-                px.wait(15)
-            up.terminate()
-            up.wait(15)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(15)
+                _stop(px)
+            _stop(up)
     return rows
 
 
@@ -313,27 +319,16 @@ def interleaved(upstreams: list[str], traffics: list[str], seconds: float, round
     """Before/after on the same machine: both trees' one-worker proxies up at once, measured alternately
     (before, after, after, before, ...) ``rounds`` times each; proxy CPU µs per request, median and runs."""
     import statistics
-    import tempfile
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_web_proxy_ab_"))
-    lua = tmp / "unique.lua"
-    lua.write_text(UNIQUE_LUA, encoding="utf-8")
+    tmp, lua = _workdir("bench_web_proxy_ab_")
     res: dict[tuple[str, str, str], list[float]] = {}
     loads: list[str] = []
-    procs: list[subprocess.Popen] = []
-    try:
+    with _processes() as procs:
         for kind in upstreams:
-            up_port = _free_port()
-            up = _upstream(kind, up_port, tmp)
-            procs.append(up)
-            _wait_port(up_port)
-            time.sleep(1.0)
+            up, up_port = _upstream(kind, tmp, procs)
             pxs = {}
             for name, src in (("before", baseline), ("after", src_dir)):
-                port = _free_port()
-                px = _proxy(up_port, port, mode="block", server="fast", workers=1, src=src)
-                procs.append(px)
-                _wait_port(port)
+                px, port = _proxy(up_port, procs, mode="block", server="fast", workers=1, src=src)
                 pxs[name] = (port, px)
             for traffic in traffics:
                 script = lua if traffic == "unique" else None
@@ -347,15 +342,8 @@ def interleaved(upstreams: list[str], traffics: list[str], seconds: float, round
                         loads.append(m["load"])
                         print(kind, traffic, name, f"{m['proxy_cpu_us']:.0f} µs/req", f"load {m['load']}", flush=True)
             for _, px in pxs.values():
-                px.terminate()
-                px.wait(15)
-            up.terminate()
-            up.wait(15)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(15)
+                _stop(px)
+            _stop(up)
     lines = [f"Interleaved before/after ({rounds} runs of {seconds:g} s each, one worker, block mode; load average "
              f"{min(loads)}–{max(loads)}): proxy CPU µs per request, median (runs)", "",
              "| upstream | traffic | before | after | after / before |", "|---|---|---:|---:|---:|"]

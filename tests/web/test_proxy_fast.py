@@ -12,13 +12,21 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 
 import httpx
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_proxy import Server, free_port, upstream_app
+from proxy_helpers import (
+    ATTACK_PATH,
+    Server,
+    check_attacks_are_blocked,
+    check_benign_requests_pass_through,
+    free_port,
+    proxy_stack,
+    upstream_app,
+)
 
 from fsbrain.domains.web.cc import CCConfig, CCDetector
 from fsbrain.domains.web.inspector import WebInspector
@@ -82,18 +90,14 @@ class FastProxy:
 
 @pytest.fixture(scope="module")
 def stack():
-    up_port, px_port = free_port(), free_port()
-    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="block",
-                                                                 inspector=INSPECTOR), px_port) as px:
-        yield f"http://127.0.0.1:{px_port}", px
+    with proxy_stack(FastProxy, mode="block", inspector=INSPECTOR) as s:
+        yield s.base, s.proxy
 
 
 @pytest.fixture(scope="module")
 def echo():
-    up_port, px_port = free_port(), free_port()
-    with Server(echo_headers_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}/app",
-                                                                     mode="detect", inspector=INSPECTOR), px_port):
-        yield f"http://127.0.0.1:{px_port}", px_port
+    with proxy_stack(FastProxy, echo_headers_app, path="/app", mode="detect", inspector=INSPECTOR) as s:
+        yield s.base, s.port
 
 
 def raw(port: int, data: bytes, *, wait: float = 5.0) -> bytes:
@@ -115,17 +119,8 @@ def raw(port: int, data: bytes, *, wait: float = 5.0) -> bytes:
 def test_benign_requests_pass_through(stack):
     base, _ = stack
     with httpx.Client(base_url=base) as c:
-        r = c.get("/search", params={"q": "信用卡 还款"}, headers={"X-Request-Id": "test-request-0001"})
-        assert r.status_code == 201 and r.headers["x-upstream"] == "yes"
-        method, path, qs, body, rid, xff = r.content.split(b"|")
-        assert (method, path, rid, xff) == (b"GET", b"/search", b"test-request-0001", b"127.0.0.1")
-        assert r.headers["x-request-id"] == "test-request-0001"
-        assert r.headers.get_list("set-cookie") == ["a=1", "b=2"]
-        r = c.post("/transfer", data={"payee": "张三", "memo": "rent for May"})
-        assert r.status_code == 201 and r.content.split(b"|")[3].startswith(b"payee=")
-        assert r.headers["x-request-id"].startswith("r")
-        r = c.get("/big")
-        assert r.status_code == 200 and len(r.content) == 500_000
+        posted = check_benign_requests_pass_through(c)
+        assert posted.headers["x-request-id"].startswith("r")
         r = c.head("/big")
         assert r.status_code == 200 and r.content == b""
         for i in range(5):  # keep-alive both ways
@@ -136,12 +131,7 @@ def test_benign_requests_pass_through(stack):
 def test_attacks_are_blocked_before_the_upstream(stack):
     base, _ = stack
     with httpx.Client(base_url=base) as c:
-        r = c.get("/item?id=1%27%20union%20select%20password%20from%20users--")
-        assert r.status_code == 403 and "Request blocked" in r.text and "x-upstream" not in r.headers
-        assert r.headers["x-request-id"] in r.text
-        r = c.post("/api/v1/payments", json={"memo": "<script>alert(document.cookie)</script>"},
-                   headers={"Accept": "application/json"})
-        assert r.status_code == 403 and r.json()["error"] == "request_blocked" and "web_xss" in r.json()["labels"]
+        r = check_attacks_are_blocked(c)
         assert r.json()["request_id"] == r.headers["x-request-id"]
         r = c.get("/after-a-block")  # the connection still works
         assert r.status_code == 201
@@ -199,25 +189,13 @@ def test_upstream_down_answers_502():
 
 
 def test_idle_upstream_connections_are_retried():
-    up_port, px_port = free_port(), free_port()
-    upstream = uvicorn.Server(uvicorn.Config(upstream_app, host="127.0.0.1", port=up_port, log_level="error",
-                                             timeout_keep_alive=1))
-    t = threading.Thread(target=upstream.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not upstream.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        with FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="detect", inspector=INSPECTOR),
-                       px_port) as px, httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
-            assert c.get("/one").status_code == 201
-            assert px.server.pool.idle
-            time.sleep(1.6)  # the upstream closes its idle keep-alive connection meanwhile
-            r = c.get("/again")
-            assert r.status_code == 201 and r.content.split(b"|")[1] == b"/again"
-    finally:
-        upstream.should_exit = True
-        t.join(10)
+    with proxy_stack(FastProxy, mode="detect", inspector=INSPECTOR, upstream_options={"timeout_keep_alive": 1}) as s, \
+            httpx.Client(base_url=s.base) as c:
+        assert c.get("/one").status_code == 201
+        assert s.proxy.server.pool.idle
+        time.sleep(1.6)  # the upstream closes its idle keep-alive connection meanwhile
+        r = c.get("/again")
+        assert r.status_code == 201 and r.content.split(b"|")[1] == b"/again"
 
 
 def test_malformed_requests_get_a_clear_400(stack):
@@ -325,11 +303,9 @@ def test_odd_upstream_answers(answer, status, body):
 
 
 def test_cc_decisions_in_block_mode():
-    up_port, px_port = free_port(), free_port()
     cc = CCDetector(config=CCConfig(ip_rate=1, ip_burst=5))
-    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="block",
-                                                                 inspector=INSPECTOR, cc=cc), px_port):
-        with httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
+    with proxy_stack(FastProxy, mode="block", inspector=INSPECTOR, cc=cc) as s:
+        with httpx.Client(base_url=s.base) as c:
             codes = [c.get(f"/p/{i}").status_code for i in range(12)]
             assert codes[0] == 201 and 429 in codes
 
@@ -359,15 +335,13 @@ def test_cli_workers_serve_and_stop():
 
 
 def test_slow_and_idle_clients_are_let_go():
-    up_port, px_port = free_port(), free_port()
-    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="detect",
-                                                                 inspector=INSPECTOR), px_port,
-                                                  keep_alive_timeout=0.5, request_timeout=0.8):
+    with proxy_stack(partial(FastProxy, keep_alive_timeout=0.5, request_timeout=0.8), mode="detect",
+                     inspector=INSPECTOR) as s:
         t0 = time.monotonic()
-        out = raw(px_port, b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Partial: ", wait=10)
+        out = raw(s.port, b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Partial: ", wait=10)
         assert out.startswith(b"HTTP/1.1 408 ") and time.monotonic() - t0 < 5
         t0 = time.monotonic()
-        out = raw(px_port, b"GET /fine HTTP/1.1\r\nHost: x\r\n\r\n", wait=10)  # answered, then idle: closed
+        out = raw(s.port, b"GET /fine HTTP/1.1\r\nHost: x\r\n\r\n", wait=10)  # answered, then idle: closed
         assert out.startswith(b"HTTP/1.1 201 ") and time.monotonic() - t0 < 5
 
 
@@ -378,12 +352,10 @@ def test_an_internal_error_answers_500_and_the_server_goes_on():
                 raise RuntimeError("inspector bug")
             return {"attack": False, "score": 0, "labels": [], "rules": [], "reasons": []}
 
-    up_port, px_port = free_port(), free_port()
-    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="block",
-                                                                 inspector=Broken()), px_port):
-        out = raw(px_port, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+    with proxy_stack(FastProxy, mode="block", inspector=Broken()) as s:
+        out = raw(s.port, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
         assert out.startswith(b"HTTP/1.1 500 ") and b'"internal_error"' in out and b"x-request-id: r" in out
-        with httpx.Client(base_url=f"http://127.0.0.1:{px_port}") as c:
+        with httpx.Client(base_url=s.base) as c:
             assert c.get("/fine").status_code == 201
 
 
@@ -413,20 +385,11 @@ def test_ipv6_listen_and_upstream():
         s.bind(("::1", 0))
         up_port = s.getsockname()[1]
     px_port = free_port()
-    upstream = uvicorn.Server(uvicorn.Config(echo_headers_app, host="::1", port=up_port, log_level="error"))
-    t = threading.Thread(target=upstream.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not upstream.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        with FastProxy(make_proxy_app(f"http://[::1]:{up_port}", mode="block", inspector=INSPECTOR), px_port):
-            r = httpx.get(f"http://127.0.0.1:{px_port}/v6?x=1")
-            hs = dict(r.json()["headers"])
-            assert r.status_code == 200 and hs["host"] == f"[::1]:{up_port}"
-    finally:
-        upstream.should_exit = True
-        t.join(10)
+    with Server(echo_headers_app, up_port, host="::1"), \
+            FastProxy(make_proxy_app(f"http://[::1]:{up_port}", mode="block", inspector=INSPECTOR), px_port):
+        r = httpx.get(f"http://127.0.0.1:{px_port}/v6?x=1")
+        hs = dict(r.json()["headers"])
+        assert r.status_code == 200 and hs["host"] == f"[::1]:{up_port}"
 
 
 def test_cli_refuses_an_unknown_server():
@@ -508,7 +471,7 @@ def test_repeated_requests_hit_the_verdict_cache_and_keep_their_answers(stack):
         for _ in range(4):
             r = c.get("/static/app.js")
             assert r.status_code == 201 and r.headers["x-request-id"].startswith("r")
-            r = c.get("/item?id=1%27%20union%20select%20password%20from%20users--")
+            r = c.get(ATTACK_PATH)
             assert r.status_code == 403 and r.json()["request_id"] == r.headers["x-request-id"]
             assert "web_sqli" in r.json()["labels"]
     # stored when seen twice; the upstream sets cookies, so the second request differs from the first
@@ -525,13 +488,10 @@ def test_alerts_are_written_after_the_answer_and_a_failing_hook_does_not_fail_re
         if "fail" in rid:
             raise RuntimeError("alert sink down")
 
-    up_port, px_port = free_port(), free_port()
-    with Server(upstream_app, up_port), FastProxy(make_proxy_app(f"http://127.0.0.1:{up_port}", mode="block",
-                                                                 inspector=INSPECTOR, on_verdict=slow_hook),
-                                                  px_port):
-        with httpx.Client(base_url=f"http://127.0.0.1:{px_port}", timeout=10) as c:
+    with proxy_stack(FastProxy, mode="block", inspector=INSPECTOR, on_verdict=slow_hook) as s:
+        with httpx.Client(base_url=s.base, timeout=10) as c:
             t0 = time.monotonic()
-            r = c.get("/item?id=1%27%20union%20select%20password%20from%20users--")
+            r = c.get(ATTACK_PATH)
             assert r.status_code == 403 and time.monotonic() - t0 < 1.5  # answered before the alert is written
             time.sleep(2.5)
             assert seen[-1][0] == r.headers["x-request-id"] and seen[-1][1]["attack"]
