@@ -149,3 +149,47 @@ def test_crs_lfi_rfi_training_split_detection_with_rules_alone():
         hit += insp.inspect({**req, "headers": h})["attack"]
     assert n >= 60
     assert hit >= 45, f"{hit}/{n}"
+
+
+# -- web roots and absolute server paths to scripts --------------------------------------------------------------
+# PL1: web-root folders joined the OS-file list of 610602 (CRS v4 930120 lists var/www and xampp/htdocs at PL1);
+# PL2: 610609, an absolute file-system path (under a system folder, not a URL path) to a server-side script.
+
+WEBROOTS = ["/var/www/html/index.php", "/var/www/html/config.inc", "/srv/www/htdocs/app/.env.php",
+            "/usr/share/nginx/html/index.html", "C:\\xampp\\htdocs\\index.php", "/opt/lampp/htdocs/dashboard/",
+            "/var/www", "/usr/local/apache2/htdocs/cgi-bin/test-cgi"]
+
+
+@pytest.mark.parametrize("value", WEBROOTS)
+@pytest.mark.parametrize("paranoia", [1, 2])
+def test_webroot_paths_are_caught_at_pl1(value, paranoia):
+    v = WebInspector(paranoia=paranoia).inspect(_get(value))
+    assert v["attack"] and 610602 in v["rules"] and "web_lfi" in v["labels"], (value, v["rules"])
+    assert 610602 not in v["suppressed_rules"]
+
+
+SCRIPT_PATHS = ["/tmp/shell.php", "/opt/app/webapps/ROOT/cmd.jsp", "/home/bob/public_html/wp-config.bak.php",
+                "/usr/local/www/apache24/data/x.php", "/dev/shm/s.phtml", "D:\\sites\\shop\\upload\\x.aspx",
+                "/var/lib/php/sessions/x.inc", "file:///opt/app/run.sh"]
+
+
+@pytest.mark.parametrize("value", SCRIPT_PATHS)
+def test_absolute_server_paths_to_scripts_are_pl2(value):
+    v = WebInspector(paranoia=2).inspect(_get(value))
+    assert v["attack"] and 610609 in v["rules"] and 610609 not in v["suppressed_rules"], (value, v["rules"])
+
+
+def test_610609_scores_only_from_pl2(rules_pl1):
+    v = rules_pl1.inspect(_get("/opt/app/webapps/ROOT/cmd.jsp"))
+    assert not v["attack"] and v["rule_score"] == 0, v
+
+
+URL_PATHS = ["/forum/viewtopic.php", "/index.php", "/home/index.php", "/app/login.jsp", "/account/overview.aspx",
+             "/web/cart.php?id=3", "/data/export.php", "/cgi-bin/search.pl?q=x", "https://www.example.com/var/x.php",
+             "/home/me/file.txt", "/tmp/report.csv", "~/scripts/build.sh"]
+
+
+@pytest.mark.parametrize("value", URL_PATHS)
+def test_url_paths_and_user_files_pass_610609(value):
+    v = WebInspector(paranoia=2, model=False).inspect(_get(value, name="next"))
+    assert 610609 not in v["rules"] and 610602 not in v["rules"], (value, v["rules"])
