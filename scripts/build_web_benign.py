@@ -45,6 +45,8 @@ OUT = REPO / "src" / "fsbrain" / "domains" / "web" / "data"
 BASE_TRAIN = 6000  # requests of the train split from make_request (the first lines of benign_train.jsonl.gz)
 SHAPES_TRAIN = 2500  # GENERATED shaped requests appended to the train split (make_shape_request)
 SHAPES_EVAL = 600  # and the held-out shaped requests (benign_shapes_eval.jsonl.gz)
+SHORT_TRAIN = 1000  # GENERATED short-path requests appended after the shaped ones (make_short_path_request)
+SHORT_EVAL = 100  # and appended to benign_shapes_eval
 
 ZH_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史黎贺顾毛郝龚邵万钱覃武戴孔汤庞樊兰殷施陶洪翟安颜倪严牛温芦季俞章鲁葛伍申尤毕聂柴焦向柳邢骆岳齐沿梅莫庄辛管祝左涂谷祁时舒耿牟卜路詹关苗凌费纪靳盛童欧甄项曲成游阳裴席卫查屈鲍位覃霍翁隋植甘景薄单包司柏宁柯阮桂闵欧阳解强丛华车冉房边"
 ZH_GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国建华志强海燕晓东子涵浩然一诺梓萱欣怡思远宇轩雨桐佳琪俊杰文博嘉怡天佑"
@@ -313,6 +315,29 @@ _SH_NEXT_PARAMS = (["next", "returnUrl", "redirect", "continue", "back", "return
 _SH_PAGES = (["/account/overview", "/cards/credit", "/wealth/funds/{n}", "/loan/apply/step/{s}", "/transfer/new",
               "/statements/{y}/{m:02d}", "/help/faq", "/zh-cn/个人业务/储蓄", "/settings/security", "/"],
              ["/messages/inbox", "/investments/portfolio", "/cards/debit/{n}", "/profile/edit"])
+# Short paths: a home, user or working folder and a generic file name, at most one folder deep
+# (``/home/<user>/<name>.<ext>``, ``~/<dir>/<name>.<ext>``). The shaped values above rarely come out this short
+# (a root, 0-2 folders, a name with a suffix): about 18 of the 746 path values in the train split were under 20
+# characters, so short paths were scored on a handful of n-grams that weigh towards "attack" (``ho``, ``le``,
+# ``e.``) and ``/home/me/file.txt`` scored 0.70.
+_SHORT_ROOTS = (["/home/{u}", "/home/{u}/{d}", "/Users/{U}", "/Users/{U}/{d}", "~", "~/{d}", ".", "./{d}", "/data",
+                 "/mnt/{d}", "/nas/{d}", "/uploads", "/srv/files"],
+                ["/media/{u}", "/Volumes/{d}", "/home/{u}/{d}", "~/{d}", "/shared", "/exports/{d}"])
+_SHORT_USERS = (["me", "bob", "li", "wang", "ann", "sam", "dev", "user", "ops", "jo", "zhang", "max", "yu", "kim"],
+                ["pat", "liu", "eve", "ian", "guest", "hu"])
+_SHORT_DIRS = (["Downloads", "Documents", "Desktop", "docs", "files", "work", "projects", "in", "out", "share", "pics",
+                "misc", "old", "new", "backup", "inbox"],
+               ["Pictures", "notes", "Music", "stuff", "drafts", "mail"])
+_SHORT_STEMS = (["file", "data", "test", "report", "doc", "list", "image", "photo", "scan", "info", "text", "draft",
+                 "copy", "new", "result", "export", "input", "out", "a", "b", "x", "1", "2", "001", "files", "table",
+                 "form", "notes", "readme", "upload", "download", "document", "profile", "filename", "my file",
+                 "my_file", "file1", "file 2", "test1", "sample", "example", "temp", "log", "index", "main"],
+                ["memo", "todo", "letter", "pic", "sheet", "item", "page", "record", "record2", "summary2"])
+_SHORT_EXTS = (["txt", "pdf", "csv", "doc", "docx", "xls", "xlsx", "png", "jpg", "zip", "json", "xml", "md", "log",
+                "dat", "tar.gz", "odt", "rtf", "gif", "mp4"],
+               ["TXT", "jpeg", "tsv", "ods", "bmp", "mov"])
+
+
 # What the attack shapes of the same kind are made of: never in a generated benign value.
 _SHAPE_FORBIDDEN = ("..", "/etc/", "/proc/", "/bin", "/sbin", "/usr/", "/tmp/", "/var/", "/dev/", "/root",
                     "\\windows", "/windows", "system32", ".ini", ".conf", ".php", ".jsp", ".asp", ".sh", ".exe",
@@ -471,6 +496,59 @@ def make_shape_request(r: random.Random, split: str) -> dict[str, object]:
     return _req("GET", path + "?" + urlencode(args), _headers(r))
 
 
+def _short_path(r: random.Random, split: str) -> str:
+    root = _sh(r, _SHORT_ROOTS, split).format(u=_sh(r, _SHORT_USERS, split), U=_sh(r, _SHORT_USERS, split).capitalize(),
+                                             d=_sh(r, _SHORT_DIRS, split))
+    roll = r.random()
+    stem = _sh(r, _SHORT_STEMS, split) if roll < 0.6 else _sh_word(r, split) if roll < 0.85 \
+        else r.choice(string.ascii_lowercase + string.digits)
+    return f"{root}/{stem}.{_sh(r, _SHORT_EXTS, split)}"
+
+
+def short_path_value(r: random.Random, split: str) -> str:
+    """One GENERATED short path (see ``_SHORT_ROOTS``); never one that spells a ``_SHAPE_FORBIDDEN`` marker."""
+    while True:
+        value = _short_path(r, split)
+        if not any(f in value.lower() for f in _SHAPE_FORBIDDEN):
+            return value
+
+
+def make_short_path_request(r: random.Random, split: str) -> dict[str, object]:
+    """One GENERATED benign request carrying a short path in a query, form, JSON or multipart value."""
+    value = short_path_value(r, split)
+    param = _sh(r, _SH_PATH_PARAMS, split)
+    how = r.choices(["get", "form", "json", "upload", "memo"], weights=[50, 15, 15, 10, 10])[0]
+    if how == "upload":
+        b = "----WebKitFormBoundary" + "".join(r.choices(string.ascii_letters, k=16))
+        body = (f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{value}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\nbinary-ish content {r.random()}\r\n--{b}--\r\n")
+        h = _headers(r)
+        h["Content-Type"] = f"multipart/form-data; boundary={b}"
+        return _req("POST", r.choice(["/upload", "/api/v1/documents"]), h, body)
+    if how == "memo":  # a path mentioned in a sentence, as users write them in support messages
+        param = r.choice(["message", "comment", "description"])
+        value = r.choice([f"I saved it to {value}", f"{value} cannot be uploaded", f"see {value}",
+                          f"文件在 {value}", f"上传 {value} 失败", f"{value} (attached)"])
+    args = {param: value, r.choice(["page", "lang", "view"]): r.choice(["1", "2", "zh-CN", "list"])}
+    if how == "json":
+        return _req("POST", r.choice(["/api/v1/exports", "/api/v1/documents", "/api/v2/support/tickets"]),
+                    _headers(r, json_body=True), json.dumps(args, ensure_ascii=r.random() < 0.5))
+    if how in ("form", "memo"):
+        return _req("POST", r.choice(["/documents/save", "/support/message", "/api/v1/reports"]),
+                    _headers(r, form=True), urlencode(args))
+    path = r.choice(["/documents/download", "/api/v1/files", "/preview", "/export", "/search"])
+    return _req("GET", path + "?" + urlencode(args), _headers(r))
+
+
+def build_short_paths(split: str, n: int) -> list[dict[str, object]]:
+    """``n`` GENERATED short-path requests for ``split``, deterministic (a seed of their own)."""
+    if not _SENT:
+        _SENT.extend(_stdlib_sentences())
+        _ZH_WORDS.extend(_jieba_words())
+    r = random.Random({"train": 20261208, "eval": 81207}[split])
+    return [make_short_path_request(r, split) for _ in range(n)]
+
+
 def build_shapes(split: str, n: int) -> list[dict[str, object]]:
     """``n`` GENERATED shaped requests for ``split``, deterministic (a seed of their own)."""
     if not _SENT:
@@ -494,10 +572,12 @@ def main(argv: list[str]) -> int:
     if not _SENT:
         _SENT.extend(_stdlib_sentences())
         _ZH_WORDS.extend(_jieba_words())
-    for name, n, reqs in (("train", BASE_TRAIN + SHAPES_TRAIN,
-                           lambda: build("train", BASE_TRAIN) + build_shapes("train", SHAPES_TRAIN)),
+    for name, n, reqs in (("train", BASE_TRAIN + SHAPES_TRAIN + SHORT_TRAIN,
+                           lambda: build("train", BASE_TRAIN) + build_shapes("train", SHAPES_TRAIN)
+                           + build_short_paths("train", SHORT_TRAIN)),
                           ("eval", 3000, lambda: build("eval", 3000)),
-                          ("shapes_eval", SHAPES_EVAL, lambda: build_shapes("eval", SHAPES_EVAL))):
+                          ("shapes_eval", SHAPES_EVAL + SHORT_EVAL,
+                           lambda: build_shapes("eval", SHAPES_EVAL) + build_short_paths("eval", SHORT_EVAL))):
         path = OUT / f"benign_{name}.jsonl.gz"
         lines = "".join(json.dumps(req, ensure_ascii=False) + "\n" for req in reqs())
         with gzip.GzipFile(path, "wb", mtime=0) as f:

@@ -59,6 +59,12 @@ BENIGN_OTHER = [  # redirect paths, document names, filter expressions
     "merchant==Costa,total=lt=30",
 ]
 BENIGN = BENIGN_PATHS + BENIGN_WINDOWS + BENIGN_JSON + BENIGN_OTHER
+# short paths: a home or working folder and a generic file name (the model scored /home/me/file.txt 0.70, PL2's
+# model_block, before the GENERATED short paths of build_web_benign.build_short_paths; /home/user/file.txt 0.85,
+# ~/file.txt 0.91, /home/me/test.txt 0.88). Hand-written, with user, folder and file names the generator does not use.
+SHORT_PATHS = ["/tmp/report.csv", "~/Downloads/x.pdf", "/home/priya/receipts/file.txt", "/home/omar/file.doc",
+               "/home/kw/taxes/data.xlsx", "~/Documents/table.csv", "/Users/ines/file.png", "~/filelist.txt",
+               "/home/user/file.txt", "/home/me/test.txt", "~/file.txt", "./file.json"]
 # the values the task was reported with (regressions; they are not in the training data either)
 REPORTED = [r"C:\Users\me\Documents\report.xlsx", "/home/me/file.txt", '{"a": 1}', '{"status":"open"}']
 
@@ -80,6 +86,8 @@ ATTACKS = [  # the same shapes, as attacks: (value, a label the verdict must car
     ("${7*7}", None),
     ('{"__proto__": {"isAdmin": true}}', "web_rce"),
     ('{"user": {"$ne": null}}', "web_sqli"),
+    ("/var/www/html/index.php", "web_lfi"),
+    ("/var/www/html/../../../etc/passwd", "web_lfi"),
     ("<script>alert(document.cookie)</script>", "web_xss"),
 ]
 
@@ -103,7 +111,23 @@ def _training_values() -> set[str]:
 
 def test_hand_written_values_are_not_training_data():
     seen = _training_values()
-    assert not [v for v in BENIGN + REPORTED if v in seen]
+    assert not [v for v in BENIGN + REPORTED + SHORT_PATHS if v in seen]
+
+
+@pytest.mark.parametrize("value", REPORTED[1:2] + SHORT_PATHS)
+@pytest.mark.parametrize("paranoia", [1, 2])
+def test_short_unix_paths_pass_at_pl1_and_pl2(value, paranoia):
+    v = WebInspector(paranoia=paranoia).inspect(_get(value, "file"))
+    assert not v["attack"], (value, v["labels"], v["rules"], v["model"][:1])
+    p = ml.WebModel.load_default().score_value(value, explain=False).p_attack
+    assert p < 0.5, (value, p)
+
+
+def test_short_paths_in_a_json_body_and_a_message_pass_at_pl2():
+    body = json.dumps({"path": "/home/me/file.txt", "message": "I saved it to ~/Downloads/x.pdf but upload fails"})
+    req = {"method": "POST", "uri": "/api/v1/support/tickets", "body": body,
+           "headers": [["Host", "bank.example"], ["Content-Type", "application/json"]]}
+    assert not WebInspector(paranoia=2).inspect(req)["attack"]
 
 
 @pytest.mark.parametrize("value", BENIGN + REPORTED)
@@ -176,7 +200,7 @@ def test_generated_shapes_carry_no_attack_markers():
     with gzip.open(ml.DATA_DIR / "benign_train.jsonl.gz", "rt", encoding="utf-8") as f:
         reqs = [json.loads(line) for line in f]
     shaped = reqs[build_web_benign.BASE_TRAIN:]
-    assert len(shaped) == build_web_benign.SHAPES_TRAIN
+    assert len(shaped) == build_web_benign.SHAPES_TRAIN + build_web_benign.SHORT_TRAIN
     from urllib.parse import unquote_plus
 
     for r in shaped:
