@@ -192,6 +192,10 @@ def test_idle_upstream_connections_are_retried():
     with proxy_stack(FastProxy, mode="detect", inspector=INSPECTOR, upstream_options={"timeout_keep_alive": 1}) as s, \
             httpx.Client(base_url=s.base) as c:
         assert c.get("/one").status_code == 201
+        # the proxy returns the upstream connection to its pool just after relaying the answer, on its own thread
+        deadline = time.monotonic() + 2.0
+        while not s.proxy.server.pool.idle and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert s.proxy.server.pool.idle
         time.sleep(1.6)  # the upstream closes its idle keep-alive connection meanwhile
         r = c.get("/again")
