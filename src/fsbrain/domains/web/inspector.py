@@ -246,6 +246,7 @@ class WebInspector:
         self.opaque_params = tuple(x.lower() for x in opaque_params)
         # parameter name -> (opaque, comparable key): names repeat across requests
         self._names: dict[str, tuple[bool, str]] = {}
+        self._rows: dict[tuple[str, float, str], dict[str, Any]] = {}  # see _model_out
 
     @property
     def cacheable(self) -> bool:
@@ -311,7 +312,14 @@ class WebInspector:
                 limits_hit.append("max_model_params")
                 params = params[: self.max_params]
             if params:
-                scored = self.model.score_params(params, explain=True)
+                model = self.model
+                if type(model) is ml.WebModel:  # score_params without its second plain-value check
+                    score = model.score_value
+                    scored = [(n, score(v)) for n, v in params]
+                    if len(scored) > 1:
+                        scored.sort(key=_minus_p)
+                else:
+                    scored = model.score_params(params, explain=True)
         out = self._combine(threshold, rule_score, matched, rule_reasons, scored, plain, all_params)
         out.update(limits_hit=limits_hit, errors=errors, paranoia=self.paranoia,
                    latency_ms=round((time.perf_counter() - t0) * 1000, 3))
@@ -336,7 +344,7 @@ class WebInspector:
             score = max(0, rule_score)
             return {"attack": score >= threshold, "score": int(score), "labels": [], "rules": [], "reasons": [],
                     "rule_score": int(rule_score), "model_score": 0, "threshold": threshold, "suppressed_rules": [],
-                    "model": _model_out(scored)}
+                    "model": self._model_out(scored)}
         suppressed: list[int] = []
         clear_points = 0
         scoring = [m for m in matched if m.score > 0]
@@ -404,11 +412,27 @@ class WebInspector:
         return {"attack": attack, "score": int(score), "labels": labels if attack else [],
                 "rules": [m.id for m in matched], "reasons": reasons, "rule_score": int(rule_score),
                 "model_score": model_points, "threshold": threshold, "suppressed_rules": suppressed,
-                "model": _model_out(scored)}
+                "model": self._model_out(scored)}
+
+    def _model_out(self, scored: list[tuple[str, ml.ValueScore]]) -> list[dict[str, Any]]:
+        """The verdict's ``model`` field: the five highest-scoring parameters. A parameter without n-grams to
+        show (the model calls it benign) repeats across requests: its entry is built once and copied."""
+        rows = self._rows
+        out = []
+        for n, s in scored[:5]:
+            if s.top_ngrams:
+                out.append({"param": n, "p_attack": round(s.p_attack, 4), "class": s.attack_class,
+                            "top_ngrams": [[g, round(w, 3)] for g, w in s.top_ngrams]})
+                continue
+            key = (n, s.p_attack, s.attack_class)
+            row = rows.get(key)
+            if row is None:
+                if len(rows) >= 4096:
+                    rows.clear()
+                row = rows[key] = {"param": n, "p_attack": round(s.p_attack, 4), "class": s.attack_class}
+            out.append({**row, "top_ngrams": []})
+        return out
 
 
-def _model_out(scored: list[tuple[str, ml.ValueScore]]) -> list[dict[str, Any]]:
-    """The verdict's ``model`` field: the five highest-scoring parameters."""
-    return [{"param": n, "p_attack": round(s.p_attack, 4), "class": s.attack_class,
-             "top_ngrams": [[g, round(w, 3)] for g, w in s.top_ngrams] if s.top_ngrams else []}
-            for n, s in scored[:5]]
+def _minus_p(item: tuple[str, ml.ValueScore]) -> float:
+    return -item[1].p_attack

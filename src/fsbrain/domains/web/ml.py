@@ -410,7 +410,8 @@ def _split_form(text: str, prefix: str, out: list[tuple[str, str]]) -> None:
         if not part or len(out) >= MAX_PARAMS:
             continue
         name, eq, value = part.partition("=")
-        out.append((f"{prefix}:{unquote_plus(name, errors='replace')}", value if eq else name))
+        key = name if "%" not in name and "+" not in name else unquote_plus(name, errors="replace")
+        out.append((f"{prefix}:{key}", value if eq else name))
 
 
 def _multipart(body: str, ctype: str, out: list[tuple[str, str]]) -> None:
@@ -480,7 +481,7 @@ def request_params(req: dict[str, Any], *, headers: bool = False, http: Any = No
     items = hdrs.items() if isinstance(hdrs, dict) else hdrs
     ctype = ctype_raw = ""
     for k, v in items:
-        lk = str(k).lower()
+        lk = k.lower() if type(k) is str else str(k).lower()
         if lk == "content-type":
             ctype_raw = str(v)
             ctype = ctype_raw.lower()
