@@ -124,3 +124,82 @@ def test_backslash_literal_comparison_chains(rules_pl1, value):
                                    "s/(\\d)=(\\d)/\\2=\\1/g", "D:\\N=1\\backup"])
 def test_backslash_text_passes_610315(rules_pl1, value):
     assert 610315 not in rules_pl1.inspect(_q(value))["rules"], value
+
+
+# -- backslash literals in the SQL tokenizer of @detectSQLi (610300) -----------------------------------------------
+# libinjection reads "\N" (capital N; MySQL's NULL) as a number token, and a backslash before a number as that
+# number (its folding test 078: "SELECT \1;" -> E 1 ;, "T-SQL parses \1 as 1"); the word glued after the literal
+# is a word of its own ("\1AND" -> 1 &). fsbrain's tokenizer read them as names ("\1and"), so
+# "\1=\1AND\1=\1;" had no SQL shape and only 610315 caught it.
+
+def _types(value: bytes) -> str:
+    from fsbrain.domains.web.seclang import injection
+
+    return "".join(t for t, _ in injection._tokens(value))
+
+
+@pytest.mark.parametrize("value,types", [
+    (b"SELECT \\1;", "E1;"),  # libinjection tests/test-folding-078.txt
+    (b"\\1=\\1AND\\1=\\1;", "1o1&1o1;"),
+    (b"\\1UNION SELECT 2", "1UE1"),
+    (b"1001-\\N union select 1", "1o1UE1"),
+    (b"-(\\N) for update", "o(1)nE"),
+    (b"\\NOR 1", "1&1"),  # \N, then the word OR
+    (b"\\1sleep(5)", "1f(1)"),  # the glued word keeps its type before "(": a function
+    (b"\\12.5", "1"),
+])
+def test_tokenizer_reads_backslash_literals_as_libinjection(value, types):
+    from fsbrain.domains.web.seclang import injection
+
+    assert _types(value) == types
+    assert injection._tokens_py(value) == injection._tokens(value)
+
+
+@pytest.mark.parametrize("value,types", [
+    (b"a\\nb or c", "nn&n"),  # lower-case \n: an escaped newline of text, not NULL (libinjection: capital N only)
+    (b"C:\\Users\\me\\x41.txt", "nonnn"),  # other backslash words are unchanged
+    (b"\\", "n"),
+])
+def test_tokenizer_leaves_other_backslash_words_alone(value, types):
+    assert _types(value) == types
+
+
+@pytest.mark.parametrize("value", ["\\1=\\1AND\\1=\\1;", "\\1UNION SELECT 2", "SELECT 1FROM[table]WHERE\\1=\\1AND\\1=\\1",
+                                   "1001-\\N union select 1,2,3,4 from credit_cards", "\\N and \\N=\\N"])
+def test_detect_sqli_reads_backslash_literals(value):
+    from fsbrain.domains.web.seclang import injection
+
+    assert injection.detect_sqli(value.encode()) is not None
+
+
+@pytest.mark.parametrize("value", ["C:\\1\\2\\and\\or.txt", "a\\nb = c and d", "\\1 and \\2", "\\1 or \\2", "\\1=\\1",
+                                   "Line1\\n=\\nLine2", "s/(\\d)=(\\d)/\\2=\\1/g", "D:\\N=1\\backup",
+                                   "D:\\Nightly\\1.0\\build", "C:\\Users\\1\\report.txt", "\\N", "'M M L\"\\\\ INITIALS"])
+def test_detect_sqli_passes_backslash_text(value):
+    from fsbrain.domains.web.seclang import injection
+
+    assert injection.detect_sqli(value.encode()) is None
+
+
+def test_610300_catches_the_backslash_payload(rules_pl1):
+    v = rules_pl1.inspect(_q("\\1=\\1AND\\1=\\1;"))
+    assert v["attack"] and 610300 in v["rules"] and 610315 in v["rules"], v["rules"]
+
+
+def test_libinjection_backslash_literal_payloads(shared_data):
+    """Every libinjection SQLi payload with a \\N or \\<digit> literal is found by the detector, but one whose
+    miss is the lexer's number (``0.e3UNION`` is one number to fsbrain's lexer, a number and UNION to
+    libinjection; 610301 catches it); and no false-positive-list value with a backslash is."""
+    import re
+
+    from fsbrain.domains.web.seclang import injection
+
+    data = shared_data("libinjection") / "data"
+    lit = re.compile(rb"\\(?:N|\d)")
+    payloads = [line.rstrip(b"\r\n") for p in sorted(data.glob("sqli-*.txt")) for line in p.open("rb")
+                if lit.search(line)]
+    assert len(payloads) >= 12
+    missed = [p for p in payloads if injection.detect_sqli(p) is None]
+    assert missed == [b"SELECT\\N/0.e3UNION SELECT 2"], missed
+    fps = [line.rstrip(b"\r\n") for line in (data / "false_positives.txt").open("rb") if b"\\" in line]
+    assert fps and all(injection.detect_sqli(v) is None for v in fps)

@@ -57,10 +57,13 @@ _STACKED = {b"select", b"insert", b"update", b"delete", b"drop", b"create", b"al
 
 
 def _tokens(s: bytes) -> list[tuple[str, bytes]]:
-    """Lex SQL-ish text into (type, text) tokens (types: s 1 v n k E U f & o ( ) , ; c)."""
+    """Lex SQL-ish text into (type, text) tokens (types: s 1 v n k E U f & o ( ) , ; c): the lexer (compiled
+    when built, else :func:`_lex_py`), then :func:`_backslash_literals`."""
     if _fast_tokens is not None and type(s) is bytes:
-        return _fast_tokens(s, _LOGIC, _OPWORDS, _STATEMENTS, _DANGER_FUNCS, _KEYWORDS)  # type: ignore[no-any-return]
-    return _tokens_py(s)
+        toks = _fast_tokens(s, _LOGIC, _OPWORDS, _STATEMENTS, _DANGER_FUNCS, _KEYWORDS)
+    else:
+        toks = _lex_py(s)
+    return _backslash_literals(toks, s)
 
 
 def _compiled_tokens():  # type: ignore[no-untyped-def]
@@ -74,7 +77,57 @@ _fast_tokens = _compiled_tokens()
 
 
 def _tokens_py(s: bytes) -> list[tuple[str, bytes]]:
-    """:func:`_tokens` in Python (the reference of the compiled one)."""
+    """:func:`_tokens` in Python only."""
+    return _backslash_literals(_lex_py(s), s)
+
+
+_MAX_TOKENS = 64
+_BACKSLASH_NUMBER = re2.compile(rb"\\[0-9][0-9.]*")
+
+
+def _backslash_literals(toks: list[tuple[str, bytes]], s: bytes) -> list[tuple[str, bytes]]:
+    """Read backslash literals as libinjection does: ``\\N`` (capital N: MySQL's NULL) and ``\\<digits>``
+    (T-SQL reads ``\\1`` as ``1``) are numbers, and the word glued after them is a word of its own
+    (``\\1AND\\1`` is ``1 AND 1``, ``\\NUNION`` is ``NULL UNION``).
+
+    The lexer reads a backslash as the start of a word, so these arrive as one ``n`` (or ``f``, before ``(``)
+    token, lower-cased: ``\\1and``. ``\\n`` is NULL only when the input holds ``\\N``: a lower-case ``\\n``
+    is the usual escaped newline of text, and is left alone (when the input holds both, both are read as
+    NULL). Any other backslash word (``\\windows``, ``\\x41``) is unchanged. The rest of a split word is
+    lexed again on its own, with a ``(`` after it when the whole word came before one, which gives the types
+    it would have had in place."""
+    for t, w in toks:
+        if w[:1] == b"\\" and t in ("n", "f"):
+            break
+    else:
+        return toks  # nearly always: no backslash word
+    null = b"\\N" in s
+    out: list[tuple[str, bytes]] = []
+    for t, w in toks:
+        if w[:1] != b"\\" or t not in ("n", "f") or len(w) < 2:
+            out.append((t, w))
+            continue
+        c = w[1]
+        if 48 <= c <= 57:
+            m = _BACKSLASH_NUMBER.match(w)
+            k = len(m.group(0)) if m is not None else 2
+        elif c == 110 and null:  # n
+            k = 2
+        else:
+            out.append((t, w))
+            continue
+        out.append(("1", w[:k]))
+        rest = w[k:]
+        if rest:
+            if t == "f":
+                out.extend(_lex_py(rest + b"(")[:-1])
+            else:
+                out.extend(_lex_py(rest))
+    return out[:_MAX_TOKENS]
+
+
+def _lex_py(s: bytes) -> list[tuple[str, bytes]]:
+    """The lexer of :func:`_tokens` in Python (the reference of the compiled one, ``_fastweb.sql_tokens``)."""
     out: list[tuple[str, bytes]] = []
     i, n = 0, len(s)
     while i < n and len(out) < 64:
