@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _common import free_port, wait_port  # noqa: E402
 from _machine import describe  # noqa: E402
 
 from fsbrain.domains.web import ml  # noqa: E402
@@ -95,27 +96,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": BODY})
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 60.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def _drive(base: str, reqs: list[dict], seconds: float, concurrency: int) -> dict:
@@ -208,18 +188,18 @@ def proxy_overhead(reqs: list[dict], seconds: float = 8.0, concurrency: int = 16
 
         def drive(base: str, _reqs: list[dict], secs: float, conc: int, unique: bool = False) -> dict:
             return _wrk(base, secs, conc, unique)
-    up_port = _free_port()
+    up_port = free_port()
     procs = [subprocess.Popen([sys.executable, "-c", UPSTREAM, str(up_port)])]
     try:
-        _wait_port(up_port)
+        wait_port(up_port)
         out = [("direct to upstream", drive(f"http://127.0.0.1:{up_port}", benign, seconds, concurrency))]
         for workers in (1, 2):
-            port = _free_port()
+            port = free_port()
             px = subprocess.Popen([sys.executable, "-c", "from fsbrain.cli import main; main()", "web", "proxy",
                                    "--upstream", f"http://127.0.0.1:{up_port}", "--listen", f"127.0.0.1:{port}",
                                    "--mode", "block", "--workers", str(workers)])
             procs.append(px)
-            _wait_port(port)
+            wait_port(port)
             time.sleep(0.5 * workers)
             for label, unique in traffics:
                 kw = {"unique": unique} if label else {}
