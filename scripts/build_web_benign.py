@@ -22,6 +22,13 @@ again). ``benign_shapes_eval.jsonl.gz`` holds the same kinds with the eval seed 
 the train split never uses, for the model's held-out evaluation (``scripts/build_web_model.py``); the peer
 bench's ``benign_eval`` does not include them.
 
+After them come ``SHORT_TRAIN`` short paths (``build_short_paths``) and ``SCHEMA_TRAIN`` JSON-Schema / OpenAPI
+requests (``build_schemas``: documents with ``$schema``, ``$id``, ``$ref``, ``$defs`` keys as JSON bodies and as
+query or form values), each from a seed of its own, so every earlier request stays byte-for-byte the same; their
+eval-seed counterparts (``SHORT_EVAL``, ``SCHEMA_EVAL``) are appended to ``benign_shapes_eval``. The only ``$`` and
+URLs the schema requests hold are JSON-Schema keywords and schema URLs (``schema_clean``); the rest passes
+``_SHAPE_FORBIDDEN`` as above (no ``$ne``, ``$where``, ``${``, ``..``).
+
 Usage::
 
     python scripts/build_web_benign.py   # writes src/fsbrain/domains/web/data/benign_{train,eval,shapes_eval}.jsonl.gz
@@ -549,6 +556,170 @@ def build_short_paths(split: str, n: int) -> list[dict[str, object]]:
     return [make_short_path_request(r, split) for _ in range(n)]
 
 
+# JSON-Schema / OpenAPI documents (GENERATED): API clients send JSON documents that carry a schema reference
+# (``{"$schema": "https://json-schema.org/draft/2020-12/schema", ...}``) or are schemas (``$id``, ``$ref``,
+# ``$defs``, ``$comment``, ``$anchor``, ``definitions``, OpenAPI ``components``). A ``$`` key was attack syntax
+# to the model (NoSQL operators, ``${jndi:``, ``$(cmd)``: the benign data had no ``$`` key at all) and
+# ``$schema`` scored 0.79 (PL2 blocks at 0.7). The only ``$`` these documents hold is a JSON-Schema keyword
+# (``_SCHEMA_KEYWORDS``); the only URLs are schema identifiers on json-schema.org, spec.openapis.org,
+# json.schemastore.org and the bank's own host (``_SCHEMA_URLS``); ``schema_clean`` removes both and the rest of a
+# value must pass ``_SHAPE_FORBIDDEN`` (no NoSQL operator key, no ``${``, no ``..``, ...).
+SCHEMA_TRAIN = 300  # GENERATED schema requests appended to the train split after the short paths
+SCHEMA_EVAL = 60  # and appended to benign_shapes_eval
+_SCHEMA_KEYWORDS = ("$schema", "$id", "$ref", "$defs", "$comment", "$anchor", "$dynamicRef", "$dynamicAnchor",
+                    "$vocabulary")
+_SCHEMA_DRAFTS = ["https://json-schema.org/draft/2020-12/schema", "https://json-schema.org/draft/2019-09/schema",
+                  "http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema",
+                  "http://json-schema.org/draft-06/schema#", "http://json-schema.org/draft-04/schema#",
+                  "https://spec.openapis.org/oas/3.1/dialect/base"]
+_SCHEMA_VOCABS = ["https://json-schema.org/draft/2020-12/vocab/core",
+                  "https://json-schema.org/draft/2020-12/vocab/applicator",
+                  "https://json-schema.org/draft/2020-12/vocab/validation",
+                  "https://json-schema.org/draft/2020-12/vocab/format-annotation"]
+_SCHEMA_STORE = ["https://json.schemastore.org/package.json", "https://json.schemastore.org/tsconfig.json",
+                 "https://json.schemastore.org/github-workflow.json", "https://json.schemastore.org/prettierrc"]
+_SCHEMA_HOSTS = ("https://bank.example.com/schemas/", "https://api.bank.example.com/schemas/")
+_SCHEMA_URLS = tuple(sorted(set(_SCHEMA_DRAFTS + _SCHEMA_VOCABS + _SCHEMA_STORE) | set(_SCHEMA_HOSTS),
+                            key=len, reverse=True))
+_SCHEMA_NAMES = (["Account", "Address", "Payee", "TransferRequest", "Money", "Customer", "Card", "LoanApplication",
+                  "Statement", "Transaction", "Error", "Pagination", "Branch", "Beneficiary", "PhoneNumber"],
+                 ["Invoice", "Merchant", "Refund", "ExchangeRate", "Portfolio", "Mandate"])
+_SCHEMA_TYPES = ["string", "number", "integer", "boolean", "object", "array", "null"]
+_SCHEMA_FORMATS = ["date", "date-time", "email", "uuid", "uri", "iban", "currency", "int64", "decimal"]
+
+
+def schema_clean(value: str) -> str:
+    """``value`` without its JSON-Schema keywords and schema URLs (what is left must pass ``_SHAPE_FORBIDDEN``)."""
+    for url in _SCHEMA_URLS:
+        value = value.replace(url, " ")
+    for kw in sorted(_SCHEMA_KEYWORDS, key=len, reverse=True):
+        value = value.replace(kw, " ")
+    return value
+
+
+def _schema_text(r: random.Random, split: str, n: int) -> str:
+    """A docstring sentence of plain words (no brackets or operators: a description, not code), cut to ``n``."""
+    while True:
+        text = _sentence(r, split)[:n].strip()
+        if text and all(c.isalnum() or c in " ,.-" for c in text):
+            return text
+
+
+def _schema_name(r: random.Random, split: str) -> str:
+    return _sh(r, _SCHEMA_NAMES, split) if r.random() < 0.6 else _sh_words(r, split, "camel").capitalize()
+
+
+def _schema_ref(r: random.Random, split: str) -> str:
+    name = _schema_name(r, split)
+    return r.choice([f"#/$defs/{name}", f"#/definitions/{name}", f"#/components/schemas/{name}",
+                     f"{name.lower()}.json", f"./{name.lower()}.schema.json", f"{r.choice(_SCHEMA_HOSTS)}{name.lower()}.json",
+                     f"{r.choice(_SCHEMA_HOSTS)}common.json#/$defs/{name}", f"#{name.lower()}"])
+
+
+def _schema_property(r: random.Random, split: str, depth: int = 0) -> dict[str, object]:
+    roll = r.random()
+    if roll < 0.3:
+        return {"$ref": _schema_ref(r, split)}
+    prop: dict[str, object] = {"type": r.choice(_SCHEMA_TYPES[:4])}
+    if r.random() < 0.3:
+        prop["format"] = r.choice(_SCHEMA_FORMATS)
+    if r.random() < 0.3:
+        prop["description"] = _schema_text(r, split, 80)
+    if r.random() < 0.2:
+        prop["$comment"] = _schema_text(r, split, 60)
+    if r.random() < 0.2:
+        prop["enum"] = [_sh(r, _SH_WORDS, split) for _ in range(r.randint(2, 4))]
+    if depth < 1 and r.random() < 0.2:
+        prop = {"type": "object", "properties": {_sh_key(r, split): _schema_property(r, split, depth + 1)
+                                                 for _ in range(r.randint(1, 3))}}
+    if depth < 1 and r.random() < 0.15:
+        prop = {"type": "array", "items": _schema_property(r, split, depth + 1)}
+    return prop
+
+
+def _schema_document(r: random.Random, split: str) -> dict[str, object]:
+    """A JSON Schema, an OpenAPI fragment or a data document that names its schema."""
+    kind = r.choices(["schema", "openapi", "data"], weights=[50, 15, 35])[0]
+    name = _schema_name(r, split)
+    if kind == "data":  # a document validated against a schema it names, as editors and config files do
+        doc: dict[str, object] = {"$schema": r.choice(_SCHEMA_STORE + [f"{r.choice(_SCHEMA_HOSTS)}{name.lower()}.json"]
+                                                      + _SCHEMA_DRAFTS[:2])}
+        for _ in range(r.randint(1, 4)):
+            doc[_sh_key(r, split)] = _sh_json(r, split)
+        if r.random() < 0.2:
+            doc["$comment"] = _schema_text(r, split, 60)
+        return doc
+    props = {_sh_key(r, split): _schema_property(r, split) for _ in range(r.randint(1, 5))}
+    schema: dict[str, object] = {"type": "object", "properties": props}
+    if r.random() < 0.5:
+        schema["required"] = sorted(props)[:r.randint(1, len(props))]
+    if kind == "openapi":
+        return {"openapi": r.choice(["3.0.3", "3.1.0"]), "info": {"title": f"{name} API", "version": f"1.{r.randint(0, 9)}.0"},
+                "paths": {f"/{name.lower()}s/{{id}}": {"get": {"responses": {"200": {"description": "OK", "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}}}}},
+                "components": {"schemas": {name: schema}}}
+    doc = {"$schema": r.choice(_SCHEMA_DRAFTS)}
+    if r.random() < 0.6:
+        doc["$id"] = r.choice([f"{r.choice(_SCHEMA_HOSTS)}{name.lower()}.json", f"urn:uuid:{uuid.UUID(int=r.getrandbits(128))}",
+                               f"/schemas/{name.lower()}", f"{name.lower()}.schema.json"])
+    if r.random() < 0.25:
+        doc["$comment"] = _schema_text(r, split, 80)
+    if r.random() < 0.15:
+        doc["$anchor"] = name.lower()
+    if r.random() < 0.1:
+        doc["$vocabulary"] = {v: True for v in r.sample(_SCHEMA_VOCABS, r.randint(1, 3))}
+    if r.random() < 0.1:
+        doc["$dynamicAnchor"] = "meta"
+    doc["title"] = name
+    doc.update(schema)
+    if r.random() < 0.5:
+        defs_key = "$defs" if doc["$schema"].startswith("https://json-schema.org/draft/20") else r.choice(["$defs", "definitions"])
+        doc[defs_key] = {_schema_name(r, split): _schema_property(r, split) for _ in range(r.randint(1, 3))}
+        if r.random() < 0.2:
+            doc["items"] = {"$dynamicRef": "#meta"}
+    return doc
+
+
+def schema_value(r: random.Random, split: str) -> dict[str, object]:
+    """One GENERATED JSON-Schema / OpenAPI document whose values and keys pass ``schema_clean`` +
+    ``_SHAPE_FORBIDDEN``; drawn again otherwise."""
+    while True:
+        doc = _schema_document(r, split)
+        text = schema_clean(json.dumps(doc, ensure_ascii=False)).lower()
+        if not any(f in text for f in _SHAPE_FORBIDDEN):
+            return doc
+
+
+def make_schema_request(r: random.Random, split: str) -> dict[str, object]:
+    """One GENERATED benign request carrying a JSON-Schema / OpenAPI document: mostly a JSON body, sometimes
+    a JSON value of a query or form parameter (``schema={...}``)."""
+    doc = schema_value(r, split)
+    how = r.choices(["json", "wrapped", "get", "form"], weights=[60, 15, 15, 10])[0]
+    if how == "json":
+        return _req(r.choice(["POST", "PUT"]), r.choice(["/api/v1/schemas", "/api/v1/forms/definitions", "/api/v1/validate",
+                                                       "/api/v2/products/config", "/api/v1/reports/templates",
+                                                       "/api/v1/documents"]),
+                    _headers(r, json_body=True), json.dumps(doc, ensure_ascii=r.random() < 0.5))
+    if how == "wrapped":  # a schema inside a larger request
+        body = {"name": _sh_words(r, split, "_"), "schema": doc, "version": r.randint(1, 9)}
+        return _req("POST", r.choice(["/api/v1/forms", "/api/v1/webhooks/config", "/api/v1/imports/mappings"]),
+                    _headers(r, json_body=True), json.dumps(body, ensure_ascii=r.random() < 0.5))
+    text = json.dumps(doc, ensure_ascii=r.random() < 0.5, separators=r.choice([(",", ":"), (", ", ": ")]))
+    args = {r.choice(["schema", "definition", "spec", "template"]): text, r.choice(["page", "lang", "view"]): "1"}
+    if how == "form":
+        return _req("POST", r.choice(["/settings/forms/save", "/api/v1/reports"]), _headers(r, form=True), urlencode(args))
+    return _req("GET", r.choice(["/api/v1/validate", "/tools/schema/preview"]) + "?" + urlencode(args), _headers(r))
+
+
+def build_schemas(split: str, n: int) -> list[dict[str, object]]:
+    """``n`` GENERATED JSON-Schema / OpenAPI requests for ``split``, deterministic (a seed of their own)."""
+    if not _SENT:
+        _SENT.extend(_stdlib_sentences())
+        _ZH_WORDS.extend(_jieba_words())
+    r = random.Random({"train": 20261209, "eval": 91208}[split])
+    return [make_schema_request(r, split) for _ in range(n)]
+
+
 def build_shapes(split: str, n: int) -> list[dict[str, object]]:
     """``n`` GENERATED shaped requests for ``split``, deterministic (a seed of their own)."""
     if not _SENT:
@@ -572,12 +743,13 @@ def main(argv: list[str]) -> int:
     if not _SENT:
         _SENT.extend(_stdlib_sentences())
         _ZH_WORDS.extend(_jieba_words())
-    for name, n, reqs in (("train", BASE_TRAIN + SHAPES_TRAIN + SHORT_TRAIN,
+    for name, n, reqs in (("train", BASE_TRAIN + SHAPES_TRAIN + SHORT_TRAIN + SCHEMA_TRAIN,
                            lambda: build("train", BASE_TRAIN) + build_shapes("train", SHAPES_TRAIN)
-                           + build_short_paths("train", SHORT_TRAIN)),
+                           + build_short_paths("train", SHORT_TRAIN) + build_schemas("train", SCHEMA_TRAIN)),
                           ("eval", 3000, lambda: build("eval", 3000)),
-                          ("shapes_eval", SHAPES_EVAL + SHORT_EVAL,
-                           lambda: build_shapes("eval", SHAPES_EVAL) + build_short_paths("eval", SHORT_EVAL))):
+                          ("shapes_eval", SHAPES_EVAL + SHORT_EVAL + SCHEMA_EVAL,
+                           lambda: build_shapes("eval", SHAPES_EVAL) + build_short_paths("eval", SHORT_EVAL)
+                           + build_schemas("eval", SCHEMA_EVAL))):
         path = OUT / f"benign_{name}.jsonl.gz"
         lines = "".join(json.dumps(req, ensure_ascii=False) + "\n" for req in reqs())
         with gzip.GzipFile(path, "wb", mtime=0) as f:

@@ -9,8 +9,9 @@ Sources (see each SOURCE.txt under ../shared/data):
   941 xss, 942 sqli, 944 java). Values without any character outside ``[A-Za-z0-9_./-]`` are dropped (they
   are the benign companions of the payload in the same request), except paths containing ``..``.
 * The generated benign corpus ``src/fsbrain/domains/web/data/benign_train.jsonl.gz``
-  (``scripts/build_web_benign.py``; its last 2,500 requests carry GENERATED shaped values: file paths, Windows
-  paths, document names, redirect paths, JSON and filter expressions in parameters).
+  (``scripts/build_web_benign.py``; after its first 6,000 requests come 2,500 GENERATED requests with shaped
+  values: file paths, Windows paths, document names, redirect paths, JSON and filter expressions in parameters;
+  then 1,000 with short paths and 300 with JSON-Schema / OpenAPI documents).
 * The CRS tests' own fixtures as benign values: paths shared by the tests of at least three rules (``/post``,
   ``/get``, ``/`` ...) and the test User-Agent, weighted ``FIXTURE_WEIGHT``; without them the model learns
   "test fixture = attack" (``/post`` scored 0.55) and a lower PL2 threshold would catch tests by their fixture.

