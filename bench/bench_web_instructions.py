@@ -7,7 +7,8 @@ each timed request is released after its inspection (as a server
 releases it); the script runs the same program twice under callgrind, once without the timed requests, and divides the
 difference by their number, so loading the rules and the warm-up cancel out. ``--src`` points at another
 checkout's ``src`` folder to measure it the same way (before / after a change). Hash randomisation is off
-(``PYTHONHASHSEED=0``): with it on, counts move by about 2%.
+(``PYTHONHASHSEED=0``): with it on, counts move by about 2%. OpenBLAS runs one thread (``OPENBLAS_NUM_THREADS=1``):
+its idle worker threads made counts move by about 1%.
 
 Usage::
 
@@ -63,7 +64,10 @@ def count(src: Path, crs: Path | None, n: int, paranoia: int, inspector: bool = 
         # union sets compiled in the request (FSBRAIN_WEB_UNION_THREAD=0): valgrind runs one thread at a time, so
         # the background builder's compiles would land in the timed requests at random and make counts differ
         # from run to run; compiled in the request, they all happen in the warm-up, as they do in a server
-        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(src), FSBRAIN_WEB_UNION_THREAD="0")
+        # OpenBLAS threads off: numpy (imported by the model code) starts BLAS worker threads whose idle spinning
+        # valgrind counts too; it moved the same code's count by ~1% (up to 3.5 million instructions) from run to run
+        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(src), FSBRAIN_WEB_UNION_THREAD="0",
+                   OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, str(prog)],
                        env=env, check=True, capture_output=True)
         text = out.read_text(errors="replace")
