@@ -165,3 +165,16 @@ def test_cli_train_without_attack_values_names_the_problem(tmp_path, monkeypatch
     assert isinstance(res.exception, InputError) and "no attack values" in res.exception.message
     res = CliRunner().invoke(app, ["web", "train", "--benign", str(benign), "--corpus", str(tmp_path)])
     assert isinstance(res.exception, InputError) and "neither libinjection/ nor crs-regression/" in res.exception.message
+
+
+def test_request_params_header_kinds_any_case():
+    """Header names are classified once each (``ml._HEADER_KINDS``), whatever their case: Content-Type picks the body
+    parser, Cookie gives one parameter per cookie, Host/Accept… are left to the rules, the rest are values."""
+    req = {"uri": "/p", "body": "a=1", "headers": [["CONTENT-TYPE", "application/x-www-form-urlencoded"],
+                                                   ["cookie", "s=1; t=2"], ["HOST", "h"], ["X-Note", "hi there"],
+                                                   [7, "seven"]]}
+    for _ in range(2):  # the second time from the memo
+        assert ml.request_params(req, headers=True) == [
+            ("REQUEST_FILENAME", "/p"), ("REQUEST_COOKIES:s", "1"), ("REQUEST_COOKIES:t", "2"),
+            ("REQUEST_HEADERS:X-Note", "hi there"), ("REQUEST_HEADERS:7", "seven"), ("ARGS_POST:a", "1")]
+    assert ml.request_params(req) == [("REQUEST_FILENAME", "/p"), ("ARGS_POST:a", "1")]

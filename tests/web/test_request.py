@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -148,3 +149,22 @@ def test_fuzz_request_never_crashes(uri, body, ct, headers):
 def test_fuzz_raw_parser_never_crashes(raw):
     r = parse_raw_request(raw)
     r.args_get, r.args_post, r.cookies  # noqa: B018
+
+
+@pytest.mark.parametrize(("headers", "problem"), [
+    ([["Host"]], "must be a [name, value] pair, got ['Host']"),
+    ([["Host", "a"], "x"], "must be a [name, value] pair, got 'x'"),
+    ([("a", "b", "c")], "must be a [name, value] pair"),
+    ("Host: a", "'headers' must be an object or a list of [name, value] pairs"),
+])
+def test_from_dict_names_a_malformed_header_list(headers, problem):
+    with pytest.raises(InputError, match=re.escape(problem)):
+        HttpRequest.from_dict({"method": "GET", "uri": "/", "headers": headers})
+
+
+def test_from_dict_header_forms():
+    """Pairs as lists or tuples, a mapping, a list of values for one name, None and non-text names."""
+    pairs = HttpRequest.from_dict({"headers": [["Host", "a"], ("X-A", None), (3, 4)]}).headers
+    assert pairs == [("Host", "a"), ("X-A", ""), ("3", "4")]
+    assert HttpRequest.from_dict({"headers": {"Accept": ["a", "b"], "Host": "h"}}).headers == [
+        ("Accept", "a"), ("Accept", "b"), ("Host", "h")]

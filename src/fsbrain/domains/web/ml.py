@@ -458,6 +458,21 @@ def _reused_json_doc(http: Any, body: str) -> Any:
     return doc
 
 
+_H_CTYPE, _H_COOKIE, _H_SKIP, _H_VALUE = range(4)
+_HEADER_KINDS: dict[str, int] = {}  # header name as sent -> its kind (:func:`_header_kind`), bounded
+
+
+def _header_kind(name: Any) -> int:
+    """What :func:`request_params` does with a header: Content-Type (the body's type), Cookie (one parameter per
+    cookie), a header left to the rules (``_SKIP_HEADERS``), or a free-form value the model scores."""
+    low = str(name).lower()
+    if low == "content-type":
+        return _H_CTYPE
+    if low == "cookie":
+        return _H_COOKIE
+    return _H_SKIP if low in _SKIP_HEADERS else _H_VALUE
+
+
 def request_params(req: dict[str, Any], *, headers: bool = False, http: Any = None) -> list[tuple[str, str]]:
     """The ``(name, raw_value)`` pairs of a request dict ``{"method","uri","headers","body"}`` that the model
     scores: the path, query arguments, body arguments (urlencoded, JSON leaves and keys, multipart fields and
@@ -480,19 +495,26 @@ def request_params(req: dict[str, Any], *, headers: bool = False, http: Any = No
     hdrs = req.get("headers") or {}
     items = hdrs.items() if isinstance(hdrs, dict) else hdrs
     ctype = ctype_raw = ""
+    kinds = _HEADER_KINDS
     for k, v in items:
-        lk = k.lower() if type(k) is str else str(k).lower()
-        if lk == "content-type":
+        kind = kinds.get(k) if type(k) is str else None
+        if kind is None:  # header names repeat across requests: classified once each
+            kind = _header_kind(k)
+            if type(k) is str:
+                if len(kinds) >= 4096:
+                    kinds.clear()
+                kinds[k] = kind
+        if kind == _H_CTYPE:
             ctype_raw = str(v)
             ctype = ctype_raw.lower()
         elif not headers:
             continue
-        elif lk == "cookie":
+        elif kind == _H_COOKIE:
             for c in str(v).split(";"):
                 n, _, cv = c.strip().partition("=")
                 if n and len(out) < MAX_PARAMS:
                     out.append((f"REQUEST_COOKIES:{n}", cv))
-        elif lk not in _SKIP_HEADERS and len(out) < MAX_PARAMS:
+        elif kind == _H_VALUE and len(out) < MAX_PARAMS:
             out.append((f"REQUEST_HEADERS:{k}", str(v)))
     body = req.get("body") or ""
     if isinstance(body, bytes):

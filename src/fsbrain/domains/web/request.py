@@ -137,17 +137,16 @@ class HttpRequest:
             raise InputError(f"an HTTP request must be a JSON object, got {type(data).__name__}")
         raw_headers = data.get("headers") or []
         if isinstance(raw_headers, dict):
-            pairs = list(raw_headers.items())
+            pairs: Any = raw_headers.items()
         elif isinstance(raw_headers, list):
-            pairs = []
-            for h in raw_headers:
-                if not isinstance(h, list | tuple) or len(h) != 2:
-                    raise InputError(f"request header must be a [name, value] pair, got {h!r:.80}")
-                pairs.append((h[0], h[1]))
+            pairs = raw_headers
         else:
             raise InputError("request 'headers' must be an object or a list of [name, value] pairs")
         headers = []
-        for k, v in pairs:
+        for h in pairs:  # one pass: check the pair, then keep it (a dict's items always pass the check)
+            if not isinstance(h, (list, tuple)) or len(h) != 2:
+                raise InputError(f"request header must be a [name, value] pair, got {h!r:.80}")
+            k, v = h
             if type(k) is str and type(v) is str:  # the common case: text name and value, kept as they are
                 headers.append((k, v))
             elif isinstance(v, list):
