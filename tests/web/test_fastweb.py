@@ -459,3 +459,13 @@ def test_match_all_patterns_in_the_compiled_loop_equal_the_operator(v, pattern):
                                    "id": 1, "targets": [], "exclusions": [], "tags": []})())
     assert d[13] == C_MATCH_ALL
     assert F.run_op_for_tests(d, v) == fn(v, lambda _t: b"")[:1] == (v,)
+
+
+@settings(max_examples=400, deadline=None)
+@given(v=st.one_of(st.text(), st.binary(), st.sampled_from(["", "GET", "/a?b=c", "\udcff\udc80", "é中\U0001F600",
+                                                             "\ud800"])))
+def test_compiled_to_bytes_equals_python(v):
+    """``request.to_bytes`` is the compiled twin when built: the same bytes as the Python function for any text
+    (ASCII, non-ASCII, lone surrogates from ``text()`` of raw bytes, unpaired surrogates) and bytes."""
+    assert request_mod.to_bytes is F.to_bytes
+    assert F.to_bytes(v) == request_mod.to_bytes_py(v)

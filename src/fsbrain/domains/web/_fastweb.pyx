@@ -1381,6 +1381,11 @@ cdef object _to_bytes(object value):
         return value.encode("utf-8", "replace")
 
 
+def to_bytes(object value):
+    """``request.to_bytes`` compiled: the same bytes, an ASCII ``str`` copied without a codec lookup."""
+    return _to_bytes(value)
+
+
 def header_pairs(list headers, Py_ssize_t max_headers, Py_ssize_t max_header_bytes):
     """``HttpRequest.header_pairs``: ``(pairs, limit hit or None)``."""
     cdef list out = []

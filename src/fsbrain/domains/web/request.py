@@ -82,7 +82,7 @@ if _fast is not None and hasattr(_fast, "cached_property"):
     cached_property = _fast.cached_property  # type: ignore[misc,assignment]  # same, with __get__ compiled
 
 
-def to_bytes(value: str | bytes) -> bytes:
+def to_bytes_py(value: str | bytes) -> bytes:
     """Bytes of a str, losslessly for strings made by :func:`text` of arbitrary bytes."""
     if isinstance(value, bytes):
         return value
@@ -90,6 +90,11 @@ def to_bytes(value: str | bytes) -> bytes:
         return value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return value.encode("utf-8", "replace")
+
+
+# the compiled twin when built (the same bytes; an ASCII str without a codec lookup): request parsing calls it
+# several times per request (request line, JSON leaves and their names, TX scalars)
+to_bytes = _fast.to_bytes if _fast is not None and hasattr(_fast, "to_bytes") else to_bytes_py
 
 
 def text(value: bytes) -> str:
