@@ -44,6 +44,7 @@ import random
 import string
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -547,13 +548,24 @@ def make_short_path_request(r: random.Random, split: str) -> dict[str, object]:
     return _req("GET", path + "?" + urlencode(args), _headers(r))
 
 
-def build_short_paths(split: str, n: int) -> list[dict[str, object]]:
-    """``n`` GENERATED short-path requests for ``split``, deterministic (a seed of their own)."""
+def _load_vocabulary() -> None:
+    """Fill the sentence and Chinese word lists the generators draw from (once)."""
     if not _SENT:
         _SENT.extend(_stdlib_sentences())
         _ZH_WORDS.extend(_jieba_words())
-    r = random.Random({"train": 20261208, "eval": 81207}[split])
-    return [make_short_path_request(r, split) for _ in range(n)]
+
+
+def _generate(make: Callable[[random.Random, str], dict[str, object]], seeds: dict[str, int], split: str,
+              n: int) -> list[dict[str, object]]:
+    """``n`` requests from ``make`` for ``split``, deterministic: each generator has a seed of its own per split."""
+    _load_vocabulary()
+    r = random.Random(seeds[split])
+    return [make(r, split) for _ in range(n)]
+
+
+def build_short_paths(split: str, n: int) -> list[dict[str, object]]:
+    """``n`` GENERATED short-path requests for ``split``, deterministic (a seed of their own)."""
+    return _generate(make_short_path_request, {"train": 20261208, "eval": 81207}, split, n)
 
 
 # JSON-Schema / OpenAPI documents (GENERATED): API clients send JSON documents that carry a schema reference
@@ -713,36 +725,22 @@ def make_schema_request(r: random.Random, split: str) -> dict[str, object]:
 
 def build_schemas(split: str, n: int) -> list[dict[str, object]]:
     """``n`` GENERATED JSON-Schema / OpenAPI requests for ``split``, deterministic (a seed of their own)."""
-    if not _SENT:
-        _SENT.extend(_stdlib_sentences())
-        _ZH_WORDS.extend(_jieba_words())
-    r = random.Random({"train": 20261209, "eval": 91208}[split])
-    return [make_schema_request(r, split) for _ in range(n)]
+    return _generate(make_schema_request, {"train": 20261209, "eval": 91208}, split, n)
 
 
 def build_shapes(split: str, n: int) -> list[dict[str, object]]:
     """``n`` GENERATED shaped requests for ``split``, deterministic (a seed of their own)."""
-    if not _SENT:
-        _SENT.extend(_stdlib_sentences())
-        _ZH_WORDS.extend(_jieba_words())
-    r = random.Random({"train": 20261207, "eval": 71206}[split])
-    return [make_shape_request(r, split) for _ in range(n)]
+    return _generate(make_shape_request, {"train": 20261207, "eval": 71206}, split, n)
 
 
 def build(split: str, n: int) -> list[dict[str, object]]:
     """``n`` requests for ``split`` (``train`` or ``eval``), deterministic."""
-    if not _SENT:
-        _SENT.extend(_stdlib_sentences())
-        _ZH_WORDS.extend(_jieba_words())
-    r = random.Random({"train": 20240501, "eval": 99173}[split])
-    return [make_request(r, split) for _ in range(n)]
+    return _generate(make_request, {"train": 20240501, "eval": 99173}, split, n)
 
 
 def main(argv: list[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    if not _SENT:
-        _SENT.extend(_stdlib_sentences())
-        _ZH_WORDS.extend(_jieba_words())
+    _load_vocabulary()
     for name, n, reqs in (("train", BASE_TRAIN + SHAPES_TRAIN + SHORT_TRAIN + SCHEMA_TRAIN,
                            lambda: build("train", BASE_TRAIN) + build_shapes("train", SHAPES_TRAIN)
                            + build_short_paths("train", SHORT_TRAIN) + build_schemas("train", SCHEMA_TRAIN)),
