@@ -467,5 +467,6 @@ def test_match_all_patterns_in_the_compiled_loop_equal_the_operator(v, pattern):
 def test_compiled_to_bytes_equals_python(v):
     """``request.to_bytes`` is the compiled twin when built: the same bytes as the Python function for any text
     (ASCII, non-ASCII, lone surrogates from ``text()`` of raw bytes, unpaired surrogates) and bytes."""
-    assert request_mod.to_bytes is F.to_bytes
+    if request_mod._fast is not None:  # FSBRAIN_SPEEDUPS=0 keeps the Python function in request.py
+        assert request_mod.to_bytes is F.to_bytes
     assert F.to_bytes(v) == request_mod.to_bytes_py(v)
