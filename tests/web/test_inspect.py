@@ -175,3 +175,48 @@ def test_libinjection_heldout_requests(shared_data, default_inspector):
     fp = sum(default_inspector.inspect(get("/search?q=" + quote(v, safe="")))["attack"] for v in benign)
     assert tp / len(attacks) >= 0.97
     assert 1 - fp / len(benign) >= 0.85
+
+
+def test_cli_inspect_names_a_limit_without_explain(tmp_path):
+    """A request over an inspection limit is only partly inspected: ``attack: false`` must not read as clean, so
+    the default output names the limit (the proxy and middleware refuse such requests with 431/413)."""
+    from fsbrain.cli import _register, app
+
+    _register()
+    many = {"method": "GET", "uri": "/", "headers": [[f"X-H{i}", "v"] for i in range(300)]}
+    f = tmp_path / "reqs.jsonl"
+    f.write_text(json.dumps(many) + "\n" + json.dumps(get("/")) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["web", "inspect", str(f)])
+    assert res.exit_code == 0, res.output
+    over, ok = (json.loads(x) for x in res.stdout.strip().splitlines())
+    assert over["limits_hit"] == ["max_headers"]
+    assert set(ok) == set(VERDICT_KEYS)  # no limit: exactly the contract keys
+
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.parametrize("limit,kw,req", [
+    ("max_uri_bytes", {"max_uri_bytes": 100}, {"uri": "/p?q=" + "a" * 200}),
+    ("max_header_bytes", {"max_header_bytes": 100}, {"uri": "/", "headers": {"X-A": "b" * 200}}),
+    ("max_headers", {"max_headers": 5}, {"uri": "/", "headers": [[f"X-{i}", "v"] for i in range(10)]}),
+    ("max_body_bytes", {"max_body_bytes": 100}, {"method": "POST", "uri": "/", "headers": _FORM, "body": "a=" + "b" * 300}),
+    ("max_args", {"max_args": 5}, {"uri": "/?" + "&".join(f"a{i}=1" for i in range(10))}),
+    ("max_args", {"max_args": 5}, {"method": "POST", "uri": "/", "headers": _FORM,
+                                   "body": "&".join(f"a{i}=1" for i in range(10))}),
+    ("max_json_depth", {"max_json_depth": 3}, {"method": "POST", "uri": "/",
+                                               "headers": {"Content-Type": "application/json"}, "body": "[[[[[[1]]]]]]"}),
+    ("max_parts", {"max_parts": 2}, {"method": "POST", "uri": "/",
+                                     "headers": {"Content-Type": "multipart/form-data; boundary=b"},
+                                     "body": "".join(f'--b\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nv\r\n'
+                                                     for i in range(5)) + "--b--\r\n"}),
+])
+def test_every_limit_is_named_in_the_verdict(limit, kw, req):
+    from fsbrain.domains.web.inspector import public_verdict
+    from fsbrain.domains.web.request import RequestLimits
+
+    v = WebInspector(paranoia=1, limits=RequestLimits(**kw)).inspect(req)
+    assert v["limits_hit"] == [limit]
+    assert public_verdict(v)["limits_hit"] == [limit]
+    under = WebInspector(paranoia=1).inspect(req)  # the default limits are far above these requests
+    assert under["limits_hit"] == [] and "limits_hit" not in public_verdict(under)

@@ -172,3 +172,14 @@ def test_cli_scan_jsonl_and_table(tmp_path):
 def test_lone_surrogate_in_a_line_is_parsed_not_crashed():
     rec = parse_line(combined("192.0.2.9", T0, "GET / HTTP/1.1", ua="\ud800bot"), 1)
     assert rec.ip == "192.0.2.9" and "bot" in rec.user_agent
+
+
+def test_scan_summary_counts_requests_over_a_limit():
+    from fsbrain.domains.web.inspector import WebInspector
+    from fsbrain.domains.web.request import RequestLimits
+
+    insp = WebInspector(paranoia=1, limits=RequestLimits(max_uri_bytes=200))
+    lines = [combined("192.0.2.7", T0 + i, f"GET /p?q={'a' * (300 if i % 2 else 10)} HTTP/1.1") for i in range(6)]
+    res = scan_lines(lines, inspector=insp)
+    assert res.summary["limits_hit"] == {"max_uri_bytes": 3}
+    assert scan_lines(lines[:1], inspector=insp).summary["limits_hit"] == {}

@@ -56,3 +56,10 @@ def test_logs_endpoint(client):
     assert out["summary"]["bad_lines"] == 1 and out["summary"]["bad_line_samples"][0]["line"] == 2
     assert {a["source"] for a in out["alerts"]} >= {"web.inspector", "web.bots"}
     assert client.post("/v1/web/logs", json={"lines": []}).status_code == 422
+
+
+def test_inspect_names_a_limit_without_explain(client):
+    r = client.post("/v1/web/inspect", json={"uri": "/", "headers": [[f"X-H{i}", "v"] for i in range(300)]})
+    assert r.status_code == 200 and r.json()["limits_hit"] == ["max_headers"]
+    r = client.post("/v1/web/inspect", json={"uri": "/"})
+    assert r.status_code == 200 and "limits_hit" not in r.json()

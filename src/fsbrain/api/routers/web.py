@@ -1,8 +1,9 @@
 """Web security endpoints (``/v1/web``): request inspection and access-log scanning.
 
 * ``POST /v1/web/inspect``: one HTTP request in (``method``, ``uri``, ``headers``, ``body``), one verdict out
-  with ``attack``, ``score``, ``labels``, ``rules``, ``reasons`` (``explain: true`` adds the model's
-  per-parameter scores, the rule/model split, limits hit and latency).
+  with ``attack``, ``score``, ``labels``, ``rules``, ``reasons``, and ``limits_hit`` when the request exceeded
+  an inspection limit (``explain: true`` adds the model's per-parameter scores, the rule/model split and
+  latency).
 * ``POST /v1/web/logs``: access-log lines (combined or JSON) in, alerts and a summary out; bad lines are
   counted and listed with their numbers.
 
@@ -97,13 +98,13 @@ def _inspector(request: Request, paranoia: int) -> Any:
 @router.post("/inspect", response_model=WebVerdictOut, response_model_exclude_none=True,
              summary="Inspect one HTTP request")
 def inspect_request(body: WebRequestIn, request: Request, actor: str = Depends(require_actor)) -> dict[str, Any]:
-    from fsbrain.domains.web.inspector import VERDICT_KEYS
+    from fsbrain.domains.web.inspector import public_verdict
 
     req = {"method": body.method, "uri": body.uri,
            "headers": body.headers if isinstance(body.headers, dict) else [list(h) for h in body.headers],
            "body": body.body}
     v = _inspector(request, body.paranoia).inspect(req)
-    return v if body.explain else {k: v[k] for k in VERDICT_KEYS}
+    return v if body.explain else public_verdict(v)
 
 
 @router.post("/logs", response_model=WebLogsOut, summary="Scan access-log lines: alerts and summary")

@@ -1,8 +1,9 @@
 """``fsbrain web inspect | scan | proxy | train``: the web pillar from the command line.
 
 ``inspect`` reads JSON lines ``{"method","uri","headers","body"}`` (``-`` for stdin) and writes one verdict
-per input line, in order, with exactly the keys ``attack, score, labels, rules, reasons`` (``--explain``
-adds the model's per-parameter scores, the rule/model split, limits hit and latency). A line that is not a
+per input line, in order, with the keys ``attack, score, labels, rules, reasons``, and ``limits_hit`` when the
+request exceeded an inspection limit (what lies beyond it was not inspected); ``--explain`` adds the model's
+per-parameter scores, the rule/model split and latency. A line that is not a
 valid request produces ``{"attack": false, "score": 0, "labels": [], "rules": [], "reasons": [],
 "error": "line N: <problem>"}`` and the command exits with status 1 after processing every line.
 """
@@ -46,7 +47,7 @@ def _open_lines(path: str) -> Any:
 
 def inspect_lines(lines: Any, inspector: Any, *, explain: bool = False) -> tuple[list[dict[str, Any]], int]:
     """Verdicts for JSON request lines; returns ``(verdicts, number of bad lines)`` (blank lines skipped)."""
-    from fsbrain.domains.web.inspector import VERDICT_KEYS
+    from fsbrain.domains.web.inspector import public_verdict
 
     out, bad = [], 0
     for n, line in enumerate(lines, 1):
@@ -57,7 +58,7 @@ def inspect_lines(lines: Any, inspector: Any, *, explain: bool = False) -> tuple
             if not isinstance(req, dict):
                 raise InputError(f"a request must be a JSON object, got {type(req).__name__}")
             v = inspector.inspect(req)
-            out.append(v if explain else {k: v[k] for k in VERDICT_KEYS})
+            out.append(v if explain else public_verdict(v))
         except ValueError as exc:
             bad += 1
             out.append({"attack": False, "score": 0, "labels": [], "rules": [], "reasons": [],
@@ -220,3 +221,6 @@ def _print_table(res: Any) -> None:
     con.print(t)
     if s["flash_crowd_requests"]:
         con.print(f"Flash crowd (not blocked): {s['flash_crowd_requests']} requests")
+    if s.get("limits_hit"):
+        con.print("[yellow]Only partly inspected[/] (beyond a limit): "
+                  + ", ".join(f"{k}: {v} requests" for k, v in s["limits_hit"].items()))

@@ -46,6 +46,17 @@ from fsbrain.domains.web import ml
 from fsbrain.domains.web.request import DEFAULT_LIMITS, HttpRequest, RequestLimits
 
 VERDICT_KEYS = ("attack", "score", "labels", "rules", "reasons")
+
+
+def public_verdict(v: dict[str, Any]) -> dict[str, Any]:
+    """The verdict as ``fsbrain web inspect`` and ``POST /v1/web/inspect`` give it without ``explain``: the
+    five contract keys, plus ``limits_hit`` when a limit was exceeded (part of the request was then not
+    inspected, so ``attack: false`` does not clear all of it; the proxy and middleware refuse such requests)."""
+    out = {k: v[k] for k in VERDICT_KEYS}
+    if v.get("limits_hit"):
+        out["limits_hit"] = list(v["limits_hit"])
+    return out
+
 OPAQUE_PARAMS = ("password", "passwd", "pwd", "passcode", "secret", "captcha", "csrf", "token")
 _NEVER_CLEARED = frozenset({"web_protocol", "web_scanner", "bot", "cc_flood"})
 # A rule with this tag names exactly what it found (an OS file, a dotfile, a NoSQL operator, __proto__): the

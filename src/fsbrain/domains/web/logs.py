@@ -233,11 +233,14 @@ def scan_records(records: Iterable[LogRecord], *, inspector: Inspector, bots: An
     bot_clients: dict[str, dict[str, Any]] = {}
     good_bots: Counter[str] = Counter()
     floods: dict[tuple[str, str, str], dict[str, Any]] = {}
+    limits: Counter[str] = Counter()  # requests that exceeded an inspection limit, per limit
     n = n_attacks = n_flash = 0
     for rec in records:
         n += 1
         req = rec.request()
         v = inspector.inspect(req)
+        for lim in v.get("limits_hit") or ():
+            limits[lim] += 1
         if rec.malformed_request and not v["attack"]:
             v = dict(v, attack=True, labels=["web_protocol"], reasons=[
                 {"source": "detector", "id": "LOG-BAD-REQUEST-LINE", "label": "web_protocol",
@@ -256,7 +259,7 @@ def scan_records(records: Iterable[LogRecord], *, inspector: Inspector, bots: An
                                 reasons=[Reason.from_dict(r) for r in v["reasons"]],
                                 details={"line": rec.line_no, "method": rec.method, "uri": rec.uri[:2048],
                                          "status": rec.status, "rules": v["rules"], "score": v["score"],
-                                         "model": v.get("model")}))
+                                         "model": v.get("model"), "limits_hit": list(v.get("limits_hit") or [])}))
         path = rec.uri.split("?", 1)[0]
         cookie = rec.headers.get("Cookie")
         if bots is not None:
@@ -309,6 +312,7 @@ def scan_records(records: Iterable[LogRecord], *, inspector: Inspector, bots: An
         "floods": [{"entity_type": k[0], "entity": k[1], "action": k[2], "requests": f["alert"].details["requests"],
                     "start": f["alert"].start, "end": f["alert"].end} for k, f in floods.items()][:100],
         "flash_crowd_requests": n_flash,
+        "limits_hit": dict(limits.most_common()),
     }
     return alerts, summary
 

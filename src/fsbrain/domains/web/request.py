@@ -188,7 +188,12 @@ class HttpRequest:
     # ---- request line and URI -----------------------------------------------------------------------
     @cached_property
     def uri_bytes(self) -> bytes:
-        return to_bytes(self.uri)[: self.limits.max_uri_bytes]
+        """The URI as bytes, cut at ``max_uri_bytes`` (the cut is named in :attr:`limits_hit`)."""
+        u = to_bytes(self.uri)
+        if len(u) > self.limits.max_uri_bytes:
+            self._hit("max_uri_bytes")
+            return u[: self.limits.max_uri_bytes]
+        return u
 
     @cached_property
     def _split_uri(self) -> tuple[bytes, bytes]:
