@@ -2,8 +2,8 @@
 
 Traffic: the held-out benign corpus (``benign_eval.jsonl.gz``: form posts, JSON APIs, Chinese and English
 searches, uploads, static files) mixed with 5% attacks (libinjection held-out payloads in a query
-parameter), the shape of typical production traffic. Every configuration runs in this one process on one
-core (no threads), after a warm-up pass.
+parameter), the shape of typical production traffic. Every configuration runs in a fresh process of its own
+on one core (no threads), after a warm-up pass, as a server runs one configuration per worker.
 
 Usage: ``python bench/bench_web.py [--n 3000] [--crs ../shared/data/crs-regression]``
 """
@@ -14,9 +14,11 @@ import argparse
 import gzip
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,6 +218,34 @@ def proxy_overhead(reqs: list[dict], seconds: float = 8.0, concurrency: int = 16
     return out
 
 
+def _config_names(crs: bool) -> list[str]:
+    names = ["fsbrain rules + model, PL1", "fsbrain rules + model, PL2", "fsbrain rules only, PL1",
+             "model only (n-gram scoring of every parameter)"]
+    if crs:
+        names += ["OWASP CRS v4 rules + model, PL1", "OWASP CRS v4 rules + model, PL2",
+                  "OWASP CRS v4 rules only (engine alone), PL1"]
+    return names
+
+
+def _build_config(name: str, crs: Path) -> Any:
+    """The inspect function of a configuration."""
+    from fsbrain.domains.web.request import HttpRequest
+
+    if name == "fsbrain rules only, PL1":
+        return WebInspector(paranoia=1, model=False).inspect
+    if name.startswith("model only"):
+        model = ml.WebModel.load_default()
+        return lambda r: {"attack": any(s.p_attack >= 0.85 for _, s in model.score_params(
+            [(n, v) for n, v in ml.request_params(r, headers=True) if not ml.is_plain(v)], explain=False))}
+    pl = int(name[-1])
+    if name.startswith("fsbrain rules + model"):
+        return WebInspector(paranoia=pl).inspect
+    eng = WebRuleEngine.from_crs(crs, paranoia=pl)
+    if "engine alone" in name:
+        return lambda r: eng.inspect(HttpRequest.from_dict(r))
+    return WebInspector(paranoia=pl, rules=eng).inspect
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=3000)
@@ -223,39 +253,33 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "web.md")
     ap.add_argument("--no-proxy", action="store_true", help="skip the loopback proxy-overhead measurement")
+    ap.add_argument("--config", type=int, help=argparse.SUPPRESS)  # measure one configuration (a child process)
     args = ap.parse_args(argv)
     load0 = _load()
     reqs = traffic(args.n, args.shared)
-    from fsbrain.domains.web.request import HttpRequest
+    names = _config_names(args.crs.is_dir())
+    if args.config is not None:  # one configuration, in this (child) process
+        fn = _build_config(names[args.config], args.crs)
+        from fsbrain.speedups import settle_heap
 
-    configs = []
-    for pl in (1, 2):
-        configs.append((f"fsbrain rules + model, PL{pl}", WebInspector(paranoia=pl).inspect))
-    configs.append(("fsbrain rules only, PL1", WebInspector(paranoia=1, model=False).inspect))
-    configs.append(("model only (n-gram scoring of every parameter)",
-                    lambda r: {"attack": any(s.p_attack >= 0.85 for _, s in ml.WebModel.load_default().score_params(
-                        [(n, v) for n, v in ml.request_params(r, headers=True) if not ml.is_plain(v)],
-                        explain=False))}))
-    if args.crs.is_dir():
-        for pl in (1, 2):
-            eng = WebRuleEngine.from_crs(args.crs, paranoia=pl)
-            configs.append((f"OWASP CRS v4 rules + model, PL{pl}", WebInspector(paranoia=pl, rules=eng).inspect))
-        eng = WebRuleEngine.from_crs(args.crs, paranoia=1)
-        configs.append(("OWASP CRS v4 rules only (engine alone), PL1",
-                        lambda r, e=eng: e.inspect(HttpRequest.from_dict(r))))
-    from fsbrain.speedups import settle_heap
-
-    settle_heap()  # as the proxy and fsbrain serve do once their rules are loaded
+        settle_heap()  # as the proxy and fsbrain serve do once their rules are loaded
+        print(json.dumps(measure(fn, reqs)))
+        return 0
     rows = []
-    for name, fn in configs:
-        m = measure(fn, reqs)
+    for k, name in enumerate(names):
+        # a process per configuration, as a server runs one per worker: configurations measured before, with
+        # their rule sets, caches and automata still loaded, made later ones of one shared process slower
+        out = subprocess.run([sys.executable, __file__, "--config", str(k), "--n", str(args.n), "--crs", str(args.crs),
+                              "--shared", str(args.shared)], check=True, capture_output=True, text=True).stdout
+        m = json.loads(out.strip().splitlines()[-1])
         rows.append((name, m))
         print(f"{name}: {m['rps']:.0f} req/s, p50 {m['p50']:.3f} ms, p99 {m['p99']:.3f} ms, flagged {m['flagged']:.3f}",
               flush=True)
     lines = ["# Web inspector benchmark", "",
              f"Machine: {describe()}", "",
-             f"Command: `python bench/bench_web.py --n {args.n}` (one process, one core, after a 200-request "
-             "warm-up). Requests/s are per CPU-second and latencies are CPU time of the inspecting thread "
+             f"Command: `python bench/bench_web.py --n {args.n}` (a process per configuration, one core, after a "
+             "200-request warm-up; until the seventh session every configuration ran in one process, and those "
+             "measured before slowed the later ones). Requests/s are per CPU-second and latencies are CPU time of the inspecting thread "
              f"(`time.thread_time`), because the machine is shared (load average {load0} at the start, {_load()} at "
              "the end of the run) and wall-clock numbers mostly measure the other work; contention still inflates "
              "CPU time. Compiled hot paths (`fsbrain.domains.web._fastweb`): "

@@ -2,7 +2,8 @@
 
 A realistic mix — 95% benign (page views with browser headers and cookies, searches in English and
 Chinese, JSON API calls, form posts, a multipart upload) and 5% attacks (SQLi, XSS, RCE, LFI, scanner) —
-is inspected in one process (one core) by fsbrain's default rules and by OWASP CRS at PL1 and PL2.
+is inspected on one core by fsbrain's default rules and by OWASP CRS at PL1 and PL2, each configuration (row)
+in a fresh process of its own, as a server runs one configuration per worker process.
 Requests are built before timing; the time measured is ``engine.inspect`` and the release of the
 request afterwards (as a server frees it once answered).
 
@@ -18,6 +19,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -196,53 +198,84 @@ def rules_share(insp: WebInspector, n: int, seed: int = 11) -> tuple[float, floa
     return total / n * 1e6, timed.cpu / n * 1e6
 
 
+# Rows: (name, engine kind, cold). cold: False = a fresh mix; True = value caches emptied before every request;
+# None = the timed mix inspected once before it is timed. Each row runs in a process of its own (see main()).
+def _rows(crs: bool, compiled: bool, engine_only: bool) -> list[tuple[str, str, bool | None]]:
+    rows: list[tuple[str, str, bool | None]] = [
+        ("fsbrain default rules, PL1", "d1", False), ("fsbrain default rules, PL2", "d2", False),
+        ("fsbrain default rules, PL1, value caches emptied before every request", "d1", True),
+        ("fsbrain default rules, PL1, the same mix a second time (every value seen before)", "d1", None),
+        ("fsbrain default rules, PL1, plain evaluation (optimize=False)", "d1-plain", False)]
+    if compiled:
+        rows.insert(1, ("fsbrain default rules, PL1, Python rule loop and scan (compiled=False)", "d1-py", False))
+    if crs:
+        rows += [("OWASP CRS v4, PL1", "c1", False), ("OWASP CRS v4, PL2", "c2", False),
+                 ("OWASP CRS v4, PL1, value caches emptied before every request", "c1", True),
+                 ("OWASP CRS v4, PL1, the same mix a second time (every value seen before)", "c1", None),
+                 ("OWASP CRS v4, PL1, plain evaluation (optimize=False)", "c1-plain", False)]
+        if compiled:
+            rows.insert(len(rows) - 4, ("OWASP CRS v4, PL1, Python rule loop and scan (compiled=False)", "c1-py", False))
+    if not engine_only:
+        # the full inspector (rules + model), as the proxy, the middleware and `fsbrain web inspect` run it
+        rows += [(f"full inspector (fsbrain rules + model), PL{pl}", f"i{pl}", False) for pl in (1, 2)]
+        if crs:
+            rows += [(f"full inspector (OWASP CRS v4 + model), PL{pl}", f"ic{pl}", False) for pl in (1, 2)]
+    return rows
+
+
+def _build(kind: str, crs: Path) -> Any:
+    """The engine (or inspector) of a row kind."""
+    pl = int(next(ch for ch in kind if ch.isdigit()))
+    kw: dict[str, Any] = {"compiled": False} if kind.endswith("-py") else {"optimize": False} if kind.endswith("-plain") else {}
+    if kind.startswith("ic"):
+        return WebInspector(paranoia=pl, rules=WebRuleEngine.from_crs(crs, paranoia=pl))
+    if kind.startswith("i"):
+        return WebInspector(paranoia=pl)
+    if kind.startswith("c"):
+        return WebRuleEngine.from_crs(crs, paranoia=pl, **kw)
+    return WebRuleEngine.default(paranoia=pl, **kw)
+
+
+def _run_row(kind: str, cold: bool | None, crs: Path, n: int) -> dict[str, Any]:
+    """One row, in this process: build its engine, settle the heap, time it (and, for an inspector, split its
+    time between the rule engine and its own work in a second pass)."""
+    eng = _build(kind, crs)
+    settle_heap()  # as the servers do once their rules are loaded (full collections skip the rule sets)
+    res: dict[str, Any] = run(eng, n, bool(cold), repeat=cold is None)
+    if isinstance(eng, WebInspector):
+        res["share"] = rules_share(eng, n)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--crs", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/crs-regression")
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--engine-only", action="store_true", help="skip the full-inspector (rules + model) rows")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs/benchmarks/web_rules.md")
+    ap.add_argument("--row", nargs=2, metavar=("KIND", "COLD"), help=argparse.SUPPRESS)  # one row (a child process)
     args = ap.parse_args()
+    if args.row:
+        cold = {"False": False, "True": True, "None": None}[args.row[1]]
+        print(json.dumps(_run_row(args.row[0], cold, args.crs, args.n)))
+        return
     load0 = os.getloadavg()
     d1 = WebRuleEngine.default(paranoia=1)
-    engines: list[tuple[str, WebRuleEngine, bool | None]] = [
-        ("fsbrain default rules, PL1", d1, False), ("fsbrain default rules, PL2", WebRuleEngine.default(paranoia=2), False),
-        ("fsbrain default rules, PL1, value caches emptied before every request", d1, True),
-        ("fsbrain default rules, PL1, the same mix a second time (every value seen before)", d1, None),
-        ("fsbrain default rules, PL1, plain evaluation (optimize=False)", WebRuleEngine.default(paranoia=1, optimize=False),
-         False)]
-    if d1.compiled:
-        engines.insert(1, ("fsbrain default rules, PL1, Python rule loop and scan (compiled=False)",
-                           WebRuleEngine.default(paranoia=1, compiled=False), False))
-    if (args.crs / "rules").is_dir() or args.crs.is_dir():
-        c1 = WebRuleEngine.from_crs(args.crs, paranoia=1)
-        engines += [("OWASP CRS v4, PL1", c1, False),
-                    ("OWASP CRS v4, PL2", WebRuleEngine.from_crs(args.crs, paranoia=2), False),
-                    ("OWASP CRS v4, PL1, value caches emptied before every request", c1, True),
-                    ("OWASP CRS v4, PL1, the same mix a second time (every value seen before)", c1, None),
-                    ("OWASP CRS v4, PL1, plain evaluation (optimize=False)",
-                     WebRuleEngine.from_crs(args.crs, paranoia=1, optimize=False), False)]
-        if c1.compiled:
-            engines.insert(len(engines) - 4, ("OWASP CRS v4, PL1, Python rule loop and scan (compiled=False)",
-                                              WebRuleEngine.from_crs(args.crs, paranoia=1, compiled=False), False))
-    if not args.engine_only:
-        # the full inspector (rules + model), as the proxy, the middleware and `fsbrain web inspect` run it; each
-        # row has engines of its own, so that no value of the timed mix was seen by an earlier row
-        engines += [(f"full inspector (fsbrain rules + model), PL{pl}", WebInspector(paranoia=pl), False)
-                    for pl in (1, 2)]
-        if (args.crs / "rules").is_dir() or args.crs.is_dir():
-            engines += [(f"full inspector (OWASP CRS v4 + model), PL{pl}",
-                         WebInspector(paranoia=pl, rules=WebRuleEngine.from_crs(args.crs, paranoia=pl)), False)
-                        for pl in (1, 2)]
-    settle_heap()  # as the servers do once their rules are loaded (full collections skip the rule sets)
+    has_crs = (args.crs / "rules").is_dir() or args.crs.is_dir()
     rows = []
-    for name, eng, cold in engines:
-        res = run(eng, args.n, bool(cold), repeat=cold is None)
+    shares = []
+    for name, kind, cold in _rows(has_crs, d1.compiled, args.engine_only):
+        # a process per row, as a server runs one configuration per worker: rows that ran before, with their
+        # loaded rule sets, caches and automata, made later rows of one shared process 10-40% slower
+        out = subprocess.run([sys.executable, __file__, "--row", kind, str(cold), "--crs", str(args.crs),
+                              "--n", str(args.n)], check=True, capture_output=True, text=True).stdout
+        res = json.loads(out.strip().splitlines()[-1])
         rows.append((name, res))
         print(f"{name}: {res['rps']:.0f} req/s wall, {res['rps_cpu']:.0f} req/s per CPU-second, "
               f"p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms (CPU p99 {res['p99_cpu_ms']:.2f} ms), "
               f"blocked {res['blocked']}/{res['n']}", flush=True)
-    shares = [(name, *rules_share(eng, args.n)) for name, eng, _ in engines if isinstance(eng, WebInspector)]
+        if "share" in res:
+            shares.append((name, *res["share"]))
     for name, tot, inner in shares:
         print(f"{name}: {tot:.0f} us CPU per request, {inner:.0f} us of it in the rule engine", flush=True)
     load = os.getloadavg()
@@ -255,7 +288,10 @@ def main() -> None:
              "the parsing helpers and transformations stay compiled there, `FSBRAIN_SPEEDUPS=0` turns everything "
              "off).", "",
              f"Mix: {args.n} requests, 95% benign (page views, English/Chinese searches, JSON transfers, form logins, "
-             "multipart uploads, browser headers and cookies), 5% attacks. One process, one core; time is "
+             "multipart uploads, browser headers and cookies), 5% attacks. Each row runs in a process of its own "
+             "(as a server runs one configuration per worker; until the seventh session all rows shared one "
+             "process, and the rule sets, caches and automata of the rows before made later rows 10-40% slower), "
+             "on one core; time is "
              "`engine.inspect` and the release of the request afterwards (a server frees each request once it "
              "has answered; keeping every inspected request alive would make full garbage collections walk "
              "their parsed state). Before timing, the bench waits for the union sets its warm-up asked for, "
@@ -263,7 +299,7 @@ def main() -> None:
              "state.", "",
              "`req/s (wall)` is requests over elapsed time in one process; `req/s per CPU-second` divides by the "
              "thread's CPU time, which is what one dedicated core would sustain when other work shares the "
-             "machine. Latencies are wall-clock per `inspect` call. The engines are built, then "
+             "machine. Latencies are wall-clock per `inspect` call. The row's engine is built, then "
              "`fsbrain.speedups.settle_heap()` runs (`gc.freeze()`, as `fsbrain serve` and the proxy do once their "
              "rules are loaded): without it a full garbage collection walks the loaded rule sets (11–21 ms with CRS) "
              "every few thousand requests.", "",
