@@ -31,6 +31,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_SIZE
 from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
 
 cdef extern from "Python.h":
@@ -1062,15 +1063,17 @@ cdef object _run_op(tuple d, object cand, object tr, bint want_captures):
 
 
 cdef list _entries(TxState tr, tuple d, object collections):
-    """``Transaction.values`` without building the variable names: ``(collection, key, value)`` tuples
-    (``key`` None for a scalar; the name is ``coll:key``, or ``coll`` when the key is None)."""
+    """``Transaction.values`` without building the variable names or a tuple per value: a list of segments,
+    ``(coll, entries)`` for a collection's ``(key, value)`` entries (the transaction's own lists, not copied:
+    nothing changes them while the link runs) and ``(name, None, value)`` for a value without a key (a
+    scalar, or ``&coll``; the name is ``coll:key`` for an entry, ``name`` for such a value)."""
     cdef list out = []
     cdef list entries
     cdef object excl = d[L_EXCL]
     cdef object removed_targets = tr.removed_targets
     cdef object extra = removed_targets.get(d[L_ID]) if removed_targets else None
     cdef object rtt = tr.removed_tag_targets
-    cdef object t, tv, k, v, e, key, key_rx
+    cdef object t, tv, v, e, key, key_rx
     cdef str coll
     cdef tuple td
     cdef bint filt
@@ -1095,18 +1098,18 @@ cdef list _entries(TxState tr, tuple d, object collections):
             elif coll == "XML":
                 entries = tr.xml(key)
             elif key is not None:
-                entries = _index(tr, coll).get(key, [])
+                entries = _index(tr, coll).get(key, EMPTY)
             else:
                 entries = _collection(tr, coll)
                 if key_rx is not None:
                     entries = [e for e in entries if _selects(t, e[0])]
-            if filt:
+            if filt and entries:
                 entries = [e for e in entries if not _excluded(coll, e[0], excl, extra)]
             if td[3]:
                 out.append(("&" + coll, None, b"%d" % len(entries)))
                 continue
-            for k, v in entries:
-                out.append((coll, k, v))
+            if entries:
+                out.append((coll, entries))
         else:
             if filt and _excluded(coll, None, excl, extra):
                 continue
@@ -1137,19 +1140,59 @@ cdef list _tx_selected(dict tx, object t, object key_rx):
     return out
 
 
-cdef inline object _name(tuple e):
-    k = e[1]
-    if k is None:
-        return e[0]
-    return e[0] + ":" + k
+cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, list found, dict reduced,
+                       object reduce_fn) except -1:
+    """The body of ``WebRuleEngine._match_link``'s loop for one value (``coll:key``, or ``coll`` when ``key`` is
+    None): its candidates through the operator; on a match the captures, the matched variables and the
+    link's setvars. Whether it matched."""
+    cdef tuple names = d[L_NAMES], tfuncs = d[L_TFUNCS], sv
+    cdef bint negated = d[L_NEGATED], capture = d[L_CAPTURE]
+    cdef object res, cand, last, nv, name
+    cdef list cands
+    cdef Py_ssize_t gi, ci, nc
+    if d[L_MULTI]:
+        cands = [value]
+        last = value
+        for f in tfuncs:
+            nv = f(last)
+            if nv != last:
+                cands.append(nv)
+                last = nv
+        nc = len(cands)
+    else:
+        cands = None
+        nc = 1
+        cand = value if not names else _transformed(tr, value, names, tfuncs, reduced, reduce_fn)
+    for ci in range(nc):
+        if cands is not None:
+            cand = cands[ci]
+        res = _run_op(d, cand, tr, capture)
+        if negated:
+            res = () if res is None else None
+        if res is not None:
+            if capture and res:
+                gi = 0
+                for g in res:
+                    tr.tx[_CAP_KEYS[gi] if gi < 10 else str(gi)] = g
+                    gi += 1
+            name = coll if key is None else coll + ":" + key
+            found.append((name, cand))
+            tr.matched_var = cand
+            tr.matched_var_name = name
+            tr.matched_vars = found
+            for sv in d[L_SETVARS]:
+                _setvar(tr, sv[0], sv[1], sv[2], sv[3], sv[4], sv[5])
+            return True
+    return False
 
 
 cdef bint _match_link(TxState tr, tuple d, object collections, dict reduced, object reduce_fn) except -1:
     """``WebRuleEngine._match_link`` on a link descriptor."""
-    cdef tuple names, tfuncs, fast, e, sv
-    cdef object tv, res, value, name, cand, key, vname, removed, last, nv
-    cdef list found, cands, ents
-    cdef bint negated, multi, capture
+    cdef tuple names, fast, sv, seg
+    cdef object tv, res, value, key, vname, removed, k, v
+    cdef list found
+    cdef str coll
+    cdef bint negated, capture
     cdef Py_ssize_t gi
     if d[L_OP] is None:
         return False
@@ -1187,41 +1230,13 @@ cdef bint _match_link(TxState tr, tuple d, object collections, dict reduced, obj
                 _setvar(tr, sv[0], sv[1], sv[2], sv[3], sv[4], sv[5])
             return True
     found = []
-    multi = d[L_MULTI]
-    tfuncs = d[L_TFUNCS]
-    ents = _entries(tr, d, collections)
-    for e in ents:
-        value = e[2]
-        if multi:
-            cands = [value]
-            last = value
-            for f in tfuncs:
-                nv = f(last)
-                if nv != last:
-                    cands.append(nv)
-                    last = nv
-        elif not names:
-            cands = [value]
-        else:
-            cands = [_transformed(tr, value, names, tfuncs, reduced, reduce_fn)]
-        for cand in cands:
-            res = _run_op(d, cand, tr, capture)
-            if negated:
-                res = () if res is None else None
-            if res is not None:
-                if capture and res:
-                    gi = 0
-                    for g in res:
-                        tr.tx[_CAP_KEYS[gi] if gi < 10 else str(gi)] = g
-                        gi += 1
-                name = _name(e)
-                found.append((name, cand))
-                tr.matched_var = cand
-                tr.matched_var_name = name
-                tr.matched_vars = found
-                for sv in d[L_SETVARS]:
-                    _setvar(tr, sv[0], sv[1], sv[2], sv[3], sv[4], sv[5])
-                break
+    for seg in _entries(tr, d, collections):
+        if PyTuple_GET_SIZE(seg) == 3:
+            _match_value(tr, d, seg[2], seg[0], None, found, reduced, reduce_fn)
+            continue
+        coll = seg[0]
+        for k, v in seg[1]:
+            _match_value(tr, d, v, coll, k, found, reduced, reduce_fn)
     if found:
         tr.matched_vars = found
         return True
