@@ -31,7 +31,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
-from cpython.tuple cimport PyTuple_GET_SIZE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
 
 cdef extern from "Python.h":
@@ -425,22 +426,64 @@ def _noexpand(object _text):
     return b""
 
 
+cdef object _set_or(CSet s, bytes t, object bits, object m):
+    """``m`` with ``bits[i]`` OR'd in for every pattern ``i`` of ``s`` found in ``t``: the loop of
+    ``Prefilter._value_mask`` over ``CSet.hits(t)``, without the list of hits."""
+    cdef int buf[512]
+    cdef int* out = buf
+    cdef Py_ssize_t k, got
+    if s.n > 512:
+        heap = bytearray(4 * s.n)
+        out = <int*>PyByteArray_AS_STRING(heap)
+    got = fbw_set_match(s.s, PyBytes_AS_STRING(t), PyBytes_GET_SIZE(t), out, s.n if s.n > 0 else 1)
+    if got < 0:  # RE2 gave up (memory): every pattern counts as found, so the rules run normally
+        for k in range(s.n):
+            m |= bits[k]
+        return m
+    for k in range(got):
+        m |= bits[out[k]]
+    return m
+
+
+cdef object _scan_or(tuple got, object t, object m):
+    """``m`` with the bits of the patterns of ``got`` (a pass's ``(matcher, bits)``) found in ``t``."""
+    one = got[0]
+    if type(one) is CSet:
+        return _set_or(<CSet>one, <bytes?>t, got[1], m)
+    hits = one(t)
+    if hits:
+        bits = got[1]
+        for i in hits:
+            m |= bits[i]
+    return m
+
+
+DEF _STAGES_ON_STACK = 32
+
+
 cdef object _value_mask(bytes v, list stages, object pas):
     """``Prefilter._value_mask``: the stages that produce the same text share scans (``_Pass.union``). Each
-    stage's text comes from the value or from its prefix stage's text (``_ChainSet._compiled_stages``)."""
+    stage's text comes from the value or from its prefix stage's text (``_ChainSet._compiled_stages``).
+    Stages are grouped by text in C arrays (the first stage of each distinct text, in order) instead of the
+    Python original's dict of lists."""
     m = 0
-    cdef dict tested = {}
-    cdef dict groups = {}
+    cdef dict tested = None
     cdef dict unions = pas.unions
-    cdef list pending = []
     cdef list sets = pas.sets
-    cdef Py_ssize_t n = len(stages), k, src
+    cdef Py_ssize_t n = len(stages), k, j, src, ng = 0, gi, cnt
     cdef list texts = [None] * n
-    cdef list g
-    cdef tuple funcs, got, st, ops, key
-    cdef object t, f, hits, bits, op, negated, bit, done, idx, u, one
+    cdef tuple funcs, st, ops, key
+    cdef object t, f, op, negated, bit, done, idx, u, one
     cdef PyObject* hit
-    cdef Py_ssize_t i
+    cdef Py_ssize_t gbuf[2 * _STAGES_ON_STACK]
+    cdef Py_ssize_t* grp = gbuf  # per stage: its group (-1: no set)
+    cdef Py_ssize_t* first = gbuf + _STAGES_ON_STACK  # per group: its first stage
+    cdef bint any_ops = False
+    heap = None
+    if n > _STAGES_ON_STACK:
+        heap = bytearray(2 * n * sizeof(Py_ssize_t))
+        grp = <Py_ssize_t*>PyByteArray_AS_STRING(heap)
+        first = grp + n
     for k in range(n):
         st = <tuple>stages[k]
         src = st[4]
@@ -454,41 +497,48 @@ cdef object _value_mask(bytes v, list stages, object pas):
             for f in <tuple>st[1]:
                 t = f(t)
         texts[k] = t
-        idx = st[2]
-        if sets[<Py_ssize_t>idx] is not None:
-            hit = PyDict_GetItem(groups, t)
-            if hit is NULL:
-                groups[t] = [idx]
+        grp[k] = -1
+        if sets[<Py_ssize_t>st[2]] is not None:
+            for gi in range(ng):
+                one = texts[first[gi]]
+                if one is t or one == t:
+                    grp[k] = gi
+                    break
             else:
-                (<list>hit).append(idx)
-        ops = st[3]
-        if ops:
-            pending.append((t, ops))
-    for t, gobj in groups.items():
-        g = <list>gobj
-        if len(g) == 1:
-            got = <tuple>sets[<Py_ssize_t>g[0]]
-            one = got[0]
-            hits = (<CSet>one).hits(t) if type(one) is CSet else one(t)
-            if hits:
-                bits = got[1]
-                for i in hits:
-                    m |= bits[i]
+                grp[k] = ng
+                first[ng] = k
+                ng += 1
+        if st[3]:
+            any_ops = True
+    for gi in range(ng):
+        t = texts[first[gi]]
+        cnt = 0
+        for k in range(first[gi], n):
+            if grp[k] == gi:
+                cnt += 1
+        if cnt == 1:
+            m = _scan_or(<tuple>sets[<Py_ssize_t>(<tuple>stages[first[gi]])[2]], t, m)
             continue
-        key = tuple(g)
+        key = PyTuple_New(cnt)
+        j = 0
+        for k in range(first[gi], n):
+            if grp[k] == gi:
+                idx = (<tuple>stages[k])[2]
+                Py_INCREF(idx)
+                PyTuple_SET_ITEM(key, j, idx)
+                j += 1
         hit = PyDict_GetItem(unions, key)
         u = <object>hit if hit is not NULL else pas.union(key, t)
         for one in <tuple>u:
-            got = <tuple>one
-            one = got[0]
-            hits = (<CSet>one).hits(t) if type(one) is CSet else one(t)
-            if hits:
-                bits = got[1]
-                for i in hits:
-                    m |= bits[i]
-    for pair in pending:
-        t = (<tuple>pair)[0]
-        ops = (<tuple>pair)[1]
+            m = _scan_or(<tuple>one, t, m)
+    if not any_ops:
+        return m
+    tested = {}
+    for k in range(n):
+        ops = (<tuple>stages[k])[3]
+        if not ops:
+            continue
+        t = texts[k]
         done = tested.get(t, 0)
         for op, negated, bit in ops:
             if m & bit or done & bit:
