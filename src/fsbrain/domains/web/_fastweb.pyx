@@ -724,7 +724,11 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
         if kind >= S_COLLECTION:
             if kind == S_SCALAR:
                 sv = _scalar(tr, src[4])
-                values = [] if sv is None else [(None, sv)]
+                if sv is not None:  # (one value: no list of one pair)
+                    v = <bytes?>sv
+                    hit = PyDict_GetItem(cache, v)
+                    acc = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached) if hit is NULL else <object>hit
+                values = EMPTY
             elif kind == S_KEYED:
                 values = _index(tr, src[4]).get(src[5], EMPTY)
             else:
@@ -1367,9 +1371,7 @@ def run_phase(object engine, TxState tr, int ph, list matched, Py_ssize_t start,
     cdef bint ok, mask_ok = False
     while i < n:
         ent = <tuple>plan[i]
-        rule = ent[0]
         bit = <Py_ssize_t>ent[1]
-        const = ent[2]
         i += 1
         if bit >= 0:
             if not mask_ok:  # the mask changes only by a ctl (which resets tr.pf_phase): read once until then
@@ -1383,9 +1385,11 @@ def run_phase(object engine, TxState tr, int ph, list matched, Py_ssize_t start,
                     bp = <const unsigned char*>PyBytes_AS_STRING(buf)
                     buf_of = mask
             if not (bp[bit >> 3] >> (bit & 7)) & 1:
-                continue
-        elif rule is None:
+                continue  # (the entry's other fields read only past this test)
+        elif ent[0] is None:
             continue  # a marker
+        rule = ent[0]
+        const = ent[2]
         rid = ent[4]
         if removed_ids and rid in removed_ids:
             continue
