@@ -491,11 +491,11 @@ cdef object _value_mask(bytes v, list stages, object pas):
             t = v
         elif src >= 0:
             funcs = st[1]
-            t = funcs[len(funcs) - 1](texts[src])
+            t = _tcall(funcs[len(funcs) - 1], texts[src])
         else:
             t = v
             for f in <tuple>st[1]:
-                t = f(t)
+                t = _tcall(f, t)
         texts[k] = t
         grp[k] = -1
         if sets[<Py_ssize_t>st[2]] is not None:
@@ -808,7 +808,7 @@ cdef object _transformed(TxState tr, bytes value, tuple names, tuple funcs, dict
         key = (v, names[i])
         hit = PyDict_GetItem(cache, key)
         if hit is NULL:
-            nv = funcs[i](v)
+            nv = _tcall(funcs[i], v)
             cache[key] = nv
         else:
             nv = <object>hit
@@ -1208,7 +1208,7 @@ cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, 
         cands = [value]
         last = value
         for f in tfuncs:
-            nv = f(last)
+            nv = _tcall(f, last)
             if nv != last:
                 cands.append(nv)
                 last = nv
@@ -1798,6 +1798,10 @@ cdef class _Guarded:
         self.name = name
 
     def __call__(self, v):
+        return self.apply(v)
+
+    cdef object apply(self, object v):
+        """``self(v)``, called from the compiled code without a Python call (:func:`_tcall`)."""
         if type(v) is not bytes:
             return self.py(v)
         cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(<bytes>v)
@@ -1926,7 +1930,7 @@ cdef inline bint _cmd_ws(unsigned char c):
     return c == 32 or c == 9 or c == 10 or c == 13 or c == 11 or c == 12
 
 
-def cmd_line(v):
+cpdef object cmd_line(v):
     """``transforms.cmd_line``: drop ``\\ " ' ^``, ``,;`` to space, runs of whitespace to one space, no
     space before ``/`` or ``(``, ASCII lower case."""
     if type(v) is not bytes:
@@ -1963,7 +1967,7 @@ def cmd_line(v):
     return out[:j]
 
 
-def compress_whitespace(v):
+cpdef object compress_whitespace(v):
     """``transforms.compress_whitespace``: every run of whitespace (0xA0 included) becomes one space."""
     if type(v) is not bytes:
         return _PY["compresswhitespace"](v)
@@ -1997,7 +2001,7 @@ def compress_whitespace(v):
     return out[:j]
 
 
-def normalize_path(v):
+cpdef object normalize_path(v):
     """``transforms.normalize_path``: the value itself when that is the result (no empty inner segment,
     no ``.`` or ``..`` segment), otherwise the Python function."""
     if type(v) is not bytes:
@@ -2066,7 +2070,7 @@ def names(list entries):
     return out
 
 
-def remove_whitespace(v):
+cpdef object remove_whitespace(v):
     """``transforms.remove_whitespace``: every whitespace byte (0xA0 included) removed."""
     if type(v) is not bytes:
         return _PY["removewhitespace"](v)
@@ -2089,7 +2093,7 @@ def remove_whitespace(v):
     return out[:j]
 
 
-def normalize_path_win(v):
+cpdef object normalize_path_win(v):
     """``transforms.normalize_path_win``: without a backslash, :func:`normalize_path`."""
     if type(v) is not bytes or 92 in <bytes>v:
         return _PY["normalizepathwin"](v)
@@ -2119,3 +2123,38 @@ cdef class cached_property:
         value = self.func(instance)
         instance.__dict__[self.attrname] = value
         return value
+
+
+# ---- transformations called from the compiled code ------------------------------------------------------
+# the module's own transformation functions (as ``transforms.TRANSFORMS`` holds them), to recognise them
+cdef object _F_LOWER = lowercase, _F_URLDEC = url_decode_any, _F_URLUNI = url_decode_uni_any
+cdef object _F_UTF8 = utf8_to_unicode_any, _F_CMD = globals()["cmd_line"]
+cdef object _F_CWS = globals()["compress_whitespace"], _F_NPATH = globals()["normalize_path"]
+cdef object _F_RWS = globals()["remove_whitespace"], _F_NPATHWIN = globals()["normalize_path_win"]
+
+
+cdef object _tcall(object f, object v):
+    """``f(v)`` for a transformation function ``f``: this module's own (a :class:`_Guarded` or one of the
+    functions above) run without a Python call, any other called."""
+    if type(f) is _Guarded:
+        return (<_Guarded>f).apply(v)
+    if type(v) is bytes:
+        if f is _F_LOWER:
+            return (<bytes>v).lower()
+        if f is _F_URLUNI:
+            return _url_decode_uni(<bytes>v)
+        if f is _F_URLDEC:
+            return _url_decode(<bytes>v)
+        if f is _F_UTF8:
+            return _utf8_to_unicode(<bytes>v)
+        if f is _F_CMD:
+            return cmd_line(v)
+        if f is _F_CWS:
+            return compress_whitespace(v)
+        if f is _F_RWS:
+            return remove_whitespace(v)
+        if f is _F_NPATH:
+            return normalize_path(v)
+        if f is _F_NPATHWIN:
+            return normalize_path_win(v)
+    return f(v)
