@@ -28,7 +28,7 @@ verdicts with those saved from the code before.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItemWithError
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
@@ -527,7 +527,7 @@ cdef object _value_mask(bytes v, list stages, object pas):
                 Py_INCREF(idx)
                 PyTuple_SET_ITEM(key, j, idx)
                 j += 1
-        hit = PyDict_GetItem(unions, key)
+        hit = PyDict_GetItemWithError(unions, key)
         u = <object>hit if hit is not NULL else pas.union(key, t)
         for one in <tuple>u:
             m = _scan_or(<tuple>one, t, m)
@@ -579,7 +579,7 @@ cdef object _collection(TxState tr, str name):
     """``tr.collection(name)``: the phase's cached entries, the common collections built here
     (``Transaction._build``), the others by the transaction."""
     cdef dict coll = tr._coll
-    cdef PyObject* hit = PyDict_GetItem(coll, name)
+    cdef PyObject* hit = PyDict_GetItemWithError(coll, name)
     if hit is not NULL:
         return <object>hit
     if name == "TX" or name == "MATCHED_VARS" or name == "MATCHED_VARS_NAMES":
@@ -640,7 +640,7 @@ cdef object _build(TxState tr, str name):
 cdef dict _index(TxState tr, str name):
     """``tr.index(name)``: the phase's cached index, built here from :func:`_collection`."""
     cdef dict idxs = tr._idx
-    cdef PyObject* hit = PyDict_GetItem(idxs, name)
+    cdef PyObject* hit = PyDict_GetItemWithError(idxs, name)
     if hit is not NULL:
         return <dict>hit
     if name == "MATCHED_VARS" or name == "MATCHED_VARS_NAMES":
@@ -657,7 +657,7 @@ cdef object _scalar(TxState tr, str name):
     """``tr.scalar(name)``, read once per request for the scalars of ``transaction.REQUEST_SCALARS``."""
     global _REQ_SCALARS
     cdef dict cache = tr.scal
-    cdef PyObject* hit = PyDict_GetItem(cache, name)
+    cdef PyObject* hit = PyDict_GetItemWithError(cache, name)
     if hit is not NULL:
         return <object>hit
     if name == "REQBODY_PROCESSOR":  # (changes with ctl:requestBodyProcessor: never cached)
@@ -726,7 +726,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
                 sv = _scalar(tr, src[4])
                 if sv is not None:  # (one value: no list of one pair)
                     v = <bytes?>sv
-                    hit = PyDict_GetItem(cache, v)
+                    hit = PyDict_GetItemWithError(cache, v)
                     acc = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached) if hit is NULL else <object>hit
                 values = EMPTY
             elif kind == S_KEYED:
@@ -735,7 +735,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
                 values = _collection(tr, src[4])
             for pair in values:
                 v = <bytes?>pair[1]
-                hit = PyDict_GetItem(cache, v)
+                hit = PyDict_GetItemWithError(cache, v)
                 if hit is NULL:
                     m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
                 else:
@@ -745,7 +745,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
         elif kind == S_GENERIC:
             values = values_of(tr, req)
             for v in values:
-                hit = PyDict_GetItem(cache, v)
+                hit = PyDict_GetItemWithError(cache, v)
                 if hit is NULL:
                     m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
                 else:
@@ -762,7 +762,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
             idx = 1 if kind == S_HDR_VALUES or kind == S_COOKIE_VALUES or kind == S_ARGS_GET_VALUES else 0
             for pair in values:
                 v = <bytes?>pair[idx]
-                hit = PyDict_GetItem(cache, v)
+                hit = PyDict_GetItemWithError(cache, v)
                 if hit is NULL:
                     m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
                 else:
@@ -781,20 +781,20 @@ cdef object _transformed(TxState tr, bytes value, tuple names, tuple funcs, dict
     cdef dict cache = tr.tcache
     cdef dict plain_of
     cdef tuple full = (value, names)
-    cdef PyObject* hit = PyDict_GetItem(cache, full)
+    cdef PyObject* hit = PyDict_GetItemWithError(cache, full)
     cdef Py_ssize_t i, n
     cdef object v, nv, got, plain
     if hit is not NULL:
         return <object>hit
     plain_of = tr.plain
-    hit = PyDict_GetItem(plain_of, value)
+    hit = PyDict_GetItemWithError(plain_of, value)
     if hit is NULL:
         plain = _plain_value(value)
         plain_of[value] = plain
     else:
         plain = <object>hit
     if plain:
-        hit = PyDict_GetItem(reduced, names)
+        hit = PyDict_GetItemWithError(reduced, names)
         if hit is NULL:
             got = reduce_fn(names, funcs)
         else:
@@ -806,7 +806,7 @@ cdef object _transformed(TxState tr, bytes value, tuple names, tuple funcs, dict
     v = value
     for i in range(n):
         key = (v, names[i])
-        hit = PyDict_GetItem(cache, key)
+        hit = PyDict_GetItemWithError(cache, key)
         if hit is NULL:
             nv = _tcall(funcs[i], v)
             cache[key] = nv
@@ -821,7 +821,7 @@ cdef bint _selects(object t, object key) except -1:
     """``Target.selects`` with its memo read here (regex selectors) or the literal key compared here."""
     cdef PyObject* hit
     if t.key_rx is not None:
-        hit = PyDict_GetItem(t.selected, key)
+        hit = PyDict_GetItemWithError(t.selected, key)
         if hit is not NULL:
             return (<object>hit) is True
         return t.selects(key)
@@ -1185,7 +1185,7 @@ cdef list _tx_selected(dict tx, object t, object key_rx):
         return list(tx.items())
     memo = t.selected
     for k, v in tx.items():
-        hit = PyDict_GetItem(memo, k)
+        hit = PyDict_GetItemWithError(memo, k)
         if hit is NULL:
             if t.selects(k):
                 out.append((k, v))
@@ -1480,7 +1480,7 @@ def index(list entries):
     cdef PyObject* hit
     for e in entries:
         k = e[0].lower()
-        hit = PyDict_GetItem(idx, k)
+        hit = PyDict_GetItemWithError(idx, k)
         if hit is NULL:
             idx[k] = [e]
         else:
@@ -1758,7 +1758,7 @@ def ngram_weights(str norm not None, dict weights not None, Py_ssize_t lo, Py_ss
     for n in range(lo, hi + 1):
         for i in range(n_s - n + 1):
             g = s[i:i + n]
-            hit = PyDict_GetItem(weights, g)
+            hit = PyDict_GetItemWithError(weights, g)
             if hit is NULL or g in seen:
                 continue
             seen.add(g)
