@@ -28,9 +28,11 @@ verdicts with those saved from the code before.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItemWithError
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
 
 cdef extern from "Python.h":
@@ -424,22 +426,64 @@ def _noexpand(object _text):
     return b""
 
 
+cdef object _set_or(CSet s, bytes t, object bits, object m):
+    """``m`` with ``bits[i]`` OR'd in for every pattern ``i`` of ``s`` found in ``t``: the loop of
+    ``Prefilter._value_mask`` over ``CSet.hits(t)``, without the list of hits."""
+    cdef int buf[512]
+    cdef int* out = buf
+    cdef Py_ssize_t k, got
+    if s.n > 512:
+        heap = bytearray(4 * s.n)
+        out = <int*>PyByteArray_AS_STRING(heap)
+    got = fbw_set_match(s.s, PyBytes_AS_STRING(t), PyBytes_GET_SIZE(t), out, s.n if s.n > 0 else 1)
+    if got < 0:  # RE2 gave up (memory): every pattern counts as found, so the rules run normally
+        for k in range(s.n):
+            m |= bits[k]
+        return m
+    for k in range(got):
+        m |= bits[out[k]]
+    return m
+
+
+cdef object _scan_or(tuple got, object t, object m):
+    """``m`` with the bits of the patterns of ``got`` (a pass's ``(matcher, bits)``) found in ``t``."""
+    one = got[0]
+    if type(one) is CSet:
+        return _set_or(<CSet>one, <bytes?>t, got[1], m)
+    hits = one(t)
+    if hits:
+        bits = got[1]
+        for i in hits:
+            m |= bits[i]
+    return m
+
+
+DEF _STAGES_ON_STACK = 32
+
+
 cdef object _value_mask(bytes v, list stages, object pas):
     """``Prefilter._value_mask``: the stages that produce the same text share scans (``_Pass.union``). Each
-    stage's text comes from the value or from its prefix stage's text (``_ChainSet._compiled_stages``)."""
+    stage's text comes from the value or from its prefix stage's text (``_ChainSet._compiled_stages``).
+    Stages are grouped by text in C arrays (the first stage of each distinct text, in order) instead of the
+    Python original's dict of lists."""
     m = 0
-    cdef dict tested = {}
-    cdef dict groups = {}
+    cdef dict tested = None
     cdef dict unions = pas.unions
-    cdef list pending = []
     cdef list sets = pas.sets
-    cdef Py_ssize_t n = len(stages), k, src
+    cdef Py_ssize_t n = len(stages), k, j, src, ng = 0, gi, cnt
     cdef list texts = [None] * n
-    cdef list g
-    cdef tuple funcs, got, st, ops, key
-    cdef object t, f, hits, bits, op, negated, bit, done, idx, u, one
+    cdef tuple funcs, st, ops, key
+    cdef object t, f, op, negated, bit, done, idx, u, one
     cdef PyObject* hit
-    cdef Py_ssize_t i
+    cdef Py_ssize_t gbuf[2 * _STAGES_ON_STACK]
+    cdef Py_ssize_t* grp = gbuf  # per stage: its group (-1: no set)
+    cdef Py_ssize_t* first = gbuf + _STAGES_ON_STACK  # per group: its first stage
+    cdef bint any_ops = False
+    heap = None
+    if n > _STAGES_ON_STACK:
+        heap = bytearray(2 * n * sizeof(Py_ssize_t))
+        grp = <Py_ssize_t*>PyByteArray_AS_STRING(heap)
+        first = grp + n
     for k in range(n):
         st = <tuple>stages[k]
         src = st[4]
@@ -447,47 +491,54 @@ cdef object _value_mask(bytes v, list stages, object pas):
             t = v
         elif src >= 0:
             funcs = st[1]
-            t = funcs[len(funcs) - 1](texts[src])
+            t = _tcall(funcs[len(funcs) - 1], texts[src])
         else:
             t = v
             for f in <tuple>st[1]:
-                t = f(t)
+                t = _tcall(f, t)
         texts[k] = t
-        idx = st[2]
-        if sets[<Py_ssize_t>idx] is not None:
-            hit = PyDict_GetItem(groups, t)
-            if hit is NULL:
-                groups[t] = [idx]
+        grp[k] = -1
+        if sets[<Py_ssize_t>st[2]] is not None:
+            for gi in range(ng):
+                one = texts[first[gi]]
+                if one is t or one == t:
+                    grp[k] = gi
+                    break
             else:
-                (<list>hit).append(idx)
-        ops = st[3]
-        if ops:
-            pending.append((t, ops))
-    for t, gobj in groups.items():
-        g = <list>gobj
-        if len(g) == 1:
-            got = <tuple>sets[<Py_ssize_t>g[0]]
-            one = got[0]
-            hits = (<CSet>one).hits(t) if type(one) is CSet else one(t)
-            if hits:
-                bits = got[1]
-                for i in hits:
-                    m |= bits[i]
+                grp[k] = ng
+                first[ng] = k
+                ng += 1
+        if st[3]:
+            any_ops = True
+    for gi in range(ng):
+        t = texts[first[gi]]
+        cnt = 0
+        for k in range(first[gi], n):
+            if grp[k] == gi:
+                cnt += 1
+        if cnt == 1:
+            m = _scan_or(<tuple>sets[<Py_ssize_t>(<tuple>stages[first[gi]])[2]], t, m)
             continue
-        key = tuple(g)
-        hit = PyDict_GetItem(unions, key)
+        key = PyTuple_New(cnt)
+        j = 0
+        for k in range(first[gi], n):
+            if grp[k] == gi:
+                idx = (<tuple>stages[k])[2]
+                Py_INCREF(idx)
+                PyTuple_SET_ITEM(key, j, idx)
+                j += 1
+        hit = PyDict_GetItemWithError(unions, key)
         u = <object>hit if hit is not NULL else pas.union(key, t)
         for one in <tuple>u:
-            got = <tuple>one
-            one = got[0]
-            hits = (<CSet>one).hits(t) if type(one) is CSet else one(t)
-            if hits:
-                bits = got[1]
-                for i in hits:
-                    m |= bits[i]
-    for pair in pending:
-        t = (<tuple>pair)[0]
-        ops = (<tuple>pair)[1]
+            m = _scan_or(<tuple>one, t, m)
+    if not any_ops:
+        return m
+    tested = {}
+    for k in range(n):
+        ops = (<tuple>stages[k])[3]
+        if not ops:
+            continue
+        t = texts[k]
         done = tested.get(t, 0)
         for op, negated, bit in ops:
             if m & bit or done & bit:
@@ -528,7 +579,7 @@ cdef object _collection(TxState tr, str name):
     """``tr.collection(name)``: the phase's cached entries, the common collections built here
     (``Transaction._build``), the others by the transaction."""
     cdef dict coll = tr._coll
-    cdef PyObject* hit = PyDict_GetItem(coll, name)
+    cdef PyObject* hit = PyDict_GetItemWithError(coll, name)
     if hit is not NULL:
         return <object>hit
     if name == "TX" or name == "MATCHED_VARS" or name == "MATCHED_VARS_NAMES":
@@ -589,7 +640,7 @@ cdef object _build(TxState tr, str name):
 cdef dict _index(TxState tr, str name):
     """``tr.index(name)``: the phase's cached index, built here from :func:`_collection`."""
     cdef dict idxs = tr._idx
-    cdef PyObject* hit = PyDict_GetItem(idxs, name)
+    cdef PyObject* hit = PyDict_GetItemWithError(idxs, name)
     if hit is not NULL:
         return <dict>hit
     if name == "MATCHED_VARS" or name == "MATCHED_VARS_NAMES":
@@ -606,7 +657,7 @@ cdef object _scalar(TxState tr, str name):
     """``tr.scalar(name)``, read once per request for the scalars of ``transaction.REQUEST_SCALARS``."""
     global _REQ_SCALARS
     cdef dict cache = tr.scal
-    cdef PyObject* hit = PyDict_GetItem(cache, name)
+    cdef PyObject* hit = PyDict_GetItemWithError(cache, name)
     if hit is not NULL:
         return <object>hit
     if name == "REQBODY_PROCESSOR":  # (changes with ctl:requestBodyProcessor: never cached)
@@ -673,14 +724,18 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
         if kind >= S_COLLECTION:
             if kind == S_SCALAR:
                 sv = _scalar(tr, src[4])
-                values = [] if sv is None else [(None, sv)]
+                if sv is not None:  # (one value: no list of one pair)
+                    v = <bytes?>sv
+                    hit = PyDict_GetItemWithError(cache, v)
+                    acc = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached) if hit is NULL else <object>hit
+                values = EMPTY
             elif kind == S_KEYED:
                 values = _index(tr, src[4]).get(src[5], EMPTY)
             else:
                 values = _collection(tr, src[4])
             for pair in values:
                 v = <bytes?>pair[1]
-                hit = PyDict_GetItem(cache, v)
+                hit = PyDict_GetItemWithError(cache, v)
                 if hit is NULL:
                     m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
                 else:
@@ -690,7 +745,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
         elif kind == S_GENERIC:
             values = values_of(tr, req)
             for v in values:
-                hit = PyDict_GetItem(cache, v)
+                hit = PyDict_GetItemWithError(cache, v)
                 if hit is NULL:
                     m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
                 else:
@@ -707,7 +762,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
             idx = 1 if kind == S_HDR_VALUES or kind == S_COOKIE_VALUES or kind == S_ARGS_GET_VALUES else 0
             for pair in values:
                 v = <bytes?>pair[idx]
-                hit = PyDict_GetItem(cache, v)
+                hit = PyDict_GetItemWithError(cache, v)
                 if hit is NULL:
                     m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
                 else:
@@ -726,20 +781,20 @@ cdef object _transformed(TxState tr, bytes value, tuple names, tuple funcs, dict
     cdef dict cache = tr.tcache
     cdef dict plain_of
     cdef tuple full = (value, names)
-    cdef PyObject* hit = PyDict_GetItem(cache, full)
+    cdef PyObject* hit = PyDict_GetItemWithError(cache, full)
     cdef Py_ssize_t i, n
     cdef object v, nv, got, plain
     if hit is not NULL:
         return <object>hit
     plain_of = tr.plain
-    hit = PyDict_GetItem(plain_of, value)
+    hit = PyDict_GetItemWithError(plain_of, value)
     if hit is NULL:
         plain = _plain_value(value)
         plain_of[value] = plain
     else:
         plain = <object>hit
     if plain:
-        hit = PyDict_GetItem(reduced, names)
+        hit = PyDict_GetItemWithError(reduced, names)
         if hit is NULL:
             got = reduce_fn(names, funcs)
         else:
@@ -751,9 +806,9 @@ cdef object _transformed(TxState tr, bytes value, tuple names, tuple funcs, dict
     v = value
     for i in range(n):
         key = (v, names[i])
-        hit = PyDict_GetItem(cache, key)
+        hit = PyDict_GetItemWithError(cache, key)
         if hit is NULL:
-            nv = funcs[i](v)
+            nv = _tcall(funcs[i], v)
             cache[key] = nv
         else:
             nv = <object>hit
@@ -766,7 +821,7 @@ cdef bint _selects(object t, object key) except -1:
     """``Target.selects`` with its memo read here (regex selectors) or the literal key compared here."""
     cdef PyObject* hit
     if t.key_rx is not None:
-        hit = PyDict_GetItem(t.selected, key)
+        hit = PyDict_GetItemWithError(t.selected, key)
         if hit is not NULL:
             return (<object>hit) is True
         return t.selects(key)
@@ -1062,15 +1117,17 @@ cdef object _run_op(tuple d, object cand, object tr, bint want_captures):
 
 
 cdef list _entries(TxState tr, tuple d, object collections):
-    """``Transaction.values`` without building the variable names: ``(collection, key, value)`` tuples
-    (``key`` None for a scalar; the name is ``coll:key``, or ``coll`` when the key is None)."""
+    """``Transaction.values`` without building the variable names or a tuple per value: a list of segments,
+    ``(coll, entries)`` for a collection's ``(key, value)`` entries (the transaction's own lists, not copied:
+    nothing changes them while the link runs) and ``(name, None, value)`` for a value without a key (a
+    scalar, or ``&coll``; the name is ``coll:key`` for an entry, ``name`` for such a value)."""
     cdef list out = []
     cdef list entries
     cdef object excl = d[L_EXCL]
     cdef object removed_targets = tr.removed_targets
     cdef object extra = removed_targets.get(d[L_ID]) if removed_targets else None
     cdef object rtt = tr.removed_tag_targets
-    cdef object t, tv, k, v, e, key, key_rx
+    cdef object t, tv, v, e, key, key_rx
     cdef str coll
     cdef tuple td
     cdef bint filt
@@ -1095,18 +1152,18 @@ cdef list _entries(TxState tr, tuple d, object collections):
             elif coll == "XML":
                 entries = tr.xml(key)
             elif key is not None:
-                entries = _index(tr, coll).get(key, [])
+                entries = _index(tr, coll).get(key, EMPTY)
             else:
                 entries = _collection(tr, coll)
                 if key_rx is not None:
                     entries = [e for e in entries if _selects(t, e[0])]
-            if filt:
+            if filt and entries:
                 entries = [e for e in entries if not _excluded(coll, e[0], excl, extra)]
             if td[3]:
                 out.append(("&" + coll, None, b"%d" % len(entries)))
                 continue
-            for k, v in entries:
-                out.append((coll, k, v))
+            if entries:
+                out.append((coll, entries))
         else:
             if filt and _excluded(coll, None, excl, extra):
                 continue
@@ -1128,7 +1185,7 @@ cdef list _tx_selected(dict tx, object t, object key_rx):
         return list(tx.items())
     memo = t.selected
     for k, v in tx.items():
-        hit = PyDict_GetItem(memo, k)
+        hit = PyDict_GetItemWithError(memo, k)
         if hit is NULL:
             if t.selects(k):
                 out.append((k, v))
@@ -1137,19 +1194,59 @@ cdef list _tx_selected(dict tx, object t, object key_rx):
     return out
 
 
-cdef inline object _name(tuple e):
-    k = e[1]
-    if k is None:
-        return e[0]
-    return e[0] + ":" + k
+cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, list found, dict reduced,
+                       object reduce_fn) except -1:
+    """The body of ``WebRuleEngine._match_link``'s loop for one value (``coll:key``, or ``coll`` when ``key`` is
+    None): its candidates through the operator; on a match the captures, the matched variables and the
+    link's setvars. Whether it matched."""
+    cdef tuple names = d[L_NAMES], tfuncs = d[L_TFUNCS], sv
+    cdef bint negated = d[L_NEGATED], capture = d[L_CAPTURE]
+    cdef object res, cand, last, nv, name
+    cdef list cands
+    cdef Py_ssize_t gi, ci, nc
+    if d[L_MULTI]:
+        cands = [value]
+        last = value
+        for f in tfuncs:
+            nv = _tcall(f, last)
+            if nv != last:
+                cands.append(nv)
+                last = nv
+        nc = len(cands)
+    else:
+        cands = None
+        nc = 1
+        cand = value if not names else _transformed(tr, value, names, tfuncs, reduced, reduce_fn)
+    for ci in range(nc):
+        if cands is not None:
+            cand = cands[ci]
+        res = _run_op(d, cand, tr, capture)
+        if negated:
+            res = () if res is None else None
+        if res is not None:
+            if capture and res:
+                gi = 0
+                for g in res:
+                    tr.tx[_CAP_KEYS[gi] if gi < 10 else str(gi)] = g
+                    gi += 1
+            name = coll if key is None else coll + ":" + key
+            found.append((name, cand))
+            tr.matched_var = cand
+            tr.matched_var_name = name
+            tr.matched_vars = found
+            for sv in d[L_SETVARS]:
+                _setvar(tr, sv[0], sv[1], sv[2], sv[3], sv[4], sv[5])
+            return True
+    return False
 
 
 cdef bint _match_link(TxState tr, tuple d, object collections, dict reduced, object reduce_fn) except -1:
     """``WebRuleEngine._match_link`` on a link descriptor."""
-    cdef tuple names, tfuncs, fast, e, sv
-    cdef object tv, res, value, name, cand, key, vname, removed, last, nv
-    cdef list found, cands, ents
-    cdef bint negated, multi, capture
+    cdef tuple names, fast, sv, seg
+    cdef object tv, res, value, key, vname, removed, k, v
+    cdef list found
+    cdef str coll
+    cdef bint negated, capture
     cdef Py_ssize_t gi
     if d[L_OP] is None:
         return False
@@ -1187,41 +1284,13 @@ cdef bint _match_link(TxState tr, tuple d, object collections, dict reduced, obj
                 _setvar(tr, sv[0], sv[1], sv[2], sv[3], sv[4], sv[5])
             return True
     found = []
-    multi = d[L_MULTI]
-    tfuncs = d[L_TFUNCS]
-    ents = _entries(tr, d, collections)
-    for e in ents:
-        value = e[2]
-        if multi:
-            cands = [value]
-            last = value
-            for f in tfuncs:
-                nv = f(last)
-                if nv != last:
-                    cands.append(nv)
-                    last = nv
-        elif not names:
-            cands = [value]
-        else:
-            cands = [_transformed(tr, value, names, tfuncs, reduced, reduce_fn)]
-        for cand in cands:
-            res = _run_op(d, cand, tr, capture)
-            if negated:
-                res = () if res is None else None
-            if res is not None:
-                if capture and res:
-                    gi = 0
-                    for g in res:
-                        tr.tx[_CAP_KEYS[gi] if gi < 10 else str(gi)] = g
-                        gi += 1
-                name = _name(e)
-                found.append((name, cand))
-                tr.matched_var = cand
-                tr.matched_var_name = name
-                tr.matched_vars = found
-                for sv in d[L_SETVARS]:
-                    _setvar(tr, sv[0], sv[1], sv[2], sv[3], sv[4], sv[5])
-                break
+    for seg in _entries(tr, d, collections):
+        if PyTuple_GET_SIZE(seg) == 3:
+            _match_value(tr, d, seg[2], seg[0], None, found, reduced, reduce_fn)
+            continue
+        coll = seg[0]
+        for k, v in seg[1]:
+            _match_value(tr, d, v, coll, k, found, reduced, reduce_fn)
     if found:
         tr.matched_vars = found
         return True
@@ -1302,9 +1371,7 @@ def run_phase(object engine, TxState tr, int ph, list matched, Py_ssize_t start,
     cdef bint ok, mask_ok = False
     while i < n:
         ent = <tuple>plan[i]
-        rule = ent[0]
         bit = <Py_ssize_t>ent[1]
-        const = ent[2]
         i += 1
         if bit >= 0:
             if not mask_ok:  # the mask changes only by a ctl (which resets tr.pf_phase): read once until then
@@ -1318,9 +1385,11 @@ def run_phase(object engine, TxState tr, int ph, list matched, Py_ssize_t start,
                     bp = <const unsigned char*>PyBytes_AS_STRING(buf)
                     buf_of = mask
             if not (bp[bit >> 3] >> (bit & 7)) & 1:
-                continue
-        elif rule is None:
+                continue  # (the entry's other fields read only past this test)
+        elif ent[0] is None:
             continue  # a marker
+        rule = ent[0]
+        const = ent[2]
         rid = ent[4]
         if removed_ids and rid in removed_ids:
             continue
@@ -1411,7 +1480,7 @@ def index(list entries):
     cdef PyObject* hit
     for e in entries:
         k = e[0].lower()
-        hit = PyDict_GetItem(idx, k)
+        hit = PyDict_GetItemWithError(idx, k)
         if hit is NULL:
             idx[k] = [e]
         else:
@@ -1689,7 +1758,7 @@ def ngram_weights(str norm not None, dict weights not None, Py_ssize_t lo, Py_ss
     for n in range(lo, hi + 1):
         for i in range(n_s - n + 1):
             g = s[i:i + n]
-            hit = PyDict_GetItem(weights, g)
+            hit = PyDict_GetItemWithError(weights, g)
             if hit is NULL or g in seen:
                 continue
             seen.add(g)
@@ -1729,6 +1798,10 @@ cdef class _Guarded:
         self.name = name
 
     def __call__(self, v):
+        return self.apply(v)
+
+    cdef object apply(self, object v):
+        """``self(v)``, called from the compiled code without a Python call (:func:`_tcall`)."""
         if type(v) is not bytes:
             return self.py(v)
         cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(<bytes>v)
@@ -1857,7 +1930,7 @@ cdef inline bint _cmd_ws(unsigned char c):
     return c == 32 or c == 9 or c == 10 or c == 13 or c == 11 or c == 12
 
 
-def cmd_line(v):
+cpdef object cmd_line(v):
     """``transforms.cmd_line``: drop ``\\ " ' ^``, ``,;`` to space, runs of whitespace to one space, no
     space before ``/`` or ``(``, ASCII lower case."""
     if type(v) is not bytes:
@@ -1894,7 +1967,7 @@ def cmd_line(v):
     return out[:j]
 
 
-def compress_whitespace(v):
+cpdef object compress_whitespace(v):
     """``transforms.compress_whitespace``: every run of whitespace (0xA0 included) becomes one space."""
     if type(v) is not bytes:
         return _PY["compresswhitespace"](v)
@@ -1928,7 +2001,7 @@ def compress_whitespace(v):
     return out[:j]
 
 
-def normalize_path(v):
+cpdef object normalize_path(v):
     """``transforms.normalize_path``: the value itself when that is the result (no empty inner segment,
     no ``.`` or ``..`` segment), otherwise the Python function."""
     if type(v) is not bytes:
@@ -1997,7 +2070,7 @@ def names(list entries):
     return out
 
 
-def remove_whitespace(v):
+cpdef object remove_whitespace(v):
     """``transforms.remove_whitespace``: every whitespace byte (0xA0 included) removed."""
     if type(v) is not bytes:
         return _PY["removewhitespace"](v)
@@ -2020,7 +2093,7 @@ def remove_whitespace(v):
     return out[:j]
 
 
-def normalize_path_win(v):
+cpdef object normalize_path_win(v):
     """``transforms.normalize_path_win``: without a backslash, :func:`normalize_path`."""
     if type(v) is not bytes or 92 in <bytes>v:
         return _PY["normalizepathwin"](v)
@@ -2050,3 +2123,38 @@ cdef class cached_property:
         value = self.func(instance)
         instance.__dict__[self.attrname] = value
         return value
+
+
+# ---- transformations called from the compiled code ------------------------------------------------------
+# the module's own transformation functions (as ``transforms.TRANSFORMS`` holds them), to recognise them
+cdef object _F_LOWER = lowercase, _F_URLDEC = url_decode_any, _F_URLUNI = url_decode_uni_any
+cdef object _F_UTF8 = utf8_to_unicode_any, _F_CMD = globals()["cmd_line"]
+cdef object _F_CWS = globals()["compress_whitespace"], _F_NPATH = globals()["normalize_path"]
+cdef object _F_RWS = globals()["remove_whitespace"], _F_NPATHWIN = globals()["normalize_path_win"]
+
+
+cdef object _tcall(object f, object v):
+    """``f(v)`` for a transformation function ``f``: this module's own (a :class:`_Guarded` or one of the
+    functions above) run without a Python call, any other called."""
+    if type(f) is _Guarded:
+        return (<_Guarded>f).apply(v)
+    if type(v) is bytes:
+        if f is _F_LOWER:
+            return (<bytes>v).lower()
+        if f is _F_URLUNI:
+            return _url_decode_uni(<bytes>v)
+        if f is _F_URLDEC:
+            return _url_decode(<bytes>v)
+        if f is _F_UTF8:
+            return _utf8_to_unicode(<bytes>v)
+        if f is _F_CMD:
+            return cmd_line(v)
+        if f is _F_CWS:
+            return compress_whitespace(v)
+        if f is _F_RWS:
+            return remove_whitespace(v)
+        if f is _F_NPATH:
+            return normalize_path(v)
+        if f is _F_NPATHWIN:
+            return normalize_path_win(v)
+    return f(v)
