@@ -89,3 +89,51 @@ def test_a_rule_set_compiled_twice_is_not_shared():
     assert e1.ruleset is not e2.ruleset
     req = HttpRequest(method="GET", uri="/wp-admin/install.php?a=1", headers=[("Host", "h")])
     assert digest(e1.inspect(req)) == digest(WebRuleEngine.default(paranoia=1).inspect(req))
+
+
+_MEMO_RULES = """
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.restricted=/proxy/ /if/"
+SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" "id:10,phase:1,block,capture,t:none,t:lowercase,\\
+    msg:'restricted header %{MATCHED_VAR}',logdata:'%{MATCHED_VAR}',setvar:'tx.hn_%{tx.0}=/%{tx.0}/',chain"
+    SecRule TX:/^hn_/ "@within %{tx.restricted}" "setvar:'tx.inbound_anomaly_score_pl1=+5'"
+SecRule MATCHED_VARS "@rx ^x-probe$" "id:15,phase:1,pass,log,msg:'what 10 left in MATCHED_VARS',logdata:'%{MATCHED_VAR}'"
+SecRule MATCHED_VAR "@rx ^x-tag$" "id:16,phase:1,pass,log,msg:'what 10 left in MATCHED_VAR'"
+SecRule TX:/^hn_/ "@rx /x-probe/" "id:20,phase:1,block,msg:'a later rule reads what 10 wrote',\\
+    logdata:'%{MATCHED_VAR} %{TX.0}',setvar:'tx.inbound_anomaly_score_pl1=+5'"
+SecRule REQUEST_HEADERS:X-Tag "@rx ^memo" "id:30,phase:1,block,msg:'after: %{MATCHED_VAR_NAME}',\\
+    logdata:'%{TX.0}',setvar:'tx.inbound_anomaly_score_pl1=+5'"
+"""
+
+
+def test_a_chain_no_match_memo_replays_what_the_chain_leaves():
+    """CRS's restricted-header chains (920450/920451) are memoised per header-name list when they do not match
+    (``WebRuleEngine._memo_specs``): a request with the same names replays the chain's TX writes and matched
+    variables. Verdicts, logged values included, must equal the plain evaluation's, also for later rules that
+    read what the chain wrote (the TX variables, capture ``TX.0``)."""
+    fast = WebRuleEngine.from_text(_MEMO_RULES)
+    ref = WebRuleEngine.from_text(_MEMO_RULES, optimize=False)
+    assert [r.id for r in fast.rules if id(r) in fast._memo_specs()] == [10]
+    if not fast.compiled:
+        pytest.skip("the memo is the compiled loop's (extension not built or FSBRAIN_SPEEDUPS=0)")
+    base = [("Host", "h"), ("User-Agent", "ua"), ("Accept", "*/*")]
+    reqs = [HttpRequest(uri="/", headers=base + extra) for extra in
+            ([], [("X-Probe", "1")], [("Proxy", "p")], [("X-Tag", "memo-1")], [("X-Probe", "2"), ("X-Tag", "memo-2")])]
+    same_verdicts(fast, ref, reqs + reqs + reqs[::-1])
+    outcomes = next(e for e in fast._cplans[1] if e[4] == 10)[13][0]
+    assert len(outcomes) == 4  # every header-name list but the one with Proxy (a match is never memoised)
+    v = fast.inspect(HttpRequest(uri="/", headers=base + [("Proxy", "p")]))
+    assert [m.id for m in v.matched] == [10] and v.score == 5
+
+
+def test_the_chain_memo_is_off_with_ctl_removals_and_for_other_shapes():
+    rules = _MEMO_RULES + """
+SecRule REQUEST_HEADERS:X-Off "@streq 1" "id:5,phase:1,pass,nolog,ctl:ruleRemoveTargetById=10;REQUEST_HEADERS_NAMES:proxy"
+"""
+    # rule 5 runs after 10 here, so 10 still sees Proxy; the point is that verdicts stay equal with ctl in play
+    fast, ref = WebRuleEngine.from_text(rules), WebRuleEngine.from_text(rules, optimize=False)
+    reqs = [HttpRequest(uri="/", headers=[("Host", "h"), ("X-Off", "1"), ("Proxy", "p")]),
+            HttpRequest(uri="/", headers=[("Host", "h"), ("X-Off", "1")])]
+    same_verdicts(fast, ref, reqs + reqs)
+    # a second link that reads a TX prefix some other rule writes is not memoised
+    other = _MEMO_RULES + 'SecAction "id:40,phase:1,pass,nolog,setvar:tx.hn_extra=/proxy/"\n'
+    assert not WebRuleEngine.from_text(other)._memo_specs()

@@ -57,6 +57,9 @@ cdef class TxState:
     cdef public object matched_var, matched_var_name, matched_vars, rule, pf_phase, pf_mask, unique_id
     cdef public object _body, _body_proc
     cdef public dict tx, tcache, plain, _coll, _idx, scal
+    # while run_phase evaluates a memoisable chain (``plan_entry``'s ``memo``): the TX writes, in order, as
+    # ``(key, value)``, and None for a write it cannot replay; None the rest of the time
+    cdef public object rec
 
 # RE2 called directly (C++), when the build found RE2's headers and library (setup.py defines
 # FSBRAIN_HAVE_RE2 and compiles this module as C++); otherwise stubs, and the engine calls RE2 through the
@@ -953,6 +956,8 @@ cdef object _setvar(TxState tr, str coll, object name, str op, object value, obj
     if coll != "tx":
         return None
     if type(name) is not str:
+        if tr.rec is not None:
+            (<list>tr.rec).append(None)
         return tr.setvar(coll, name, op, value)
     if ntpl is not None:
         key = _fill(tr, <tuple>ntpl).decode("utf-8", "surrogateescape").lower()
@@ -962,12 +967,18 @@ cdef object _setvar(TxState tr, str coll, object name, str op, object value, obj
         return None
     tx = tr.tx
     if op == "del":
+        if tr.rec is not None:
+            (<list>tr.rec).append(None)
         tx.pop(key, None)
         return None
     val = _fill(tr, <tuple>tpl) if tpl is not None else _expand(tr, value)
     if op == "=":
         tx[key] = val
+        if tr.rec is not None:
+            (<list>tr.rec).append((key, val))
         return None
+    if tr.rec is not None:
+        (<list>tr.rec).append(None)
     cur = _to_int(tx.get(key, b"0"))
     delta = _to_int(val) if op == "=+" else -_to_int(val)
     tx[key] = b"%d" % (cur + delta)
@@ -1201,7 +1212,7 @@ cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, 
     link's setvars. Whether it matched."""
     cdef tuple names = d[L_NAMES], tfuncs = d[L_TFUNCS], sv
     cdef bint negated = d[L_NEGATED], capture = d[L_CAPTURE]
-    cdef object res, cand, last, nv, name
+    cdef object res, cand, last, nv, name, ck
     cdef list cands
     cdef Py_ssize_t gi, ci, nc
     if d[L_MULTI]:
@@ -1227,7 +1238,10 @@ cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, 
             if capture and res:
                 gi = 0
                 for g in res:
-                    tr.tx[_CAP_KEYS[gi] if gi < 10 else str(gi)] = g
+                    ck = _CAP_KEYS[gi] if gi < 10 else str(gi)
+                    tr.tx[ck] = g
+                    if tr.rec is not None:
+                        (<list>tr.rec).append((ck, g))
                     gi += 1
             name = coll if key is None else coll + ":" + key
             found.append((name, cand))
@@ -1243,7 +1257,7 @@ cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, 
 cdef bint _match_link(TxState tr, tuple d, object collections, dict reduced, object reduce_fn) except -1:
     """``WebRuleEngine._match_link`` on a link descriptor."""
     cdef tuple names, fast, sv, seg
-    cdef object tv, res, value, key, vname, removed, k, v
+    cdef object tv, res, value, key, vname, removed, k, v, ck
     cdef list found
     cdef str coll
     cdef bint negated, capture
@@ -1274,7 +1288,10 @@ cdef bint _match_link(TxState tr, tuple d, object collections, dict reduced, obj
             if capture and res:
                 gi = 0
                 for g in res:
-                    tr.tx[_CAP_KEYS[gi] if gi < 10 else str(gi)] = g
+                    ck = _CAP_KEYS[gi] if gi < 10 else str(gi)
+                    tr.tx[ck] = g
+                    if tr.rec is not None:
+                        (<list>tr.rec).append((ck, g))
                     gi += 1
             value = tv if tv is not None and not count else (b"0" if tv is None else b"1")
             tr.matched_var = value
@@ -1319,13 +1336,15 @@ cdef bint _target_removed(object rule, object removed_targets, object removed_ta
     return False
 
 
-def plan_entry(object rule, Py_ssize_t bit, object const, dict cres=None):
+def plan_entry(object rule, Py_ssize_t bit, object const, dict cres=None, bint memo=False):
     """One entry of the compiled plan: ``(rule or None, prefilter bit or -1, constant outcome, link
     descriptors, id, tags, skipAfter, skip, is a SecRule, disruptive action as a code (:data:`_D_STOP` for
     deny / drop / redirect, :data:`_D_ALLOW` for allow, 0 for the others), the setvars a SecAction runs when it
-    fires, the ctl actions of the whole chain, logged)``."""
+    fires, the ctl actions of the whole chain, logged, memo)``. ``memo``: the chain's no-match outcomes are
+    memoised per entries of its first link's collection (``WebRuleEngine._memo_specs`` says which chains
+    qualify): the entry's last field is then ``(outcomes, collection)``, else None."""
     if rule is None:
-        return (None, bit, const, (), 0, (), None, 0, False, 0, (), (), False)
+        return (None, bit, const, (), 0, (), None, 0, False, 0, (), (), False, None)
     is_rule = rule.kind == "rule"
     links = tuple(link_desc(r, cres) for r in rule.links()) if is_rule else ()
     setvars = () if is_rule else tuple((sv.collection, sv.name, sv.op, sv.value, _template(sv.value),
@@ -1333,7 +1352,60 @@ def plan_entry(object rule, Py_ssize_t bit, object const, dict cres=None):
     ctls = tuple((c[0], c[1]) for link in rule.links() for c in link.ctls)
     return (rule, bit, const, links, rule.id, rule.tags, rule.skip_after, rule.skip, is_rule,
             _D_STOP if rule.disruptive in _DISRUPT else _D_ALLOW if rule.disruptive == "allow" else 0, setvars, ctls,
-            bool(rule.log))
+            bool(rule.log), ({}, rule.targets[0].collection) if memo and is_rule else None)
+
+
+DEF MEMO_MAX = 4096  # outcomes kept per memoised chain (then forgotten all at once)
+
+
+cdef bint _chain_memo(TxState tr, tuple memo, tuple links, object collections, dict reduced,
+                      object reduce_fn) except -1:
+    """Evaluate a memoisable two-link chain (``plan_entry``'s ``memo``); whether it matched.
+
+    Its first link reads one request collection of phase 1 and only assigns TX from literals and captures;
+    its second reads TX variables only the first link writes (``WebRuleEngine._memo_specs``). So when the
+    chain does not match, what it leaves behind (the first link's TX writes and the matched variables) is a
+    function of that collection's entries: recorded on the first request with those entries, replayed on
+    the next ones instead of evaluating the chain. A match is never memoised (it is evaluated every time)."""
+    cdef dict outcomes = <dict>memo[0]
+    cdef object ents = _collection(tr, <str>memo[1])
+    cdef object key, got, rec
+    cdef PyObject* hit
+    cdef dict tx
+    cdef bint ok, first
+    cdef tuple d, w
+    if type(ents) is not list:
+        key = None
+    else:
+        key = tuple(<list>ents)
+        hit = PyDict_GetItemWithError(outcomes, key)
+        if hit is not NULL:
+            got = <object>hit
+            tx = tr.tx
+            for w in <tuple>(<tuple>got)[0]:
+                tx[w[0]] = w[1]
+            if (<tuple>got)[1]:
+                tr.matched_var = (<tuple>got)[2]
+                tr.matched_var_name = (<tuple>got)[3]
+                tr.matched_vars = list(<tuple>(<tuple>got)[4])
+            return False
+    rec = tr.rec = []
+    try:
+        ok = True
+        first = False
+        for d in links:
+            if not _match_link(tr, d, collections, reduced, reduce_fn):
+                ok = False
+                break
+            first = True
+    finally:
+        tr.rec = None
+    if not ok and key is not None and None not in <list>rec:
+        if len(outcomes) >= MEMO_MAX:
+            outcomes.clear()
+        outcomes[key] = (tuple(<list>rec), first, tr.matched_var, tr.matched_var_name,
+                         tuple(tr.matched_vars) if first else ())
+    return ok
 
 
 cdef object _fire(object engine, TxState tr, object rule, tuple ent, list matched, object before):
@@ -1409,13 +1481,17 @@ def run_phase(object engine, TxState tr, int ph, list matched, Py_ssize_t start,
         before = tr.score_added
         if ent[8]:
             tr.rule = rule
-            ok = True
-            for d in ent[3]:
-                if not _match_link(tr, d, collections, reduced, reduce_fn):
-                    ok = False
-                    break
-            if not ok:
-                continue
+            if ent[13] is not None and not (removed_ids or removed_tags or removed_targets or removed_tag_targets):
+                if not _chain_memo(tr, <tuple>ent[13], <tuple>ent[3], collections, reduced, reduce_fn):
+                    continue
+            else:
+                ok = True
+                for d in ent[3]:
+                    if not _match_link(tr, d, collections, reduced, reduce_fn):
+                        ok = False
+                        break
+                if not ok:
+                    continue
         _fire(engine, tr, rule, ent, matched, before)
         if ent[11]:
             mask_ok = False  # a ctl may have changed what the prefilter sees

@@ -225,7 +225,10 @@ class WebRuleEngine:
         # the same for the compiled loop, with the bit's index (-1: not prefiltered)
         self._cplans: dict[int, list[tuple[Any, ...]]] = {}
         if self._fast is not None:  # (rules do not change once the engine is built)
-            self._cplans = {ph: [self._fast.plan_entry(r, pfb.bit_length() - 1, c, cres) for r, pfb, c in plan]
+            memo = self._memo_specs() if optimize and os.environ.get("FSBRAIN_WEB_CHAIN_MEMO", "1").strip().lower() \
+                not in ("0", "false", "no", "off") else {}
+            self._cplans = {ph: [self._fast.plan_entry(r, pfb.bit_length() - 1, c, cres, id(r) in memo)
+                                 for r, pfb, c in plan]
                             for ph, plan in self._plans.items()}
         self._mask_bytes = self.prefilter.size // 8 + 1
 
@@ -340,6 +343,65 @@ class WebRuleEngine:
             elif r.chain is None and not (r.capture or r.setvars or r.ctls or r.log
                                           or r.disruptive in ("deny", "drop", "redirect", "allow")):
                 r.const = True  # always matches and only skips
+
+    def _memo_specs(self) -> dict[int, bool]:
+        """``id(rule) -> True`` for the chains whose *no-match* outcome the compiled loop may memoise per
+        request-header values: CRS's restricted-header rules 920450 / 920451 are the pattern
+        (``REQUEST_HEADERS_NAMES "@rx ^.*$" capture, setvar:tx.header_name_920450_%{tx.0}=/%{tx.0}/, chain`` +
+        ``TX:/^header_name_920450_/ "@within %{tx.restricted_headers_basic}"``): they store and scan one TX
+        variable per header on every request (a fifth of a CRS PL2 request's instructions), and for a given
+        list of header names their outcome and the TX they leave are always the same. A chain qualifies when:
+
+        * it has two links; the first reads one header/cookie/query collection of phase 1 (whole, no
+          exclusions, no ``multiMatch``), with an operator without macros, and its setvars only assign
+          (``=``) TX variables from literals and captures ``%{tx.0}``..``%{tx.9}``, without ctl actions;
+        * the second reads only ``TX:/^literal/`` selectors that no other rule's setvar can write and no
+          TX variable holds at the start of a request, with an operator without macros.
+
+        On a no-match the chain's only effects are then the first link's TX writes and the matched-variable
+        state it leaves, both functions of the collection's entries; the compiled loop records them on the
+        first request with those entries and replays them after (``_fastweb.run_phase``)."""
+        heads = {"REQUEST_HEADERS_NAMES", "REQUEST_HEADERS", "REQUEST_COOKIES_NAMES", "REQUEST_COOKIES",
+                 "ARGS_GET", "ARGS_GET_NAMES"}
+        macro = re.compile(r"%\{([^}]*)\}")
+        captures = {f"tx.{i}" for i in range(10)}
+        # every TX name a setvar can write: literal, or the literal part before its first macro (a prefix)
+        written: list[tuple[int, str, bool]] = []
+        for r in self.rules:
+            for link in r.links():
+                for sv in link.setvars:
+                    if sv.collection == "tx":
+                        lit = sv.name.split("%{", 1)[0].lower()
+                        written.append((id(r), lit, "%{" in sv.name))
+        start = set(self._start_tx) | set(self.initial_tx)
+        out: dict[int, bool] = {}
+        for r in self.rules:
+            c = r.chain
+            if (r.kind != "rule" or r.phase != 1 or c is None or c.chain is not None or r.ctls or c.ctls
+                    or r.multi_match or c.multi_match or r.exclusions or c.exclusions or r.operator is None
+                    or c.operator is None or "%{" in r.op_param or "%{" in c.op_param or len(r.targets) != 1
+                    or r.fast_tx is not None or c.fast_tx is not None):
+                continue
+            t = r.targets[0]
+            if t.collection not in heads or t.key is not None or t.key_rx is not None or t.count:
+                continue
+            if not all(sv.collection == "tx" and sv.op == "="
+                       and all(m.lower() in captures for m in macro.findall(sv.name + sv.value))
+                       for sv in r.setvars):
+                continue
+            prefixes = []
+            for ct in c.targets:
+                pat = getattr(ct.key_rx, "pattern", None)
+                if isinstance(pat, bytes):
+                    pat = pat.decode("latin-1")
+                if (ct.collection != "TX" or ct.count or ct.key is not None or not isinstance(pat, str)
+                        or not re.fullmatch(r"\^[a-z0-9_]+", pat)):
+                    break
+                prefixes.append(pat[1:])
+            else:
+                if prefixes and not any(_tx_prefix_clash(p, id(r), start, written) for p in prefixes):
+                    out[id(r)] = True
+        return out
 
     def reachable_rules(self) -> list[Rule]:
         """The rules a request can reach (see :meth:`_reachable_rules`); the inspector's verdict cache checks
@@ -648,6 +710,16 @@ class WebRuleEngine:
                            reasons=reasons, limits_hit=list(tr.req.limits_hit), interrupted_by=interrupted,
                            body_processor=tr.body_processor, body_error=body.error if body else None,
                            paranoia=self.paranoia, latency_ms=(time.perf_counter() - t0) * 1000)
+
+
+def _tx_prefix_clash(prefix: str, rule_id: int, start: set[str], written: list[tuple[int, str, bool]]) -> bool:
+    """Whether a TX variable named ``prefix...`` can exist apart from what rule ``rule_id`` (an ``id()``)
+    writes: one at the start of a request, or a setvar of another rule (``written``: (rule, literal name
+    or literal part before the first macro, whether it has a macro))."""
+    if any(k.startswith(prefix) for k in start):
+        return True
+    return any(rid != rule_id and (lit.startswith(prefix) or (has_macro and prefix.startswith(lit)))
+               for rid, lit, has_macro in written)
 
 
 def _first_link_on_constant(r: Rule, tv: bytes | None) -> Any:
