@@ -79,8 +79,10 @@ def postgres_url():
 def _clean_environ(monkeypatch, tmp_path):
     """Each test gets its own FSBRAIN_HOME and a fixed pseudonymisation key."""
     for k in list(os.environ):
+        # FSBRAIN_SPEEDUPS stays: `FSBRAIN_SPEEDUPS=0 scripts/test` runs the whole suite on the Python paths (it
+        # used to be cleared here, so engines built inside tests were compiled while import-time choices were not)
         if k.startswith("FSBRAIN_") and k not in ("FSBRAIN_SHARED_DATA", "FSBRAIN_TEST_REDIS_URL",
-                                                   "FSBRAIN_TEST_POSTGRES_URL"):
+                                                   "FSBRAIN_TEST_POSTGRES_URL", "FSBRAIN_SPEEDUPS"):
             monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("FSBRAIN_HOME", str(tmp_path / "fsbrain-home"))
     monkeypatch.setenv("FSBRAIN_PII_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
