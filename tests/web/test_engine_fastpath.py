@@ -137,3 +137,15 @@ SecRule REQUEST_HEADERS:X-Off "@streq 1" "id:5,phase:1,pass,nolog,ctl:ruleRemove
     # a second link that reads a TX prefix some other rule writes is not memoised
     other = _MEMO_RULES + 'SecAction "id:40,phase:1,pass,nolog,setvar:tx.hn_extra=/proxy/"\n'
     assert not WebRuleEngine.from_text(other)._memo_specs()
+
+
+def test_the_chain_memo_keeps_only_small_header_name_lists():
+    """A client inventing long header-name lists must not fill the memo: lists over 32 names or 1 KiB of
+    names are evaluated every time (with the same verdicts), never stored."""
+    fast, ref = WebRuleEngine.from_text(_MEMO_RULES), WebRuleEngine.from_text(_MEMO_RULES, optimize=False)
+    if not fast.compiled:
+        pytest.skip("the memo is the compiled loop's (extension not built or FSBRAIN_SPEEDUPS=0)")
+    many = HttpRequest(uri="/", headers=[("Host", "h")] + [(f"X-{i}", "v") for i in range(40)])
+    long = HttpRequest(uri="/", headers=[("Host", "h"), ("X-" + "a" * 1100, "v"), ("X-Probe", "1")])
+    same_verdicts(fast, ref, [many, long, many, long])
+    assert not next(e for e in fast._cplans[1] if e[4] == 10)[13][0]

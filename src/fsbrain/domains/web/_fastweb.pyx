@@ -1205,6 +1205,19 @@ cdef list _tx_selected(dict tx, object t, object key_rx):
     return out
 
 
+cdef int _set_captures(TxState tr, object res) except -1:
+    """A match's captures into ``TX:0``..``TX:n`` (recorded when a memoised chain is being evaluated)."""
+    cdef Py_ssize_t gi = 0
+    cdef object ck
+    for g in res:
+        ck = _CAP_KEYS[gi] if gi < 10 else str(gi)
+        tr.tx[ck] = g
+        if tr.rec is not None:
+            (<list>tr.rec).append((ck, g))
+        gi += 1
+    return 0
+
+
 cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, list found, dict reduced,
                        object reduce_fn) except -1:
     """The body of ``WebRuleEngine._match_link``'s loop for one value (``coll:key``, or ``coll`` when ``key`` is
@@ -1212,7 +1225,7 @@ cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, 
     link's setvars. Whether it matched."""
     cdef tuple names = d[L_NAMES], tfuncs = d[L_TFUNCS], sv
     cdef bint negated = d[L_NEGATED], capture = d[L_CAPTURE]
-    cdef object res, cand, last, nv, name, ck
+    cdef object res, cand, last, nv, name
     cdef list cands
     cdef Py_ssize_t gi, ci, nc
     if d[L_MULTI]:
@@ -1236,13 +1249,7 @@ cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, 
             res = () if res is None else None
         if res is not None:
             if capture and res:
-                gi = 0
-                for g in res:
-                    ck = _CAP_KEYS[gi] if gi < 10 else str(gi)
-                    tr.tx[ck] = g
-                    if tr.rec is not None:
-                        (<list>tr.rec).append((ck, g))
-                    gi += 1
+                _set_captures(tr, res)
             name = coll if key is None else coll + ":" + key
             found.append((name, cand))
             tr.matched_var = cand
@@ -1257,7 +1264,7 @@ cdef bint _match_value(TxState tr, tuple d, object value, str coll, object key, 
 cdef bint _match_link(TxState tr, tuple d, object collections, dict reduced, object reduce_fn) except -1:
     """``WebRuleEngine._match_link`` on a link descriptor."""
     cdef tuple names, fast, sv, seg
-    cdef object tv, res, value, key, vname, removed, k, v, ck
+    cdef object tv, res, value, key, vname, removed, k, v
     cdef list found
     cdef str coll
     cdef bint negated, capture
@@ -1286,13 +1293,7 @@ cdef bint _match_link(TxState tr, tuple d, object collections, dict reduced, obj
             if res is None:
                 return False
             if capture and res:
-                gi = 0
-                for g in res:
-                    ck = _CAP_KEYS[gi] if gi < 10 else str(gi)
-                    tr.tx[ck] = g
-                    if tr.rec is not None:
-                        (<list>tr.rec).append((ck, g))
-                    gi += 1
+                _set_captures(tr, res)
             value = tv if tv is not None and not count else (b"0" if tv is None else b"1")
             tr.matched_var = value
             tr.matched_var_name = vname
@@ -1355,7 +1356,11 @@ def plan_entry(object rule, Py_ssize_t bit, object const, dict cres=None, bint m
             bool(rule.log), ({}, rule.targets[0].collection) if memo and is_rule else None)
 
 
-DEF MEMO_MAX = 4096  # outcomes kept per memoised chain (then forgotten all at once)
+# outcomes kept per memoised chain (then forgotten all at once), and the largest collection memoised: clients
+# send a few dozen header-name lists; these bounds keep a client that invents long ones to a few MB per chain
+DEF MEMO_MAX = 512
+DEF MEMO_MAX_ENTRIES = 32
+DEF MEMO_MAX_BYTES = 1024
 
 
 cdef bint _chain_memo(TxState tr, tuple memo, tuple links, object collections, dict reduced,
@@ -1374,9 +1379,16 @@ cdef bint _chain_memo(TxState tr, tuple memo, tuple links, object collections, d
     cdef dict tx
     cdef bint ok, first
     cdef tuple d, w
-    if type(ents) is not list:
-        key = None
+    cdef Py_ssize_t size = 0
+    key = None
+    if type(ents) is list and len(<list>ents) <= MEMO_MAX_ENTRIES:
+        for w in <list>ents:
+            size += len(w[1]) if type(w[1]) is bytes else MEMO_MAX_BYTES + 1
+        if size > MEMO_MAX_BYTES:
+            ents = None
     else:
+        ents = None
+    if ents is not None:
         key = tuple(<list>ents)
         hit = PyDict_GetItemWithError(outcomes, key)
         if hit is not NULL:
@@ -1389,7 +1401,7 @@ cdef bint _chain_memo(TxState tr, tuple memo, tuple links, object collections, d
                 tr.matched_var_name = (<tuple>got)[3]
                 tr.matched_vars = list(<tuple>(<tuple>got)[4])
             return False
-    rec = tr.rec = []
+    rec = tr.rec = [] if key is not None else None  # (nothing to record for a collection not memoised)
     try:
         ok = True
         first = False
