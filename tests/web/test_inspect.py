@@ -220,3 +220,19 @@ def test_every_limit_is_named_in_the_verdict(limit, kw, req):
     assert public_verdict(v)["limits_hit"] == [limit]
     under = WebInspector(paranoia=1).inspect(req)  # the default limits are far above these requests
     assert under["limits_hit"] == [] and "limits_hit" not in public_verdict(under)
+
+
+def test_request_line_is_cut_at_max_uri_bytes_like_the_uri():
+    """REQUEST_LINE carried the whole URI past ``max_uri_bytes`` while REQUEST_URI and the arguments were cut: a
+    rule reading REQUEST_LINE matched what lies past the limit."""
+    from fsbrain.domains.web import HttpRequest, WebRuleEngine
+    from fsbrain.domains.web.request import RequestLimits
+
+    rule = ('SecRule REQUEST_LINE "@contains evil" "id:9001,phase:1,pass,t:none,'
+            'setvar:tx.inbound_anomaly_score_pl1=+5,msg:\'line\'"')
+    eng = WebRuleEngine.from_text(rule)
+    uri = "/p?q=" + "a" * 200 + "evil"
+    req = HttpRequest(uri=uri, limits=RequestLimits(max_uri_bytes=100))
+    assert req.request_line == b"GET " + uri.encode()[:100] + b" HTTP/1.1"
+    assert 9001 not in eng.inspect(req).rule_ids
+    assert 9001 in eng.inspect(HttpRequest(uri=uri)).rule_ids  # under the default limits the rule sees it
