@@ -553,10 +553,11 @@ cdef object _value_mask(bytes v, list stages, object pas):
     return m
 
 
-cdef object _mask_of(object pf, object cs, bytes v, object plain_pass, object full_pass, Py_ssize_t max_cached):
-    m = _value_mask(v, cs.c_plain, plain_pass) if _plain_value(v) else _value_mask(v, cs.c_full, full_pass)
+cdef object _mask_of(object pf, tuple src, bytes v, object plain_pass, object full_pass, Py_ssize_t max_cached):
+    """A value's mask through a source's chain set (``src``: a ``Prefilter.c_*_sources`` tuple), cached."""
+    m = _value_mask(v, <list>src[7], plain_pass) if _plain_value(v) else _value_mask(v, <list>src[8], full_pass)
     if PyBytes_GET_SIZE(v) <= max_cached:
-        (<dict>cs.cache)[v] = m
+        (<dict>src[6])[v] = m
         pf._cached_bytes = pf._cached_bytes + PyBytes_GET_SIZE(v) + 64
     return m
 
@@ -721,8 +722,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
         kind = src[0]
         values_of = src[1]
         smask = src[2]
-        cs = src[3]
-        cache = cs.cache
+        cache = <dict>src[6]
         acc = 0
         if kind >= S_COLLECTION:
             if kind == S_SCALAR:
@@ -730,7 +730,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
                 if sv is not None:  # (one value: no list of one pair)
                     v = <bytes?>sv
                     hit = PyDict_GetItemWithError(cache, v)
-                    acc = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached) if hit is NULL else <object>hit
+                    acc = _mask_of(pf, src, v, plain_pass, full_pass, max_cached) if hit is NULL else <object>hit
                 values = EMPTY
             elif kind == S_KEYED:
                 values = _index(tr, src[4]).get(src[5], EMPTY)
@@ -740,7 +740,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
                 v = <bytes?>pair[1]
                 hit = PyDict_GetItemWithError(cache, v)
                 if hit is NULL:
-                    m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
+                    m = _mask_of(pf, src, v, plain_pass, full_pass, max_cached)
                 else:
                     m = <object>hit
                 if m:
@@ -750,7 +750,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
             for v in values:
                 hit = PyDict_GetItemWithError(cache, v)
                 if hit is NULL:
-                    m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
+                    m = _mask_of(pf, src, v, plain_pass, full_pass, max_cached)
                 else:
                     m = <object>hit
                 if m:
@@ -767,7 +767,7 @@ def scan(object pf, TxState tr, bint body_only, Py_ssize_t max_cached, object ca
                 v = <bytes?>pair[idx]
                 hit = PyDict_GetItemWithError(cache, v)
                 if hit is NULL:
-                    m = _mask_of(pf, cs, v, plain_pass, full_pass, max_cached)
+                    m = _mask_of(pf, src, v, plain_pass, full_pass, max_cached)
                 else:
                     m = <object>hit
                 if m:
