@@ -45,6 +45,7 @@ from fsbrain.domains.web.inspector import WebInspector  # noqa: E402
 BROWSER = {"Host": "bank.example.com", "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
            "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
            "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8", "Accept-Encoding": "gzip, deflate, br"}
+MARKER = "<!-- bench_web_peer.py writes everything above this line; what follows is kept -->"
 DEBIAN_CRS_SETUP = Path("/etc/modsecurity/crs/crs-setup.conf")
 DEBIAN_CRS_RULES = Path("/usr/share/modsecurity-crs/rules")
 
@@ -232,6 +233,9 @@ def main(argv: list[str]) -> int:
               "ModSecurity runs Debian's CRS 3.3.4 (the packaged version); the CRS regression tests were written "
               "for CRS v4, so some v4-only detections are expected to be missing there. fsbrain runs its own "
               "rule files (not CRS) plus the n-gram model; `fsbrain web inspect --crs DIR` runs CRS v4 instead."]
+    # the hand-written sections after the marker are kept (until the eighth session the whole page was rewritten)
+    old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    lines += ["", old[old.index(MARKER):].rstrip("\n") if MARKER in old else MARKER]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
