@@ -70,7 +70,7 @@ def normalize(value: str) -> str:
     if "&" in v:
         v = html.unescape(v)
     v = v.lower().translate(_FOLD)
-    if any(_CJK_LO <= ord(ch) <= _CJK_HI for ch in v):
+    if not v.isascii() and any(_CJK_LO <= ord(ch) <= _CJK_HI for ch in v):  # (ASCII holds no CJK: no per-char loop)
         v = "".join("一" if _CJK_LO <= ord(ch) <= _CJK_HI else ch for ch in v)
     return " ".join(v.split(" ")) if "  " not in v else " ".join(v.split())
 
