@@ -168,3 +168,20 @@ def test_from_dict_header_forms():
     assert pairs == [("Host", "a"), ("X-A", ""), ("3", "4")]
     assert HttpRequest.from_dict({"headers": {"Accept": ["a", "b"], "Host": "h"}}).headers == [
         ("Accept", "a"), ("Accept", "b"), ("Host", "h")]
+
+
+@pytest.mark.parametrize("ctype,proc", [
+    (None, None), ("", None), ("text/plain", None),
+    ("multipart/form-data; boundary=x", "MULTIPART"), ("Multipart/Form-Data; boundary=x", "MULTIPART"),
+    ("application/json", "JSON"), ("application/vnd.api+json; charset=utf-8", "JSON"),
+    ("text/plain; note=json", None),  # "json" only counts in the media type, not in a parameter
+    ("text/xml", "XML"), ("application/xml; charset=utf-8", "XML"), ("application/soap+xml", "XML"),
+    ("text/plain; x=+xml", None),
+    ("application/x-www-form-urlencoded", "URLENCODED"), ("APPLICATION/X-WWW-FORM-URLENCODED; charset=utf-8", "URLENCODED"),
+])
+def test_default_processor_from_content_type(ctype, proc):
+    headers = [("Host", "a"), ("X-Content-Type", "application/json")]  # a longer name that ends the same way
+    if ctype is not None:
+        headers.append(("content-TYPE", ctype))
+    r = HttpRequest(method="POST", uri="/", headers=headers, body=b"x")
+    assert r.default_processor == proc

@@ -270,7 +270,7 @@ class HttpRequest:
     @cached_property
     def content_type(self) -> bytes:
         for k, v in self.header_pairs:
-            if k.lower() == b"content-type":
+            if len(k) == 12 and k.lower() == b"content-type":  # (the length first: most names are not lowered)
                 return v
         return b""
 
@@ -302,11 +302,14 @@ class HttpRequest:
     def default_processor(self) -> str | None:
         """Body processor chosen from Content-Type (ModSecurity's recommended configuration)."""
         ct = self.content_type.lower()
+        if not ct:  # (most requests: a GET without a body)
+            return None
         if ct.startswith(b"multipart/form-data"):
             return "MULTIPART"
-        if b"json" in ct.split(b";")[0]:
+        media = ct.partition(b";")[0]
+        if b"json" in media:
             return "JSON"
-        if ct.startswith((b"text/xml", b"application/xml")) or b"+xml" in ct.split(b";")[0]:
+        if ct.startswith((b"text/xml", b"application/xml")) or b"+xml" in media:
             return "XML"
         if ct.startswith(b"application/x-www-form-urlencoded"):
             return "URLENCODED"
