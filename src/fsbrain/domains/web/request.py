@@ -228,8 +228,7 @@ class HttpRequest:
 
     @property
     def request_line(self) -> bytes:
-        """``METHOD URI PROTOCOL``, with the URI cut at ``max_uri_bytes`` as everywhere else (it was the whole URI
-        until the eighth session, so rules reading ``REQUEST_LINE`` saw past the limit)."""
+        """``METHOD URI PROTOCOL``, with the URI cut at ``max_uri_bytes`` as in every other variable."""
         return b"%s %s %s" % (to_bytes(self.method), self.uri_bytes, to_bytes(self.protocol))
 
     # ---- headers and cookies ------------------------------------------------------------------------

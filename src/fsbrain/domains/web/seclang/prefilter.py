@@ -257,6 +257,7 @@ class _ChainSet:
 
     def __init__(self, plain: list[_Stage], full: list[_Stage]) -> None:
         self.plain, self.full = plain, full
+        # emptied in place only, never replaced: the compiled scan's source tuples hold this dict
         self.cache: dict[bytes, int] = {}
         # the stages as tuples for the compiled scan: (names, funcs, set index, operators)
         self.c_plain = self._compiled_stages(plain)
