@@ -1,11 +1,33 @@
-"""Builds the optional compiled hot paths (fsbrain._speedups) from Cython.
+"""Builds the optional compiled hot paths (fsbrain._speedups, the web and host modules' ``.pyx``) from Cython,
+and compiles the plain Python modules of ``fsbrain.compiled.MODULES`` from their unchanged ``.py`` sources,
+recording each source's SHA-256 beside its extension (``fsbrain.compiled`` loads an extension only when that
+hash matches the ``.py`` on disk).
 
 Everything else is configured in pyproject.toml. The extension is optional: where no C compiler is
 available the build warns and installs the pure-Python package, which gives identical results.
 """
 
+import ast
+import hashlib
+from pathlib import Path
+
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).resolve().parent
+
+
+def compiled_modules() -> tuple[str, ...]:
+    """``fsbrain.compiled.MODULES``, read from the file's text (the package is not importable here)."""
+    tree = ast.parse((HERE / "src/fsbrain/compiled.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MODULES" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise RuntimeError("MODULES not found in src/fsbrain/compiled.py")
+
+
+def _source_of(name: str) -> Path:
+    return HERE / "src" / (name.replace(".", "/") + ".py")
 
 
 class OptionalBuildExt(build_ext):
@@ -15,7 +37,35 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # no compiler, no Python headers: fall back to pure Python
             print(f"WARNING: fsbrain._speedups not built ({exc}); using the pure-Python engine")
 
+    def copy_extensions_to_source(self) -> None:
+        """``--inplace`` (and editable installs): the extensions, and the source hashes recorded beside them."""
+        super().copy_extensions_to_source()
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            if ext.name not in compiled_modules():
+                continue
+            inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
+            src, dst = Path(regular_file + ".sha256"), Path(inplace_file + ".sha256")
+            if src.is_file() and Path(regular_file).is_file():
+                self.copy_file(str(src), str(dst), level=self.verbose)
+            else:
+                dst.unlink(missing_ok=True)
+
     def build_extension(self, ext: Extension) -> None:
+        py = _source_of(ext.name)
+        if ext.name in compiled_modules() and py.is_file():
+            # the hash of the source this build compiles, beside the extension (written first, removed on
+            # failure: fsbrain.compiled never pairs an extension with a hash of another text)
+            target = Path(self.get_ext_fullpath(ext.name))
+            sidecar = Path(str(target) + ".sha256")
+            sidecar.unlink(missing_ok=True)
+            try:
+                super().build_extension(ext)
+            except Exception as exc:
+                print(f"WARNING: {ext.name} not compiled ({exc}); its .py runs")
+                return
+            sidecar.write_text(hashlib.sha256(py.read_bytes()).hexdigest() + "\n", encoding="ascii")
+            return
         try:
             super().build_extension(ext)
         except Exception as exc:
@@ -67,7 +117,7 @@ def extensions() -> list[Extension]:
     except ImportError:
         print("WARNING: Cython missing; fsbrain._speedups not built (pure-Python engine)")
         return []
-    return cythonize(
+    exts = cythonize(
         [Extension("fsbrain._speedups", ["src/fsbrain/_speedups.pyx"], extra_compile_args=["-O2"]),
          Extension("fsbrain.domains.web._fastweb", ["src/fsbrain/domains/web/_fastweb.pyx"],
                    **_fastlog_options("fsbrain.domains.web._fastweb")),
@@ -76,6 +126,14 @@ def extensions() -> list[Extension]:
         compiler_directives={"language_level": 3},
         quiet=True,
     )
+    # plain Python modules compiled as they are: annotations stay annotations (annotation_typing off, so no
+    # type is enforced or narrowed), functions keep Python's introspection (binding); the C files go under
+    # build/, not beside the sources
+    plain = [Extension(name, [str(_source_of(name).relative_to(HERE))], extra_compile_args=["-O2"])
+             for name in compiled_modules()]
+    exts += cythonize(plain, compiler_directives={"language_level": 3, "annotation_typing": False, "binding": True},
+                      build_dir="build/cython", quiet=True)
+    return exts
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -10,6 +10,11 @@ import os as _os
 # that costs milliseconds per failing rule. Rule errors are reported by fsbrain itself.
 _os.environ["RUST_BACKTRACE"] = "0"
 
+# modules also compiled with Cython load compiled only when built from the .py on disk (fsbrain.compiled)
+from fsbrain import compiled as _compiled  # noqa: E402
+
+_compiled.install()
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]
