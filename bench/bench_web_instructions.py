@@ -11,7 +11,8 @@ subtracted a second run without the timed requests. That counted building the te
 instructions per request for the engine and 62,000 for the inspector, and such a difference of two whole runs
 moves when a garbage collection or the shutdown falls differently in them: making the second run build the same
 requests gave a *higher* count, 829,000 instead of 754,000.) ``--src`` points at another
-checkout's ``src`` folder to measure it the same way (before / after a change). Hash randomisation is off
+checkout's ``src`` folder to measure it the same way (before / after a change). ``FSBRAIN_PURE_PYTHON=1`` in the environment
+measures the same tree with the modules of ``fsbrain.compiled`` interpreted instead of compiled. Hash randomisation is off
 (``PYTHONHASHSEED=0``): with it on, counts move by about 2%. OpenBLAS runs one thread (``OPENBLAS_NUM_THREADS=1``):
 its idle worker threads made counts move by about 1%.
 
