@@ -9,6 +9,7 @@ available the build warns and installs the pure-Python package, which gives iden
 
 import ast
 import hashlib
+import os
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -117,6 +118,9 @@ def extensions() -> list[Extension]:
     except ImportError:
         print("WARNING: Cython missing; fsbrain._speedups not built (pure-Python engine)")
         return []
+    only = [n for n in os.environ.get("FSBRAIN_BUILD_ONLY", "").split(",") if n.strip()]
+    if only:  # scripts/_venv.sh: recompile just the plain modules whose .py changed
+        return _plain_extensions(cythonize, [n.strip() for n in only if n.strip() in compiled_modules()])
     exts = cythonize(
         [Extension("fsbrain._speedups", ["src/fsbrain/_speedups.pyx"], extra_compile_args=["-O2"]),
          Extension("fsbrain.domains.web._fastweb", ["src/fsbrain/domains/web/_fastweb.pyx"],
@@ -126,14 +130,18 @@ def extensions() -> list[Extension]:
         compiler_directives={"language_level": 3},
         quiet=True,
     )
-    # plain Python modules compiled as they are: annotations stay annotations (annotation_typing off, so no
-    # type is enforced or narrowed), functions keep Python's introspection (binding); the C files go under
-    # build/, not beside the sources
-    plain = [Extension(name, [str(_source_of(name).relative_to(HERE))], extra_compile_args=["-O2"])
-             for name in compiled_modules()]
-    exts += cythonize(plain, compiler_directives={"language_level": 3, "annotation_typing": False, "binding": True},
-                      build_dir="build/cython", quiet=True)
-    return exts
+    return exts + _plain_extensions(cythonize, list(compiled_modules()))
+
+
+def _plain_extensions(cythonize, names: list[str]) -> list[Extension]:  # noqa: ANN001 - Cython's cythonize
+    """Plain Python modules compiled as they are: annotations stay annotations (annotation_typing off, so no
+    type is enforced or narrowed), functions keep Python's introspection (binding); the C files go under
+    build/, not beside the sources."""
+    plain = [Extension(name, [str(_source_of(name).relative_to(HERE))], extra_compile_args=["-O2"]) for name in names]
+    if not plain:
+        return []
+    return cythonize(plain, compiler_directives={"language_level": 3, "annotation_typing": False, "binding": True},
+                     build_dir="build/cython", quiet=True)
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -12,10 +12,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi
-# modules compiled from their .py (fsbrain.compiled): rebuild those whose .py changed since they were built
-# (until then the changed .py runs; `setup.py build_ext` recompiles only what changed)
-if ! .venv/bin/python -c 'import sys, fsbrain.compiled as c; sys.exit(c.main())' >/dev/null 2>&1; then
-  echo "recompiling modules whose .py changed ..." >&2
-  .venv/bin/python setup.py build_ext --inplace -q >/dev/null 2>&1 \
-    || echo "recompiling failed: the changed modules run as Python (.venv/bin/python setup.py build_ext --inplace)" >&2
+# modules compiled from their .py (fsbrain.compiled): recompile those whose .py changed since they were built
+# (until then the changed .py runs)
+stale=$(.venv/bin/python -c 'import fsbrain.compiled as c; print(",".join(c.stale()))' 2>/dev/null || true)
+if [ -n "$stale" ]; then
+  echo "recompiling $stale ..." >&2
+  FSBRAIN_BUILD_ONLY="$stale" .venv/bin/python setup.py build_ext --inplace -q >/dev/null 2>&1 \
+    || echo "recompiling failed: they run as Python (.venv/bin/python setup.py build_ext --inplace)" >&2
 fi

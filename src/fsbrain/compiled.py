@@ -116,11 +116,15 @@ def install() -> None:
         sys.meta_path.insert(0, Guard())
 
 
+def stale() -> list[str]:
+    """The modules whose extension was built from another version of their ``.py``."""
+    return [name for name in MODULES if state(name)[0] == "stale"]
+
+
 def main() -> int:
-    stale = 0
+    """Print each module's state; 1 when one is stale."""
     for name in MODULES:
         st, _py, ext = state(name)
-        stale += st == "stale"
         print(f"{name}: {st}" + (f" ({ext.name})" if ext is not None else ""))
-    return 1 if stale else 0
+    return 1 if stale() else 0
 
