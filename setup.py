@@ -8,6 +8,7 @@ available the build warns and installs the pure-Python package, which gives iden
 """
 
 import ast
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ from setuptools.command.build_ext import build_ext
 HERE = Path(__file__).resolve().parent
 
 
+@functools.lru_cache(maxsize=1)
 def compiled_modules() -> tuple[str, ...]:
     """``fsbrain.compiled.MODULES``, read from the file's text (the package is not importable here)."""
     tree = ast.parse((HERE / "src/fsbrain/compiled.py").read_text(encoding="utf-8"))
@@ -29,6 +31,11 @@ def compiled_modules() -> tuple[str, ...]:
 
 def _source_of(name: str) -> Path:
     return HERE / "src" / (name.replace(".", "/") + ".py")
+
+
+# module -> SHA-256 of its .py, taken before Cython reads it: a .py edited during the build then reads as
+# stale (and runs as Python), never as compiled from a text it was not compiled from
+_HASHES: dict[str, str] = {}
 
 
 class OptionalBuildExt(build_ext):
@@ -53,10 +60,9 @@ class OptionalBuildExt(build_ext):
                 dst.unlink(missing_ok=True)
 
     def build_extension(self, ext: Extension) -> None:
-        py = _source_of(ext.name)
-        if ext.name in compiled_modules() and py.is_file():
-            # the hash of the source this build compiles, beside the extension (written first, removed on
-            # failure: fsbrain.compiled never pairs an extension with a hash of another text)
+        if ext.name in _HASHES:
+            # the hash of the source this build compiles, beside the extension (removed first, written only
+            # after a successful build: fsbrain.compiled never pairs an extension with a hash of another text)
             target = Path(self.get_ext_fullpath(ext.name))
             sidecar = Path(str(target) + ".sha256")
             sidecar.unlink(missing_ok=True)
@@ -65,7 +71,7 @@ class OptionalBuildExt(build_ext):
             except Exception as exc:
                 print(f"WARNING: {ext.name} not compiled ({exc}); its .py runs")
                 return
-            sidecar.write_text(hashlib.sha256(py.read_bytes()).hexdigest() + "\n", encoding="ascii")
+            sidecar.write_text(_HASHES[ext.name] + "\n", encoding="ascii")
             return
         try:
             super().build_extension(ext)
@@ -137,6 +143,9 @@ def _plain_extensions(cythonize, names: list[str]) -> list[Extension]:  # noqa: 
     """Plain Python modules compiled as they are: annotations stay annotations (annotation_typing off, so no
     type is enforced or narrowed), functions keep Python's introspection (binding); the C files go under
     build/, not beside the sources."""
+    names = [name for name in names if _source_of(name).is_file()]
+    for name in names:
+        _HASHES[name] = hashlib.sha256(_source_of(name).read_bytes()).hexdigest()
     plain = [Extension(name, [str(_source_of(name).relative_to(HERE))], extra_compile_args=["-O2"]) for name in names]
     if not plain:
         return []
