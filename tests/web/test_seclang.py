@@ -237,3 +237,50 @@ _FUZZ_ENGINE = WebRuleEngine.default(paranoia=2)
 def test_fuzz_engine_never_crashes(uri, body, ct):
     v = _FUZZ_ENGINE.inspect(HttpRequest(method="POST", uri=uri, headers=[("Content-Type", ct)], body=body))
     assert v.score >= 0
+
+
+# ---- macro expansion: Transaction.expand (parts cached per text) against re.sub over the whole text ----------
+
+def _expand_reference(tr, text: str) -> bytes:
+    from fsbrain.domains.web.request import text_lossless, to_bytes
+    from fsbrain.domains.web.seclang.transaction import _MACRO
+
+    return to_bytes(_MACRO.sub(lambda m: text_lossless(tr._macro(m.group(1))), text))
+
+
+def _macro_tx():
+    from fsbrain.domains.web.seclang.transaction import Transaction
+
+    eng = WebRuleEngine.from_text('SecRule ARGS "@rx x" "id:1,phase:1,pass,msg:\'m %{tx.a}\',setvar:tx.a=1"')
+    req = HttpRequest(method="POST", uri="/p?q=1&Amt=%E9%87%91", headers=[("Host", "h.example"), ("X-K", "v\xe9")],
+                      body=b"a=b")
+    tr = Transaction(eng, req, {"a": b"A1", "blocking_score": b"5", "list": "/x/ /y/".encode(), "e": b""})
+    tr.rule = eng.rules[0]
+    return tr
+
+
+@pytest.mark.parametrize("text", [
+    "", "plain", "%{tx.a}", "%{TX.A}-%{tx.blocking_score}", "a %{tx.missing} b", "%{tx.list}%{tx.a}",
+    "%{REQUEST_HEADERS.host}/%{request_headers.X-K}", "%{rule.id} %{RULE.msg}", "%{REQUEST_METHOD}",
+    "%{ARGS.amt}", "%{tx.a", "%{}", "%{tx.a}%{", "100%{tx.a}%", "金额 %{tx.a} ü", "%{tx}", "%{MATCHED_VAR}"])
+def test_expand_equals_substitution_over_the_whole_text(text):
+    tr = _macro_tx()
+    assert tr.expand(text) == _expand_reference(tr, text)
+    assert tr.expand(text) == _expand_reference(tr, text)  # the second time from the cached parts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8),
+                          st.sampled_from(["%{tx.a}", "%{TX.Blocking_Score}", "%{tx.e}", "%{rule.id}", "%{",
+                                           "}", "%{REQUEST_HEADERS.host}", "%{tx.nope}"])), max_size=6))
+def test_expand_fuzzed_against_substitution(pieces):
+    tr = _macro_tx()
+    text = "".join(pieces)
+    assert tr.expand(text) == _expand_reference(tr, text)
+
+
+def test_expand_sees_tx_written_after_the_parts_were_cached():
+    tr = _macro_tx()
+    assert tr.expand("s=%{tx.a}") == b"s=A1"
+    tr.tx["a"] = b"changed"
+    assert tr.expand("s=%{tx.a}") == b"s=changed"

@@ -27,6 +27,36 @@ if TYPE_CHECKING:
 
 Entries = list[tuple[str, bytes]]
 _MACRO = re.compile(r"%\{([^}]{1,200})\}")
+# text -> its bytes when it has no macro, else a tuple of literal bytes and macros ``(True, tx key)`` or
+# ``(False, macro name)`` (:meth:`Transaction.expand`); texts are rule parameters, messages and log data
+_PARTS: dict[str, bytes | tuple[bytes | tuple[bool, str], ...]] = {}
+_PARTS_MAX = 4096
+
+
+def _expansion_parts(text: str) -> bytes | tuple[bytes | tuple[bool, str], ...]:
+    """``text`` split for :meth:`Transaction.expand` (cached): the literal runs between ``_MACRO`` matches as
+    bytes, each macro as ``(True, key)`` for ``tx.key`` (read from TX, key lowercased as ``_macro`` does) or
+    ``(False, name)`` (given to ``_macro``). The UTF-8 encoding of a concatenation is the concatenation of the
+    encodings, so joining the parts' bytes equals encoding the substituted text."""
+    if "%{" not in text:
+        got: bytes | tuple[bytes | tuple[bool, str], ...] = to_bytes(text)
+    else:
+        parts: list[bytes | tuple[bool, str]] = []
+        pos = 0
+        for m in _MACRO.finditer(text):
+            if m.start() > pos:
+                parts.append(to_bytes(text[pos:m.start()]))
+            name = m.group(1)
+            coll, dot, key = name.partition(".")
+            parts.append((True, key.lower()) if dot and coll.upper() == "TX" else (False, name))
+            pos = m.end()
+        if pos < len(text):
+            parts.append(to_bytes(text[pos:]))
+        got = tuple(parts)
+    if len(_PARTS) >= _PARTS_MAX:
+        _PARTS.clear()
+    _PARTS[text] = got
+    return got
 _STATIC = frozenset({"ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES", "ARGS_POST_NAMES",
                      "REQUEST_HEADERS", "REQUEST_HEADERS_NAMES", "REQUEST_COOKIES", "REQUEST_COOKIES_NAMES",
                      "FILES", "FILES_NAMES", "FILES_SIZES", "MULTIPART_PART_HEADERS", "XML", "REQUEST_METHOD",
@@ -400,10 +430,26 @@ class Transaction(_TxBase):  # type: ignore[misc,valid-type]
 
     # ---- macros and setvar -----------------------------------------------------------------------------
     def expand(self, text: str) -> bytes:
-        """Expand ``%{tx.x}``, ``%{MATCHED_VAR}``, ``%{REQUEST_HEADERS.host}``, ``%{rule.id}`` ..."""
-        if "%{" not in text:
-            return to_bytes(text)
-        return to_bytes(_MACRO.sub(lambda m: text_lossless(self._macro(m.group(1))), text))
+        """Expand ``%{tx.x}``, ``%{MATCHED_VAR}``, ``%{REQUEST_HEADERS.host}``, ``%{rule.id}`` ...
+
+        The text is split once into literal bytes and macros (:func:`_expansion_parts`, cached per text); a
+        ``%{tx.key}`` reads TX directly. The result is the bytes of the text with each macro replaced by its
+        value, as ``_MACRO.sub`` would give."""
+        parts = _PARTS.get(text)
+        if parts is None:
+            parts = _expansion_parts(text)
+        if type(parts) is bytes:
+            return parts
+        out = []
+        tx = self.tx
+        for p in parts:
+            if type(p) is bytes:
+                out.append(p)
+            elif p[0]:
+                out.append(tx.get(p[1], b""))
+            else:
+                out.append(self._macro(p[1]))
+        return b"".join(out)
 
     def _macro(self, name: str) -> bytes:
         coll, dot, key = name.partition(".")
