@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -46,16 +47,27 @@ def shared_data():
 
 @pytest.fixture
 def redis_url():
-    """URL of the real Redis server, on a database index reserved for tests; flushed before and after."""
+    """URL of the real Redis server, on a database index reserved for tests; flushed before and after.
+
+    Test runs on one machine share that database, so each test holds an exclusive lock on it
+    (``/tmp/fsbrain-test-redis-<db>.lock``) while it runs: two suites at once (a CI run beside a developer's)
+    take turns on Redis instead of flushing each other's keys mid-test."""
     _need_service("Redis", "127.0.0.1", 6379)
+    import fcntl
+
     import redis
 
     url = os.environ.get("FSBRAIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    r = redis.Redis.from_url(url)
-    r.flushdb()
-    yield url
-    r.flushdb()
-    r.close()
+    name = "".join(ch if ch.isalnum() else "_" for ch in url.rsplit("@", 1)[-1])
+    with open(Path(tempfile.gettempdir()) / f"fsbrain-test-redis-{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even if the test fails
+        r = redis.Redis.from_url(url)
+        r.flushdb()
+        try:
+            yield url
+        finally:
+            r.flushdb()
+            r.close()
 
 
 @pytest.fixture
