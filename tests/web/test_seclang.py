@@ -254,7 +254,7 @@ def _macro_tx():
     eng = WebRuleEngine.from_text('SecRule ARGS "@rx x" "id:1,phase:1,pass,msg:\'m %{tx.a}\',setvar:tx.a=1"')
     req = HttpRequest(method="POST", uri="/p?q=1&Amt=%E9%87%91", headers=[("Host", "h.example"), ("X-K", "v\xe9")],
                       body=b"a=b")
-    tr = Transaction(eng, req, {"a": b"A1", "blocking_score": b"5", "list": "/x/ /y/".encode(), "e": b""})
+    tr = Transaction(eng, req, {"a": b"A1", "blocking_score": b"5", "list": b"/x/ /y/", "e": b""})
     tr.rule = eng.rules[0]
     return tr
 
