@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsbrain.core.errors import InputError
 from fsbrain.domains.web.bots import BotBehaviourConfig, BotDetector, UserAgentTable, headless_tells
@@ -36,6 +38,37 @@ def test_signatures(ua, category):
         assert v.score == 0 and v.needs_rdns and not v.is_bad
     if category == "scanner":
         assert v.is_bad and v.reasons[0].label == "web_scanner"
+
+
+@settings(max_examples=200, deadline=None)
+@given(ua=st.sampled_from(["", CHROME, CHROME.replace("Chrome/", "HeadlessChrome/"), "curl/8.5.0",
+                           "Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0 Playwright", "x" * 600]),
+       names=st.lists(st.sampled_from(["Host", "host", "Accept", "accept-language", "Cookie", "x-webdriver",
+                                       "Webdriver", "Accept-Encoding", "Connection"]), max_size=6),
+       twice=st.booleans())
+def test_headless_tells_cache_gives_what_the_headers_give(ua, names, twice):
+    from fsbrain.domains.web import bots as bots_mod
+
+    headers = {n: "v" for n in names}
+    if ua:
+        headers["User-Agent"] = ua
+    h = {k.lower(): v for k, v in headers.items()}
+    want = bots_mod._headless_tells(h, h.get("user-agent", ""))
+    assert headless_tells(headers) == want
+    if twice:  # from the cache, with the names in another order and case
+        assert headless_tells({k.upper(): v for k, v in reversed(list(headers.items()))}) == want
+
+
+def test_headless_tells_cache_is_bounded(monkeypatch):
+    from fsbrain.domains.web import bots as bots_mod
+
+    monkeypatch.setattr(bots_mod, "_TELLS", {})
+    monkeypatch.setattr(bots_mod, "_TELLS_MAX", 8)
+    for i in range(50):
+        headless_tells({"User-Agent": f"agent/{i}"})
+    assert 0 < len(bots_mod._TELLS) <= 8
+    headless_tells({"User-Agent": "y" * 2000})  # too long to cache
+    assert all(len(k[0]) <= bots_mod._TELLS_MAX_UA for k in bots_mod._TELLS)
 
 
 def test_headless_tells():
