@@ -13,8 +13,9 @@ to an extension built from the previous text. :class:`Guard` (installed first on
 otherwise, or with ``FSBRAIN_PURE_PYTHON=1``, it loads the ``.py`` (and logs why, once). Either way the code that
 runs is the code on disk: the compiled and the interpreted module are the same source.
 
-:func:`main` lists each module's state and returns 1 when one is stale (``scripts/_venv.sh`` then rebuilds the
-extensions, so ``scripts/test`` and ``scripts/serve`` run them compiled).
+:func:`stale` names the modules built from another text; ``scripts/_venv.sh`` recompiles just those
+(``FSBRAIN_BUILD_ONLY``), so ``scripts/test`` and ``scripts/serve`` run them compiled. :func:`main` prints
+every module's state.
 """
 
 from __future__ import annotations
