@@ -4,6 +4,7 @@ built from the ``.py`` on disk, and the compiled modules give exactly the interp
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.util
 import json
 import os
 import subprocess
@@ -69,6 +70,14 @@ def test_guard_treats_a_missing_hash_as_stale_and_honours_pure_python(tmp_path, 
     pkg2 = _package(pkg2, src, compiled.source_hash(src.encode()))
     monkeypatch.setenv("FSBRAIN_PURE_PYTHON", "1")
     assert isinstance(_guard("pkg.mod").find_spec("pkg.mod", [str(pkg2)]).loader, importlib.machinery.SourceFileLoader)
+
+
+def test_guard_treats_a_garbled_hash_file_as_stale(tmp_path, monkeypatch):
+    monkeypatch.delenv("FSBRAIN_PURE_PYTHON", raising=False)
+    pkg = _package(tmp_path, "VALUE = 5\n", None)
+    Path(str(pkg / f"mod{SUFFIX}") + ".sha256").write_bytes(b"\xff\xfe not ascii \x00")
+    assert compiled.state("pkg.mod", [str(pkg)])[0] == "stale"
+    assert isinstance(_guard("pkg.mod").find_spec("pkg.mod", [str(pkg)]).loader, importlib.machinery.SourceFileLoader)
 
 
 def test_guard_leaves_other_modules_and_missing_sources_alone(tmp_path):

@@ -52,6 +52,11 @@ def source_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def pure_python() -> bool:
+    """``FSBRAIN_PURE_PYTHON`` asks for the ``.py`` of every module even where an extension is fresh."""
+    return os.environ.get("FSBRAIN_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _extension_of(py: Path) -> Path | None:
     """The extension module built beside ``py`` for this interpreter, if any."""
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
@@ -77,7 +82,7 @@ def state(name: str, pkg_dirs: list[str] | None = None) -> tuple[str, Path | Non
         try:
             recorded = Path(str(ext) + ".sha256").read_text(encoding="ascii").strip()
             current = source_hash(py.read_bytes())
-        except OSError:
+        except (OSError, ValueError):  # unreadable, or not ASCII: not a hash this build wrote
             return "stale", py, ext
         return ("compiled" if recorded == current else "stale"), py, ext
     return "missing", None, None
@@ -97,8 +102,7 @@ class Guard(MetaPathFinder):
         st, py, ext = state(fullname, list(path) if path is not None else None)
         if st == "missing" or py is None:
             return None
-        pure = os.environ.get("FSBRAIN_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes", "on")
-        if st == "compiled" and ext is not None and not pure:
+        if st == "compiled" and ext is not None and not pure_python():
             loader = importlib.machinery.ExtensionFileLoader(fullname, str(ext))
             return importlib.machinery.ModuleSpec(fullname, loader, origin=str(ext))
         if st == "stale" and fullname not in self._told:
