@@ -15,8 +15,7 @@ def _build() -> str:
         from fsbrain import compiled
 
         states = [compiled.state(name)[0] for name in compiled.MODULES]
-        pure = os.environ.get("FSBRAIN_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes", "on")
-        parts.append(f"{0 if pure else states.count('compiled')}/{len(states)} plain modules compiled")
+        parts.append(f"{0 if compiled.pure_python() else states.count('compiled')}/{len(states)} plain modules compiled")
     except Exception:  # noqa: BLE001 - an older tree, or no fsbrain: say nothing
         pass
     try:
